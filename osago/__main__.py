@@ -1,0 +1,3 @@
+from osago.cli import main
+
+raise SystemExit(main())

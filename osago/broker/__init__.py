@@ -1,0 +1,34 @@
+"""Broker port, the ActiveMQ STOMP client and the in-process twin."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from osago.broker._port import Broker, Delivery, Outgoing, Subscription
+from osago.broker.memory import MemoryBroker, open_memory_broker
+from osago.broker.stomp import StompBroker, open_stomp_broker
+from osago.errors import ConfigError
+
+__all__ = [
+    "Broker",
+    "Delivery",
+    "MemoryBroker",
+    "Outgoing",
+    "StompBroker",
+    "Subscription",
+    "open_broker",
+    "open_memory_broker",
+    "open_stomp_broker",
+]
+
+
+@asynccontextmanager
+async def open_broker(url: str) -> AsyncIterator[Broker]:
+    """``memory://`` (in-process) or ``stomp://host:port`` (ActiveMQ)."""
+    if url.startswith("memory:"):
+        async with open_memory_broker() as memory:
+            yield memory
+    elif url.startswith("stomp:"):
+        async with open_stomp_broker(url) as stomp:
+            yield stomp
+    else:
+        raise ConfigError(f"OSAGO_BROKER_URL={url!r}: use memory:// or stomp://host:port")

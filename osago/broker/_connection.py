@@ -1,0 +1,211 @@
+"""One STOMP 1.2 connection over a Trio TCP stream: handshake, reader, heart-beats, receipts.
+
+Transport and protocol errors become :class:`BrokerUnavailable` / :class:`BrokerProtocolError`
+here. The connection never reconnects itself; :mod:`osago.broker.stomp` does that.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import trio
+from stomp.utils import calculate_heartbeats
+
+from osago.broker._framing import Frame, FrameParser, encode_frame
+from osago.broker._port import Outgoing
+from osago.errors import BrokerError, BrokerProtocolError, BrokerUnavailable
+
+__all__ = ["StompConnection", "open_stomp_connection"]
+
+log = logging.getLogger("osago.broker")
+
+_generations = itertools.count(1)
+
+
+class _Receipt:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.error: BrokerError | None = None
+
+
+class StompConnection:
+    """A live connection. ``on_message(frame, generation)`` receives every MESSAGE frame."""
+
+    def __init__(self, stream: trio.abc.Stream, on_message: Callable[[Frame, int], None]) -> None:
+        self.generation = next(_generations)
+        self._stream = stream
+        self._on_message = on_message
+        self._send_lock = trio.Lock()
+        self._receipts: dict[str, _Receipt] = {}
+        self._ids = itertools.count(1)
+        self.dead = trio.Event()
+        self.error: BrokerError | None = None
+        self._last_received = trio.current_time()
+
+    def _fail(self, error: BrokerError) -> None:
+        if self.error is None:
+            self.error = error
+        for r in self._receipts.values():
+            r.error = self.error
+            r.done.set()
+        self._receipts.clear()
+        self.dead.set()
+
+    async def _write(self, data: bytes) -> None:
+        if self.error is not None:
+            raise BrokerUnavailable(f"connection lost: {self.error}")
+        try:
+            async with self._send_lock:
+                await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._fail(BrokerUnavailable(f"send failed: {exc!r}"))
+            raise BrokerUnavailable(f"send failed: {exc!r}") from exc
+
+    async def send_frame(self, cmd: str, headers: dict[str, str], body: bytes = b"") -> None:
+        """Write one frame without waiting for a receipt (ACK, NACK, heart-beat-free frames)."""
+        await self._write(encode_frame(cmd, headers, body))
+
+    async def request(self, frames: Sequence[tuple[str, dict[str, str], bytes]]) -> None:
+        """Write frames in one batch, each with a receipt, and wait for every receipt.
+
+        Why receipts: a SEND is durable on the broker only once its RECEIPT arrives
+        (unreceipted sends were lost on broker kill -9). Pipelining them keeps throughput.
+        """
+        waits = []
+        data = []
+        for cmd, headers, body in frames:
+            rid = f"r{self.generation}-{next(self._ids)}"
+            receipt = self._receipts[rid] = _Receipt()
+            waits.append(receipt)
+            data.append(encode_frame(cmd, {**headers, "receipt": rid}, body))
+        await self._write(b"".join(data))
+        for receipt in waits:
+            await receipt.done.wait()
+            if receipt.error is not None:
+                raise receipt.error
+
+    async def send_messages(self, messages: Sequence[Outgoing]) -> None:
+        """Persistent SENDs with receipts."""
+        await self.request(
+            [
+                (
+                    "SEND",
+                    {**m.headers, "destination": m.destination, "persistent": "true"},
+                    m.body,
+                )
+                for m in messages
+            ]
+        )
+
+    async def _reader(self) -> None:
+        parser = FrameParser()
+        try:
+            while True:
+                data = await self._stream.receive_some(65536)
+                if not data:
+                    raise BrokerUnavailable("broker closed the connection")
+                self._last_received = trio.current_time()
+                parser.feed(data)
+                for frame in parser:
+                    self._dispatch(frame)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._fail(BrokerUnavailable(f"receive failed: {exc!r}"))
+        except BrokerError as exc:
+            self._fail(exc)
+
+    def _dispatch(self, frame: Frame) -> None:
+        if frame.cmd == "MESSAGE":
+            self._on_message(frame, self.generation)
+        elif frame.cmd == "RECEIPT":
+            receipt = self._receipts.pop(frame.headers.get("receipt-id", ""), None)
+            if receipt is not None:
+                receipt.done.set()
+        elif frame.cmd == "ERROR":
+            body = frame.body.decode("utf-8", "replace").strip()
+            raise BrokerProtocolError(frame.headers.get("message", "ERROR frame"), body)
+
+    async def _heartbeats(self, send_every: float, expect_every: float) -> None:
+        """Send EOLs every ``send_every``; declare the broker dead after 2 silent periods."""
+        next_send = trio.current_time() + send_every if send_every else float("inf")
+        while True:
+            deadline = self._last_received + 2 * expect_every if expect_every else float("inf")
+            await trio.sleep_until(min(next_send, deadline))
+            now = trio.current_time()
+            if expect_every and now >= self._last_received + 2 * expect_every:
+                self._fail(BrokerUnavailable(f"no heart-beat for {now - self._last_received:.1f}s"))
+                return
+            if now >= next_send:
+                next_send += send_every
+                try:
+                    await self._write(b"\n")
+                except BrokerUnavailable:
+                    return
+
+
+async def _handshake(
+    stream: trio.abc.Stream, host: str, login: str | None, passcode: str | None, heartbeat: float
+) -> tuple[float, float]:
+    ms = int(heartbeat * 1000)
+    headers = {"accept-version": "1.2", "host": host, "heart-beat": f"{ms},{ms}"}
+    if login is not None:
+        headers["login"] = login
+        headers["passcode"] = passcode or ""
+    await stream.send_all(encode_frame("CONNECT", headers))
+    parser = FrameParser()
+    while True:
+        data = await stream.receive_some(65536)
+        if not data:
+            raise BrokerUnavailable("broker closed the connection during CONNECT")
+        parser.feed(data)
+        for frame in parser:
+            if frame.cmd == "ERROR":
+                raise BrokerProtocolError(frame.headers.get("message", "CONNECT refused"),
+                                          frame.body.decode("utf-8", "replace"))
+            if frame.cmd != "CONNECTED":
+                raise BrokerProtocolError("unexpected frame during CONNECT", frame.cmd)
+            server = tuple(int(x) for x in frame.headers.get("heart-beat", "0,0").split(","))
+            send_ms, recv_ms = calculate_heartbeats(server, (ms, ms))
+            return send_ms / 1000, recv_ms / 1000
+
+
+@asynccontextmanager
+async def open_stomp_connection(
+    host: str,
+    port: int,
+    *,
+    on_message: Callable[[Frame, int], None],
+    login: str | None = None,
+    passcode: str | None = None,
+    heartbeat: float = 4.0,
+) -> AsyncIterator[StompConnection]:
+    """Connect, negotiate heart-beats, run the reader; DISCONNECT cleanly on exit."""
+    try:
+        stream = await trio.open_tcp_stream(host, port)  # Trio sets TCP_NODELAY
+    except OSError as exc:
+        raise BrokerUnavailable(f"cannot connect to {host}:{port}: {exc}") from exc
+    async with stream:
+        try:
+            with trio.fail_after(10):
+                send_every, expect_every = await _handshake(stream, host, login, passcode, heartbeat)
+        except (trio.BrokenResourceError, OSError, trio.TooSlowError) as exc:
+            raise BrokerUnavailable(f"CONNECT to {host}:{port} failed: {exc!r}") from exc
+        conn = StompConnection(stream, on_message)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn._reader)
+            nursery.start_soon(conn._heartbeats, send_every, expect_every)
+            try:
+                yield conn
+            finally:
+                if conn.error is None:
+                    with trio.CancelScope(shield=True), trio.move_on_after(2):
+                        try:
+                            await conn.request([("DISCONNECT", {}, b"")])
+                        except BrokerError:
+                            pass
+                conn._fail(BrokerUnavailable("connection closed"))
+                nursery.cancel_scope.cancel()

@@ -1,0 +1,77 @@
+"""STOMP 1.2 framing on top of stomp.py's codec (``stomp.utils``).
+
+stomp.py gives us ``Frame``, ``convert_frame`` and ``parse_headers`` but no stream framer,
+and ``convert_frame`` does not escape header values: both are done here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from stomp.utils import Frame, convert_frame, parse_headers
+
+from osago.errors import BrokerProtocolError
+
+__all__ = ["Frame", "FrameParser", "encode_frame", "escape"]
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", ":": "\\c"})
+_MAX_FRAME = 16 * 1024 * 1024
+
+
+def escape(value: str) -> str:
+    """STOMP 1.2 header escaping (not applied to CONNECT / CONNECTED)."""
+    return value.translate(_ESCAPES)
+
+
+def encode_frame(cmd: str, headers: Mapping[str, str], body: bytes = b"") -> bytes:
+    """Serialise one frame; bodies always carry content-length (they may contain NUL)."""
+    raw = cmd == "CONNECT"
+    hdrs: dict[str, str | int] = {
+        (k if raw else escape(k)): (v if raw else escape(v)) for k, v in headers.items()
+    }
+    if body or cmd == "SEND":
+        hdrs["content-length"] = len(body)
+    return b"".join(convert_frame(Frame(cmd, hdrs, body)))
+
+
+class FrameParser:
+    """Incremental parser: ``feed`` bytes, iterate complete frames. Heart-beats are skipped."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) > _MAX_FRAME:
+            raise BrokerProtocolError("frame too large", f"{len(self._buf)} bytes buffered")
+
+    def __iter__(self) -> Iterator[Frame]:
+        buf = self._buf
+        while True:
+            start = 0
+            while start < len(buf) and buf[start] in (0x0A, 0x0D):  # heart-beats / EOLs
+                start += 1
+            if start:
+                del buf[:start]
+            end = buf.find(b"\n\n")
+            if end < 0:
+                return
+            head = buf[:end].decode("utf-8").replace("\r\n", "\n").split("\n")
+            headers = parse_headers(head, 1)
+            body_start = end + 2
+            length = headers.get("content-length")
+            if length is not None:
+                n = int(length)
+                if len(buf) < body_start + n + 1:
+                    return
+                if buf[body_start + n] != 0:
+                    raise BrokerProtocolError("frame not NUL-terminated", head[0])
+                body_end, next_start = body_start + n, body_start + n + 1
+            else:
+                nul = buf.find(b"\x00", body_start)
+                if nul < 0:
+                    return
+                body_end, next_start = nul, nul + 1
+            frame = Frame(head[0], headers, bytes(buf[body_start:body_end]))
+            del buf[:next_start]
+            yield frame

@@ -1,0 +1,71 @@
+"""The Broker port: persistent sends, queues with ack/nack, topics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from osago.errors import BrokerProtocolError
+
+__all__ = ["Broker", "Delivery", "Outgoing", "Subscription", "split_destination"]
+
+
+def split_destination(destination: str) -> tuple[str, str]:
+    """``/queue/x`` -> ("queue", "x"); ``/topic/y`` -> ("topic", "y")."""
+    parts = destination.split("/", 2)
+    kind, name = (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "" else ("", "")
+    if kind not in ("queue", "topic") or not name:
+        raise BrokerProtocolError("bad destination", destination)
+    return kind, name
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to send; always persistent."""
+
+    destination: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A received message. ``ack_id`` changes on every redelivery; ``message_id`` does not."""
+
+    destination: str
+    message_id: str
+    body: bytes
+    headers: Mapping[str, str]
+    redelivered: bool
+    ack_id: str
+    generation: int = 0
+
+
+class Subscription(Protocol):
+    """Messages of one destination. On a queue each must be acked or nacked."""
+
+    def __aiter__(self) -> AsyncIterator[Delivery]: ...
+
+    async def ack(self, delivery: Delivery) -> None:
+        """Done with it: the broker forgets it."""
+        ...
+
+    async def nack(self, delivery: Delivery) -> None:
+        """Failed: redeliver later, or dead-letter after the configured attempts."""
+        ...
+
+
+class Broker(Protocol):
+    """A message broker (ActiveMQ over STOMP, or the in-process twin)."""
+
+    async def send(self, messages: Sequence[Outgoing]) -> None:
+        """Return once the broker holds every message durably (receipts); else raise."""
+        ...
+
+    def subscribe(
+        self, destination: str, *, prefetch: int = 1
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """Consume ``destination``; at most ``prefetch`` unacked queue messages at a time."""
+        ...

@@ -1,0 +1,203 @@
+"""ActiveMQ over STOMP 1.2: our Trio client, reconnecting and resubscribing on its own.
+
+Ack modes: queues are consumed with ``client-individual`` so each message is acked alone
+after its work is stored (a crash before the ack means redelivery, never loss); topics with
+``auto`` because a topic event is only useful to sessions connected right now.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import trio
+
+from osago.broker._connection import StompConnection, open_stomp_connection
+from osago.broker._framing import Frame
+from osago.broker._port import Delivery, Outgoing, split_destination
+from osago.errors import BrokerError, BrokerUnavailable, ConfigError
+
+__all__ = ["StompBroker", "open_stomp_broker"]
+
+log = logging.getLogger("osago.broker")
+
+
+@dataclass(eq=False)
+class _Sub:
+    broker: StompBroker
+    id: str
+    destination: str
+    prefetch: int
+    send: trio.MemorySendChannel[Delivery]
+    recv: trio.MemoryReceiveChannel[Delivery]
+
+    @property
+    def ack_mode(self) -> str:
+        return "client-individual" if split_destination(self.destination)[0] == "queue" else "auto"
+
+    def __aiter__(self) -> AsyncIterator[Delivery]:
+        return self.recv.__aiter__()
+
+    async def _settle(self, cmd: str, delivery: Delivery) -> None:
+        if self.ack_mode == "auto":
+            return
+        conn = self.broker._conn
+        if conn is None or conn.generation != delivery.generation:
+            # The connection it came on is gone; the broker redelivers it (consumers are
+            # idempotent), so there is nothing to settle on the new connection.
+            log.info("%s skipped: message %s came on a closed connection", cmd, delivery.message_id)
+            return
+        try:
+            await conn.send_frame(cmd, {"id": delivery.ack_id})
+        except BrokerUnavailable:
+            log.info("%s lost with the connection: message %s will be redelivered",
+                     cmd, delivery.message_id)
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._settle("ACK", delivery)
+
+    async def nack(self, delivery: Delivery) -> None:
+        await self._settle("NACK", delivery)
+
+    def subscribe_frame(self) -> tuple[str, dict[str, str], bytes]:
+        return ("SUBSCRIBE", {"id": self.id, "destination": self.destination,
+                              "ack": self.ack_mode,
+                              "activemq.prefetchSize": str(self.prefetch)}, b"")
+
+
+class StompBroker:
+    """The Broker port on ActiveMQ. Open with :func:`open_stomp_broker`."""
+
+    def __init__(self, host: str, port: int, login: str | None, passcode: str | None,
+                 heartbeat: float) -> None:
+        self._host, self._port = host, port
+        self._login, self._passcode = login, passcode
+        self._heartbeat = heartbeat
+        self._conn: StompConnection | None = None
+        self._connected = trio.Event()
+        self._subs: dict[str, _Sub] = {}
+        self._ids = itertools.count(1)
+        self.connections = 0
+
+    def _on_message(self, frame: Frame, generation: int) -> None:
+        sub = self._subs.get(frame.headers.get("subscription", ""))
+        if sub is None:
+            return
+        h = frame.headers
+        delivery = Delivery(
+            destination=h.get("destination", sub.destination),
+            message_id=h.get("message-id", ""),
+            body=frame.body,
+            headers=h,
+            redelivered=h.get("redelivered") == "true",
+            ack_id=h.get("ack", h.get("message-id", "")),
+            generation=generation,
+        )
+        try:
+            sub.send.send_nowait(delivery)
+        except trio.ClosedResourceError:
+            pass  # unsubscribed meanwhile; unacked, so the broker redelivers it
+
+    async def _supervise(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Keep one connection up; resubscribe after every reconnect."""
+        backoff = 0.1
+        started = False
+        while True:
+            try:
+                async with open_stomp_connection(
+                    self._host, self._port, on_message=self._on_message, login=self._login,
+                    passcode=self._passcode, heartbeat=self._heartbeat,
+                ) as conn:
+                    if self._subs:
+                        await conn.request([s.subscribe_frame() for s in self._subs.values()])
+                    self._conn = conn
+                    self.connections += 1
+                    self._connected.set()
+                    if started:
+                        log.warning("reconnected to ActiveMQ at %s:%s, %d subscriptions restored",
+                                    self._host, self._port, len(self._subs))
+                    else:
+                        task_status.started()
+                        started = True
+                    backoff = 0.1
+                    await conn.dead.wait()
+                    log.warning("lost ActiveMQ connection: %s", conn.error)
+            except BrokerError as exc:
+                if not started:
+                    raise
+                log.warning("ActiveMQ unreachable (%s); retrying in %.1fs", exc, backoff)
+            finally:
+                self._conn = None
+                if self._connected.is_set():
+                    self._connected = trio.Event()
+            await trio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, 5.0)
+
+    async def _connection(self) -> StompConnection:
+        while self._conn is None:
+            await self._connected.wait()
+        return self._conn
+
+    async def send(self, messages: Sequence[Outgoing]) -> None:
+        """Persistent sends with receipts; on a lost connection, resend on the next one.
+
+        A resend can duplicate a message the broker had already taken; consumers dedupe.
+        The caller's cancel scope bounds how long we wait for the broker to come back.
+        """
+        if not messages:
+            return
+        for attempt in itertools.count(1):
+            conn = await self._connection()
+            try:
+                await conn.send_messages(messages)
+                return
+            except BrokerUnavailable as exc:
+                log.warning("send of %d messages failed (attempt %d): %s",
+                            len(messages), attempt, exc)
+                await conn.dead.wait()
+
+    @asynccontextmanager
+    async def subscribe(self, destination: str, *, prefetch: int = 1) -> AsyncIterator[_Sub]:
+        split_destination(destination)
+        send, recv = trio.open_memory_channel[Delivery](float("inf"))
+        sub = _Sub(self, f"s{next(self._ids)}", destination, max(1, prefetch), send, recv)
+        self._subs[sub.id] = sub
+        conn = self._conn
+        if conn is not None:
+            try:
+                await conn.request([sub.subscribe_frame()])
+            except BrokerUnavailable:
+                pass  # the supervisor resubscribes on the next connection
+        try:
+            yield sub
+        finally:
+            del self._subs[sub.id]
+            send.close()
+            conn = self._conn
+            if conn is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    try:
+                        await conn.request([("UNSUBSCRIBE", {"id": sub.id}, b"")])
+                    except BrokerError:
+                        pass
+
+
+@asynccontextmanager
+async def open_stomp_broker(url: str, *, heartbeat: float = 4.0) -> AsyncIterator[StompBroker]:
+    """Connect to ``stomp://[user:pass@]host:port``; fail with BrokerUnavailable if unreachable."""
+    parts = urlsplit(url)
+    if parts.scheme != "stomp" or not parts.hostname:
+        raise ConfigError(f"broker URL {url!r} is not stomp://host:port")
+    broker = StompBroker(parts.hostname, parts.port or 61613, parts.username, parts.password,
+                         heartbeat)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(broker._supervise)
+        try:
+            yield broker
+        finally:
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,169 @@
+"""Settings: one frozen dataclass, read from ``OSAGO_*`` environment variables and CLI flags.
+
+Timeouts and intervals are float seconds. They are data here; the layer that performs the
+call turns them into Trio cancel scopes (callers own deadlines).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from osago.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_INSURERS",
+    "Bind",
+    "InsurerConfig",
+    "Settings",
+    "parse_bind",
+]
+
+# Fictional insurers served by the simulator (code, display name).
+DEFAULT_INSURERS: tuple[tuple[str, str], ...] = (
+    ("aurora", "Aurora Insurance"),
+    ("borealis", "Borealis Mutual"),
+    ("cedar", "Cedar Guarantee"),
+    ("delta", "Delta Shield"),
+    ("ember", "Ember Assurance"),
+    ("fjord", "Fjord Casualty"),
+    ("granite", "Granite General"),
+    ("harbor", "Harbor Protect"),
+    ("iris", "Iris Motor"),
+    ("juniper", "Juniper Re"),
+)
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host and TCP port to listen on (port 0 picks a free one)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_bind(value: str, *, name: str) -> Bind:
+    """Parse ``host:port``; raise :class:`ConfigError` naming the setting."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name}={value!r} is not host:port")
+    return Bind(host, int(port))
+
+
+@dataclass(frozen=True)
+class InsurerConfig:
+    """One insurer we ask for quotes."""
+
+    code: str
+    name: str
+    base_url: str
+    poll_interval: float = 0.25
+    call_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a role needs to know, with the embedded defaults of ``osago --role all``."""
+
+    database_url: str | None = None
+    data_dir: Path = Path("/var/tmp/osago")
+    broker_url: str = "memory://"
+    api_bind: Bind = Bind("127.0.0.1", 8080)
+    notifier_bind: Bind = Bind("127.0.0.1", 8081)
+    insurers_bind: Bind = Bind("127.0.0.1", 8082)
+    insurers_url: str | None = None
+    insurer_codes: tuple[str, ...] = tuple(code for code, _ in DEFAULT_INSURERS)
+    deadline_seconds: float = 60.0
+    api_token: str | None = None
+    ws_secret: str = "osago-dev-secret"
+    requests_queue: str = "/queue/osago.calculations"
+    results_topic: str = "/topic/osago.results"
+    worker_prefetch: int = 500
+    relay_batch: int = 200
+    relay_tick: float = 2.0
+    outbox_lease: float = 30.0
+    shutdown_grace: float = 5.0
+    cleanup_timeout: float = 3.0
+    log_level: str = "INFO"
+    simulator_delays: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def embedded_database(self) -> bool:
+        """True when no database URL was given and the embedded PostgreSQL is used."""
+        return self.database_url is None
+
+    @property
+    def in_process_broker(self) -> bool:
+        """True for ``memory://``: queues live inside this process only."""
+        return self.broker_url.startswith("memory:")
+
+    def insurers(self) -> tuple[InsurerConfig, ...]:
+        """The insurers to fan out to, with their simulator (or real) base URLs."""
+        names = dict(DEFAULT_INSURERS)
+        base = (self.insurers_url or f"http://{self.insurers_bind}").rstrip("/")
+        return tuple(
+            InsurerConfig(code=code, name=names.get(code, code.title()), base_url=f"{base}/{code}")
+            for code in self.insurer_codes
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``OSAGO_*`` variables; raise :class:`ConfigError` with the variable's name."""
+        env = os.environ if env is None else env
+        s = cls()
+        get = env.get
+
+        def number(name: str, default: float) -> float:
+            raw = get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a number") from None
+            if value <= 0:
+                raise ConfigError(f"{name}={raw!r} must be positive")
+            return value
+
+        codes = get("OSAGO_INSURERS")
+        delays: dict[str, float] = {}
+        for item in filter(None, (get("OSAGO_SIMULATOR_DELAYS") or "").split(",")):
+            code, _, secs = item.partition("=")
+            try:
+                delays[code.strip()] = float(secs)
+            except ValueError:
+                raise ConfigError(f"OSAGO_SIMULATOR_DELAYS item {item!r} is not code=seconds") from None
+        return replace(
+            s,
+            database_url=get("OSAGO_DATABASE_URL") or None,
+            data_dir=Path(get("OSAGO_DATA_DIR") or s.data_dir),
+            broker_url=get("OSAGO_BROKER_URL") or s.broker_url,
+            api_bind=parse_bind(get("OSAGO_API_BIND") or str(s.api_bind), name="OSAGO_API_BIND"),
+            notifier_bind=parse_bind(
+                get("OSAGO_NOTIFIER_BIND") or str(s.notifier_bind), name="OSAGO_NOTIFIER_BIND"
+            ),
+            insurers_bind=parse_bind(
+                get("OSAGO_INSURERS_BIND") or str(s.insurers_bind), name="OSAGO_INSURERS_BIND"
+            ),
+            insurers_url=get("OSAGO_INSURERS_URL") or None,
+            insurer_codes=tuple(c.strip() for c in codes.split(",") if c.strip())
+            if codes
+            else s.insurer_codes,
+            deadline_seconds=number("OSAGO_DEADLINE_SECONDS", s.deadline_seconds),
+            api_token=get("OSAGO_API_TOKEN") or None,
+            ws_secret=get("OSAGO_WS_SECRET") or s.ws_secret,
+            worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),
+            relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
+            outbox_lease=number("OSAGO_OUTBOX_LEASE", s.outbox_lease),
+            log_level=(get("OSAGO_LOG_LEVEL") or s.log_level).upper(),
+            simulator_delays=delays,
+        )

@@ -1,0 +1,69 @@
+"""The events users receive, built in one place so the store and its twin agree byte for byte.
+
+Every event carries ``seq``, its order within its calculation; (calculation_id, seq) is its
+identity, which lets the notifier drop the duplicates that at-least-once delivery brings.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from osago.models import Outcome, iso
+
+__all__ = ["completed_event", "encode_event", "event_headers", "offer_event"]
+
+
+def offer_event(
+    calculation_id: UUID, user_id: str, seq: int, insurer: str, insurer_name: str, outcome: Outcome
+) -> dict[str, Any]:
+    """The event that shows one insurer's offer to the user."""
+    return {
+        "type": "offer",
+        "calculation_id": str(calculation_id),
+        "user_id": user_id,
+        "seq": seq,
+        "insurer": insurer,
+        "insurer_name": insurer_name,
+        "premium": outcome.premium,
+        "currency": "RUB",
+        "ready_at": iso(outcome.ready_at),
+        "received_at": iso(outcome.received_at),
+    }
+
+
+def completed_event(
+    calculation_id: UUID,
+    user_id: str,
+    seq: int,
+    *,
+    offers: int,
+    stub: dict[str, Any],
+    completed_at: float,
+) -> dict[str, Any]:
+    """The last event of a calculation; carries the stub when no offer was delivered."""
+    return {
+        "type": "completed",
+        "calculation_id": str(calculation_id),
+        "user_id": user_id,
+        "seq": seq,
+        "offers": offers,
+        "stub": None if offers else stub,
+        "completed_at": iso(completed_at),
+    }
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_headers(event: dict[str, Any]) -> dict[str, str]:
+    """Broker headers that let a consumer route without parsing the body."""
+    return {
+        "user-id": event["user_id"],
+        "calculation-id": event["calculation_id"],
+        "event-type": event["type"],
+        "content-type": "application/json",
+    }

@@ -1,0 +1,191 @@
+"""Domain records passed between the roles and the store. Times are Unix float seconds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from osago.errors import PoisonMessage
+
+__all__ = [
+    "CalculationView",
+    "Exchange",
+    "ExchangeView",
+    "Job",
+    "NewCalculation",
+    "NewExchange",
+    "OutboxMessage",
+    "Outcome",
+    "OutcomeKind",
+    "iso",
+]
+
+JSON = dict[str, Any]
+
+
+def iso(ts: float | None) -> str | None:
+    """ISO 8601 UTC with milliseconds, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class OutcomeKind(StrEnum):
+    """How one insurer exchange ended."""
+
+    OFFER = "offer"
+    REFUSED = "refused"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class NewExchange:
+    """One insurer to ask, with the correlation id that matches its answer to the request."""
+
+    correlation_id: UUID
+    insurer: str
+    insurer_name: str
+
+
+@dataclass(frozen=True)
+class NewCalculation:
+    """A validated request about to be stored with its outbox rows."""
+
+    id: UUID
+    user_id: str
+    request: JSON
+    created_at: float
+    deadline_at: float
+    exchanges: tuple[NewExchange, ...]
+    stub: JSON
+
+
+@dataclass(frozen=True)
+class Job:
+    """The queue message: ask ``insurer`` about ``calculation_id``."""
+
+    correlation_id: UUID
+    calculation_id: UUID
+    insurer: str
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "correlation_id": str(self.correlation_id),
+                "calculation_id": str(self.calculation_id),
+                "insurer": self.insurer,
+            }
+        ).encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> Job:
+        """Parse a queue message; raise :class:`PoisonMessage` if it can never be processed."""
+        try:
+            data = json.loads(body)
+            return cls(UUID(data["correlation_id"]), UUID(data["calculation_id"]), data["insurer"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PoisonMessage(f"undecodable job: {exc!r}") from exc
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What a worker needs to run (or resume) one insurer exchange."""
+
+    correlation_id: UUID
+    calculation_id: UUID
+    insurer: str
+    user_id: str
+    request: JSON
+    created_at: float
+    deadline_at: float
+    remote_id: str | None
+    outcome: OutcomeKind | None
+    completed: bool
+
+    @property
+    def settled(self) -> bool:
+        """True when nothing is left to do for this exchange."""
+        return self.outcome is not None or self.completed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an exchange ended; ``received_at`` is when the worker got the insurer's answer."""
+
+    kind: OutcomeKind
+    received_at: float
+    premium: float | None = None
+    message: str | None = None
+    ready_at: float | None = None
+    detail: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExchangeView:
+    """One insurer's state as the API shows it."""
+
+    insurer: str
+    insurer_name: str
+    status: str
+    premium: float | None
+    message: str | None
+    ready_at: float | None
+    received_at: float | None
+
+    def to_json(self) -> JSON:
+        return {
+            "insurer": self.insurer,
+            "insurer_name": self.insurer_name,
+            "status": self.status,
+            "premium": self.premium,
+            "currency": "RUB" if self.premium is not None else None,
+            "message": self.message,
+            "ready_at": iso(self.ready_at),
+            "received_at": iso(self.received_at),
+        }
+
+
+@dataclass(frozen=True)
+class CalculationView:
+    """A calculation with its exchanges so far."""
+
+    id: UUID
+    user_id: str
+    request: JSON
+    created_at: float
+    deadline_at: float
+    completed_at: float | None
+    stub: JSON
+    exchanges: tuple[ExchangeView, ...]
+
+    def to_json(self) -> JSON:
+        offers = [e.to_json() for e in self.exchanges if e.status == OutcomeKind.OFFER]
+        done = self.completed_at is not None
+        return {
+            "calculation_id": str(self.id),
+            "user_id": self.user_id,
+            "status": "completed" if done else "pending",
+            "created_at": iso(self.created_at),
+            "deadline_at": iso(self.deadline_at),
+            "completed_at": iso(self.completed_at),
+            "request": self.request,
+            "offers": offers,
+            "insurers": [e.to_json() for e in self.exchanges],
+            "stub": self.stub if done and not offers else None,
+        }
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message stored in the outbox, to be published (at least once) to ``destination``."""
+
+    id: int
+    destination: str
+    body: bytes
+    headers: Mapping[str, str]

@@ -1,0 +1,81 @@
+"""The Store port: what the roles need from the database, one method per transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+from uuid import UUID
+
+from osago.models import CalculationView, Exchange, NewCalculation, OutboxMessage, Outcome
+
+__all__ = ["CALCULATIONS_CHANNEL", "OUTBOX_CHANNEL", "Store", "Wakeup"]
+
+OUTBOX_CHANNEL = "osago_outbox"
+CALCULATIONS_CHANNEL = "osago_calculations"
+
+
+class Wakeup(Protocol):
+    """Coalescing notifications on one channel: ``wait`` returns once per burst."""
+
+    async def wait(self) -> None:
+        """Return when a notification arrived since the last return."""
+        ...
+
+
+class Store(Protocol):
+    """Durable state of calculations, exchanges and the outbox.
+
+    Each method is one transaction. Methods that create events lease them to the caller
+    (``lease`` seconds): the caller publishes them at once; if it dies, the relay publishes
+    them when the lease runs out.
+    """
+
+    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> None:
+        """Store the request and one outbox job per insurer atomically; notify the relay."""
+        ...
+
+    async def get_calculation(self, calculation_id: UUID) -> CalculationView | None:
+        """The calculation with its exchanges, or None."""
+        ...
+
+    async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxMessage]:
+        """Lease up to ``limit`` unsent messages whose lease is free, oldest first."""
+        ...
+
+    async def mark_sent(self, ids: Sequence[int], *, now: float) -> None:
+        """Record that these outbox messages reached the broker."""
+        ...
+
+    async def load_exchange(self, correlation_id: UUID) -> Exchange | None:
+        """The exchange a job names, with its request and deadline, or None."""
+        ...
+
+    async def record_submission(self, correlation_id: UUID, remote_id: str) -> None:
+        """Remember the insurer's id for our request, so a redelivery polls instead of resubmitting."""
+        ...
+
+    async def settle_exchange(
+        self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float
+    ) -> list[OutboxMessage]:
+        """Store an outcome once; return the leased events to publish.
+
+        Only the first outcome counts, and only while the calculation is open. An offer
+        yields an offer event; when it settles the last exchange, the calculation completes
+        in the same transaction and a ``completed`` event follows.
+        """
+        ...
+
+    async def complete_due(
+        self, *, topic: str, now: float, lease: float, limit: int
+    ) -> list[OutboxMessage]:
+        """Complete calculations whose deadline passed; return their unsent events, in order."""
+        ...
+
+    async def next_deadline(self) -> float | None:
+        """The earliest deadline of an open calculation."""
+        ...
+
+    def listen(self, channel: str) -> AbstractAsyncContextManager[Wakeup]:
+        """Notifications on ``channel`` while the context is open."""
+        ...

@@ -1,0 +1,318 @@
+"""The Store on PostgreSQL: asyncpg on an asyncio loop that trio-asyncio runs inside Trio.
+
+Each Store method is ONE bridge crossing: the whole transaction is an asyncio coroutine
+handed to the loop at once (a crossing costs ~1 ms of CPU; see shared/reference/services.md).
+asyncpg errors are translated to :class:`StoreError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+from uuid import UUID
+
+import asyncpg
+import trio
+import trio_asyncio
+
+from osago.errors import StoreError
+from osago.events import completed_event, encode_event, event_headers, offer_event
+from osago.models import (
+    CalculationView,
+    Exchange,
+    ExchangeView,
+    Job,
+    NewCalculation,
+    OutboxMessage,
+    Outcome,
+    OutcomeKind,
+)
+from osago.storage._migrate import migrate
+from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
+from osago.storage._wakeup import Flag
+
+__all__ = ["PostgresStore", "open_postgres_store"]
+
+T = TypeVar("T")
+Conn = Any  # asyncpg.Connection (untyped library)
+
+_OUTBOX_COLUMNS = "id, destination, body, headers"
+
+
+async def _init_connection(conn: Conn) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _messages(rows: Sequence[Any]) -> list[OutboxMessage]:
+    msgs = [OutboxMessage(r["id"], r["destination"], bytes(r["body"]), r["headers"]) for r in rows]
+    return sorted(msgs, key=lambda m: m.id)
+
+
+class PostgresStore:
+    """Store on a PostgreSQL pool. Create with :func:`open_postgres_store`."""
+
+    def __init__(self, loop: Any, pool: Any, url: str) -> None:
+        self._loop = loop
+        self._pool = pool
+        self._url = url
+
+    async def _tx(self, operation: str, body: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``body`` in one transaction, in one crossing of the asyncio bridge."""
+
+        async def run() -> T:
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await body(conn)
+
+        try:
+            result: T = await self._loop.run_aio_coroutine(run())
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StoreError(operation, f"{type(exc).__name__}: {exc}") from exc
+        return result
+
+    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> None:
+        async def body(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO calculations (id, user_id, request, stub, created_at, deadline_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                calc.id, calc.user_id, calc.request, calc.stub, calc.created_at, calc.deadline_at,
+            )
+            await conn.executemany(
+                "INSERT INTO exchanges (correlation_id, calculation_id, insurer, insurer_name)"
+                " VALUES ($1, $2, $3, $4)",
+                [(x.correlation_id, calc.id, x.insurer, x.insurer_name) for x in calc.exchanges],
+            )
+            await conn.executemany(
+                "INSERT INTO outbox (destination, body, headers, calculation_id, created_at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                [
+                    (queue, Job(x.correlation_id, calc.id, x.insurer).encode(),
+                     {"insurer": x.insurer}, calc.id, calc.created_at)
+                    for x in calc.exchanges
+                ],
+            )
+            # Delivered at COMMIT, and only if it commits: the relay never wakes for a rollback.
+            await conn.execute("SELECT pg_notify($1, ''), pg_notify($2, '')",
+                               OUTBOX_CHANNEL, CALCULATIONS_CHANNEL)
+
+        await self._tx("create_calculation", body)
+
+    async def get_calculation(self, calculation_id: UUID) -> CalculationView | None:
+        async def body(conn: Conn) -> CalculationView | None:
+            c = await conn.fetchrow("SELECT * FROM calculations WHERE id = $1", calculation_id)
+            if c is None:
+                return None
+            xs = await conn.fetch(
+                "SELECT * FROM exchanges WHERE calculation_id = $1 ORDER BY insurer", calculation_id
+            )
+            views = tuple(
+                ExchangeView(x["insurer"], x["insurer_name"], x["outcome"] or "pending",
+                             x["premium"], x["message"], x["ready_at"], x["received_at"])
+                for x in xs
+            )
+            return CalculationView(c["id"], c["user_id"], c["request"], c["created_at"],
+                                   c["deadline_at"], c["completed_at"], c["stub"], views)
+
+        return await self._tx("get_calculation", body)
+
+    async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxMessage]:
+        # SKIP LOCKED: concurrent relays each take different rows instead of queueing on locks;
+        # the lease (not the row lock) is what keeps a row claimed while it is being published.
+        async def body(conn: Conn) -> list[OutboxMessage]:
+            rows = await conn.fetch(
+                f"UPDATE outbox SET leased_until = $1 + $2 WHERE id IN ("
+                f" SELECT id FROM outbox WHERE sent_at IS NULL"
+                f" AND (leased_until IS NULL OR leased_until < $1)"
+                f" ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {_OUTBOX_COLUMNS}",
+                now, lease, limit,
+            )
+            return _messages(rows)
+
+        return await self._tx("claim_outbox", body)
+
+    async def mark_sent(self, ids: Sequence[int], *, now: float) -> None:
+        async def body(conn: Conn) -> None:
+            await conn.execute("UPDATE outbox SET sent_at = $2 WHERE id = ANY($1)", list(ids), now)
+
+        await self._tx("mark_sent", body)
+
+    async def load_exchange(self, correlation_id: UUID) -> Exchange | None:
+        async def body(conn: Conn) -> Exchange | None:
+            r = await conn.fetchrow(
+                "SELECT e.*, c.user_id, c.request, c.created_at, c.deadline_at, c.completed_at"
+                " FROM exchanges e JOIN calculations c ON c.id = e.calculation_id"
+                " WHERE e.correlation_id = $1",
+                correlation_id,
+            )
+            if r is None:
+                return None
+            return Exchange(
+                r["correlation_id"], r["calculation_id"], r["insurer"], r["user_id"], r["request"],
+                r["created_at"], r["deadline_at"], r["remote_id"],
+                OutcomeKind(r["outcome"]) if r["outcome"] else None, r["completed_at"] is not None,
+            )
+
+        return await self._tx("load_exchange", body)
+
+    async def record_submission(self, correlation_id: UUID, remote_id: str) -> None:
+        async def body(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE exchanges SET remote_id = $2 WHERE correlation_id = $1",
+                correlation_id, remote_id,
+            )
+
+        await self._tx("record_submission", body)
+
+    @staticmethod
+    async def _add_event(
+        conn: Conn, event: dict[str, Any], topic: str, *, now: float, lease: float
+    ) -> OutboxMessage:
+        row = await conn.fetchrow(
+            "INSERT INTO outbox (destination, body, headers, calculation_id, created_at,"
+            f" leased_until) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_OUTBOX_COLUMNS}",
+            topic, encode_event(event), event_headers(event), UUID(event["calculation_id"]),
+            now, now + lease,
+        )
+        return _messages([row])[0]
+
+    async def _complete(
+        self, conn: Conn, calc: Any, *, topic: str, now: float, lease: float
+    ) -> OutboxMessage:
+        await conn.execute(
+            "UPDATE exchanges SET outcome = 'timed_out', received_at = $2"
+            " WHERE calculation_id = $1 AND outcome IS NULL",
+            calc["id"], now,
+        )
+        offers = await conn.fetchval(
+            "SELECT count(*) FROM exchanges WHERE calculation_id = $1 AND outcome = 'offer'",
+            calc["id"],
+        )
+        seq = await conn.fetchval(
+            "UPDATE calculations SET completed_at = $2, event_seq = event_seq + 1"
+            " WHERE id = $1 RETURNING event_seq",
+            calc["id"], now,
+        )
+        event = completed_event(
+            calc["id"], calc["user_id"], seq, offers=offers, stub=calc["stub"], completed_at=now
+        )
+        return await self._add_event(conn, event, topic, now=now, lease=lease)
+
+    async def settle_exchange(
+        self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float
+    ) -> list[OutboxMessage]:
+        async def body(conn: Conn) -> list[OutboxMessage]:
+            # Lock the calculation row first (as complete_due does): settling and completing
+            # are serialised, so no offer is stored after `completed`.
+            calc = await conn.fetchrow(
+                "SELECT c.id, c.user_id, c.stub, c.completed_at FROM calculations c"
+                " WHERE c.id = (SELECT calculation_id FROM exchanges WHERE correlation_id = $1)"
+                " FOR UPDATE",
+                correlation_id,
+            )
+            if calc is None:
+                raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
+            ex = await conn.fetchrow(
+                "UPDATE exchanges SET outcome = $2, premium = $3, message = $4, ready_at = $5,"
+                " received_at = $6, detail = $7"
+                " WHERE correlation_id = $1 AND outcome IS NULL AND $8"
+                " RETURNING insurer, insurer_name",
+                correlation_id, outcome.kind.value, outcome.premium, outcome.message,
+                outcome.ready_at, outcome.received_at, outcome.detail,
+                calc["completed_at"] is None,
+            )
+            if ex is None:
+                return []
+            out = []
+            if outcome.kind == OutcomeKind.OFFER:
+                seq = await conn.fetchval(
+                    "UPDATE calculations SET event_seq = event_seq + 1 WHERE id = $1"
+                    " RETURNING event_seq",
+                    calc["id"],
+                )
+                event = offer_event(calc["id"], calc["user_id"], seq, ex["insurer"],
+                                    ex["insurer_name"], outcome)
+                out.append(await self._add_event(conn, event, topic, now=now, lease=lease))
+            pending = await conn.fetchval(
+                "SELECT count(*) FROM exchanges WHERE calculation_id = $1 AND outcome IS NULL",
+                calc["id"],
+            )
+            if pending == 0:
+                out.append(await self._complete(conn, calc, topic=topic, now=now, lease=lease))
+            return out
+
+        return await self._tx("settle_exchange", body)
+
+    async def complete_due(
+        self, *, topic: str, now: float, lease: float, limit: int
+    ) -> list[OutboxMessage]:
+        async def body(conn: Conn) -> list[OutboxMessage]:
+            due = await conn.fetch(
+                "SELECT id, user_id, stub FROM calculations"
+                " WHERE completed_at IS NULL AND deadline_at <= $1"
+                " ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                now, limit,
+            )
+            for calc in due:
+                await self._complete(conn, calc, topic=topic, now=now, lease=lease)
+            if not due:
+                return []
+            # Unsent events of these calculations go out with `completed`, before it, so the
+            # user never sees an offer after the end (duplicates are dropped by the notifier).
+            rows = await conn.fetch(
+                f"UPDATE outbox SET leased_until = $3 WHERE calculation_id = ANY($1)"
+                f" AND sent_at IS NULL AND destination = $2 RETURNING {_OUTBOX_COLUMNS}",
+                [c["id"] for c in due], topic, now + lease,
+            )
+            return _messages(rows)
+
+        return await self._tx("complete_due", body)
+
+    async def next_deadline(self) -> float | None:
+        async def body(conn: Conn) -> float | None:
+            value: float | None = await conn.fetchval(
+                "SELECT min(deadline_at) FROM calculations WHERE completed_at IS NULL"
+            )
+            return value
+
+        return await self._tx("next_deadline", body)
+
+    @asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[Flag]:
+        """LISTEN on a dedicated connection; the callback runs in Trio's thread."""
+        flag = Flag()
+
+        def on_notify(*_: object) -> None:
+            flag.fire()
+
+        try:
+            conn = await self._loop.run_aio_coroutine(asyncpg.connect(self._url))
+            await self._loop.run_aio_coroutine(conn.add_listener(channel, on_notify))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StoreError("listen", f"{type(exc).__name__}: {exc}") from exc
+        try:
+            yield flag
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                await self._loop.run_aio_coroutine(conn.close())
+
+
+@asynccontextmanager
+async def open_postgres_store(
+    url: str, *, min_size: int = 2, max_size: int = 10
+) -> AsyncIterator[PostgresStore]:
+    """Open a pool on ``url``, apply pending migrations, and yield the store."""
+    async with trio_asyncio.open_loop() as loop:
+        try:
+            pool = await loop.run_aio_coroutine(
+                asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
+                                    init=_init_connection)
+            )
+            await loop.run_aio_coroutine(migrate(pool))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StoreError("open", f"{type(exc).__name__}: {exc}") from exc
+        try:
+            yield PostgresStore(loop, pool, url)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                await loop.run_aio_coroutine(pool.close())
