@@ -91,6 +91,8 @@ class MemoryStore:
     async def create_calculation(self, calc: NewCalculation, *, queue: str) -> None:
         if calc.id in self.calcs:
             raise StoreError("create_calculation", f"duplicate calculation {calc.id}")
+        if len({x.insurer for x in calc.exchanges}) != len(calc.exchanges):
+            raise StoreError("create_calculation", "one exchange per insurer")
         rows = [
             (queue, Job(x.correlation_id, calc.id, x.insurer).encode(), {"insurer": x.insurer})
             for x in calc.exchanges

@@ -1,0 +1,157 @@
+"""One contract for the Store port, run against the memory twin and real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import pytest
+import trio
+
+from osago.errors import StoreError
+from osago.models import Job, Outcome, OutcomeKind
+from osago.storage import OUTBOX_CHANNEL, Store
+from tests.factories import new_calculation
+
+Q, T = "/queue/jobs", "/topic/results"
+
+
+def offer(at: float, premium: float = 5000.0) -> Outcome:
+    return Outcome(OutcomeKind.OFFER, received_at=at, premium=premium, ready_at=at - 0.1)
+
+
+async def test_create_stores_request_and_one_job_per_insurer(store: Store) -> None:
+    calc = new_calculation(insurers=("aurora", "borealis", "cedar"))
+    await store.create_calculation(calc, queue=Q)
+    view = await store.get_calculation(calc.id)
+    assert view is not None
+    assert view.to_json()["status"] == "pending"
+    assert [e.status for e in view.exchanges] == ["pending"] * 3
+    msgs = await store.claim_outbox(now=1000.0, lease=30.0, limit=100)
+    jobs = [Job.decode(m.body) for m in msgs]
+    assert {m.destination for m in msgs} == {Q}
+    assert {j.insurer for j in jobs} == {"aurora", "borealis", "cedar"}
+    assert {j.correlation_id for j in jobs} == {x.correlation_id for x in calc.exchanges}
+
+
+async def test_failure_inside_the_transaction_leaves_nothing(store: Store) -> None:
+    calc = new_calculation(insurers=("aurora", "aurora"))  # violates one exchange per insurer
+    with pytest.raises(StoreError):
+        await store.create_calculation(calc, queue=Q)
+    assert await store.get_calculation(calc.id) is None
+    assert await store.claim_outbox(now=1000.0, lease=30.0, limit=100) == []
+
+
+async def test_claims_are_leased_and_released_only_by_expiry(store: Store) -> None:
+    await store.create_calculation(new_calculation(), queue=Q)
+    first = await store.claim_outbox(now=1000.0, lease=30.0, limit=1)
+    second = await store.claim_outbox(now=1000.0, lease=30.0, limit=10)
+    assert len(first) == 1 and len(second) == 1 and first[0].id != second[0].id
+    assert await store.claim_outbox(now=1029.0, lease=30.0, limit=10) == []
+    await store.mark_sent([first[0].id], now=1001.0)
+    again = await store.claim_outbox(now=1031.0, lease=30.0, limit=10)
+    assert [m.id for m in again] == [second[0].id]
+
+
+async def test_concurrent_claims_never_share_a_row(store: Store) -> None:
+    for _ in range(20):
+        await store.create_calculation(new_calculation(insurers=("a", "b", "c", "d", "e")), queue=Q)
+    claimed: list[int] = []
+
+    async def relay() -> None:
+        while batch := await store.claim_outbox(now=1000.0, lease=30.0, limit=7):
+            claimed.extend(m.id for m in batch)
+
+    async with trio.open_nursery() as n:
+        for _ in range(4):
+            n.start_soon(relay)
+    assert len(claimed) == len(set(claimed)) == 100
+
+
+async def test_submission_is_remembered_for_redelivery(store: Store) -> None:
+    calc = new_calculation()
+    await store.create_calculation(calc, queue=Q)
+    cid = calc.exchanges[0].correlation_id
+    await store.record_submission(cid, "remote-1")
+    ex = await store.load_exchange(cid)
+    assert ex is not None
+    assert (ex.remote_id, ex.insurer, ex.user_id, ex.settled) == ("remote-1", "aurora", "user-42",
+                                                                  False)
+    assert ex.deadline_at == calc.deadline_at
+
+
+async def test_offer_is_stored_once_and_last_settlement_completes(store: Store) -> None:
+    calc = new_calculation()
+    await store.create_calculation(calc, queue=Q)
+    a, b = (x.correlation_id for x in calc.exchanges)
+    events = await store.settle_exchange(a, offer(1010.0), topic=T, now=1010.0, lease=30.0)
+    assert [json.loads(e.body)["type"] for e in events] == ["offer"]
+    body = json.loads(events[0].body)
+    assert (body["seq"], body["insurer"], body["premium"], body["user_id"]) == (1, "aurora",
+                                                                                5000.0, "user-42")
+    assert await store.settle_exchange(a, offer(1011.0, 1.0), topic=T, now=1011, lease=30) == []
+    refused = Outcome(OutcomeKind.REFUSED, received_at=1012.0, message="scoring")
+    events = await store.settle_exchange(b, refused, topic=T, now=1012.0, lease=30.0)
+    assert [json.loads(e.body)["type"] for e in events] == ["completed"]
+    done = json.loads(events[0].body)
+    assert (done["seq"], done["offers"], done["stub"]) == (2, 1, None)
+    view = await store.get_calculation(calc.id)
+    assert view is not None
+    j = view.to_json()
+    assert j["status"] == "completed" and [o["premium"] for o in j["offers"]] == [5000.0]
+    assert (await store.load_exchange(a)).settled  # type: ignore[union-attr]
+
+
+async def test_deadline_completes_with_stub_and_later_answers_are_ignored(store: Store) -> None:
+    calc = new_calculation(created_at=1000.0, deadline=60.0)
+    await store.create_calculation(calc, queue=Q)
+    assert await store.next_deadline() == 1060.0
+    assert await store.complete_due(topic=T, now=1059.9, lease=30.0, limit=10) == []
+    events = await store.complete_due(topic=T, now=1060.0, lease=30.0, limit=10)
+    assert [json.loads(e.body)["type"] for e in events] == ["completed"]
+    done = json.loads(events[0].body)
+    assert done["offers"] == 0 and done["stub"] == calc.stub
+    a = calc.exchanges[0].correlation_id
+    assert await store.settle_exchange(a, offer(1061.0), topic=T, now=1061.0, lease=30.0) == []
+    view = await store.get_calculation(calc.id)
+    assert view is not None
+    assert [e.status for e in view.exchanges] == ["timed_out", "timed_out"]
+    assert view.to_json()["stub"] == calc.stub
+    assert await store.next_deadline() is None
+    assert await store.complete_due(topic=T, now=2000.0, lease=30.0, limit=10) == []
+
+
+async def test_deadline_republishes_unsent_offers_before_completed(store: Store) -> None:
+    calc = new_calculation()
+    await store.create_calculation(calc, queue=Q)
+    await store.settle_exchange(calc.exchanges[0].correlation_id, offer(1010.0), topic=T,
+                                now=1010.0, lease=300.0)  # leased, never marked sent
+    events = await store.complete_due(topic=T, now=1060.0, lease=30.0, limit=10)
+    assert [json.loads(e.body)["type"] for e in events] == ["offer", "completed"]
+    assert json.loads(events[1].body)["offers"] == 1
+
+
+async def test_orphaned_events_are_relayed_after_their_lease(store: Store) -> None:
+    calc = new_calculation()
+    await store.create_calculation(calc, queue=Q)
+    await store.mark_sent([m.id for m in await store.claim_outbox(now=1000, lease=30, limit=9)],
+                          now=1000.0)
+    await store.settle_exchange(calc.exchanges[0].correlation_id, offer(1010.0), topic=T,
+                                now=1010.0, lease=30.0)
+    assert await store.claim_outbox(now=1039.0, lease=30.0, limit=10) == []
+    orphans = await store.claim_outbox(now=1041.0, lease=30.0, limit=10)
+    assert [json.loads(m.body)["type"] for m in orphans] == ["offer"]
+
+
+async def test_listen_wakes_on_new_calculation(store: Store) -> None:
+    async with store.listen(OUTBOX_CHANNEL) as wake:
+        await store.create_calculation(new_calculation(), queue=Q)
+        with trio.fail_after(5):
+            await wake.wait()
+
+
+async def test_unknown_ids(store: Store) -> None:
+    calc = new_calculation()
+    assert await store.get_calculation(calc.id) is None
+    assert await store.load_exchange(calc.exchanges[0].correlation_id) is None
+    with pytest.raises(StoreError):
+        await store.settle_exchange(calc.exchanges[0].correlation_id, offer(1.0), topic=T,
+                                    now=1.0, lease=1.0)
