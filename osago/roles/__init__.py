@@ -1,0 +1,1 @@
+"""The roles: each is ``async def run(deps, *, task_status)``, started with ``nursery.start``."""

@@ -1,0 +1,55 @@
+"""What each role receives: its ports and settings, passed in, never global."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import trio
+
+from osago.broker import Broker
+from osago.clock import Clock, SystemClock
+from osago.config import Settings
+from osago.insurers import InsurerClient
+from osago.insurers.simulator import Simulator
+from osago.storage import Store
+
+__all__ = ["ApiDeps", "NotifierDeps", "SimulatorDeps", "WorkerDeps"]
+
+
+@dataclass(frozen=True)
+class _Base:
+    settings: Settings
+    # Set to ask the role to drain and stop (SIGTERM / SIGINT); never cleared.
+    stop: trio.Event = field(default_factory=trio.Event)
+    clock: Clock = field(default_factory=SystemClock)
+
+
+@dataclass(frozen=True)
+class ApiDeps(_Base):
+    """The REST api and the outbox relay."""
+
+    store: Store = field(kw_only=True)
+    broker: Broker = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class WorkerDeps(_Base):
+    """Queue consumer, insurer exchanges and the deadline keeper."""
+
+    store: Store = field(kw_only=True)
+    broker: Broker = field(kw_only=True)
+    insurers: InsurerClient = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class NotifierDeps(_Base):
+    """WebSocket sessions fed from the results topic."""
+
+    broker: Broker = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class SimulatorDeps(_Base):
+    """The insurer simulator."""
+
+    simulator: Simulator = field(kw_only=True)

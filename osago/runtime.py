@@ -1,0 +1,103 @@
+"""Opening the real resources a role needs, from settings, and running roles by name."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+import trio
+
+from osago.broker import Broker, open_broker
+from osago.clock import Clock, SystemClock
+from osago.config import Settings
+from osago.errors import ConfigError
+from osago.insurers import HttpInsurerClient
+from osago.roles import api, insurers, notifier, worker
+from osago.roles._deps import ApiDeps, NotifierDeps, SimulatorDeps, WorkerDeps
+from osago.storage import Store
+from osago.storage.embedded import start_embedded_postgres
+from osago.storage.postgres import open_postgres_store
+
+__all__ = ["ROLES", "check_role", "open_http", "open_store", "run_role"]
+
+log = logging.getLogger("osago")
+
+ROLES = ("api", "worker", "notifier", "insurers", "all")
+
+
+def check_role(role: str, settings: Settings) -> None:
+    """Raise ConfigError when ``role`` cannot work with ``settings``."""
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    if role in ("api", "worker", "notifier") and settings.in_process_broker:
+        raise ConfigError(
+            f"--role {role} needs a broker shared between processes: set "
+            "OSAGO_BROKER_URL=stomp://127.0.0.1:61613 (memory:// exists only inside "
+            "`osago --role all`)"
+        )
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """PostgreSQL at OSAGO_DATABASE_URL, or the embedded one."""
+    url = settings.database_url or await start_embedded_postgres(settings.data_dir)
+    async with open_postgres_store(url) as store:
+        yield store
+
+
+@asynccontextmanager
+async def open_http() -> AsyncIterator[HttpInsurerClient]:
+    """One pooled HTTP client for every insurer. Timeouts are our cancel scopes, not httpx's."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+    async with httpx.AsyncClient(timeout=None, limits=limits) as http:
+        yield HttpInsurerClient(http)
+
+
+async def run_role(
+    role: str,
+    settings: Settings,
+    stop: trio.Event,
+    *,
+    clock: Clock | None = None,
+    task_status: trio.TaskStatus[dict[str, str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Open what ``role`` needs and run it until ``stop``; started() gives its addresses.
+
+    Resources are opened outside the roles' nursery, so they close only after every role
+    has drained.
+    """
+    check_role(role, settings)
+    clock = clock or SystemClock()
+    urls: dict[str, str] = {}
+    async with AsyncExitStack() as stack:
+        if role != "insurers":
+            broker: Broker = await stack.enter_async_context(open_broker(settings.broker_url))
+        if role in ("api", "worker", "all"):
+            store = await stack.enter_async_context(open_store(settings))
+        if role in ("worker", "all"):
+            client = await stack.enter_async_context(open_http())
+        async with trio.open_nursery() as nursery:
+            if role in ("insurers", "all"):
+                sim = insurers.default_simulator(settings, clock)
+                urls["insurers"] = await nursery.start(
+                    insurers.run, SimulatorDeps(settings, stop, clock, simulator=sim)
+                )
+                if settings.insurers_url is None:
+                    settings = settings.with_overrides(insurers_url=urls["insurers"])
+            if role in ("api", "all"):
+                urls["api"] = await nursery.start(
+                    api.run, ApiDeps(settings, stop, clock, store=store, broker=broker)
+                )
+            if role in ("worker", "all"):
+                await nursery.start(
+                    worker.run,
+                    WorkerDeps(settings, stop, clock, store=store, broker=broker, insurers=client),
+                )
+            if role in ("notifier", "all"):
+                port = await nursery.start(
+                    notifier.run, NotifierDeps(settings, stop, clock, broker=broker)
+                )
+                urls["notifier"] = f"ws://{settings.notifier_bind.host}:{port}/ws"
+            task_status.started(urls)
