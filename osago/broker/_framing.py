@@ -40,7 +40,7 @@ class FrameParser:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         self._buf += data
         if len(self._buf) > _MAX_FRAME:
             raise BrokerProtocolError("frame too large", f"{len(self._buf)} bytes buffered")

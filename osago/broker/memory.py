@@ -115,8 +115,12 @@ class MemoryBroker:
     def _redeliver_later(self, msg: _Msg) -> None:
         if msg.redeliveries >= self.max_redeliveries:
             _, name = split_destination(msg.destination)
-            dead = _Msg(f"/queue/DLQ.{name}", msg.message_id, msg.body,
-                        {**msg.headers, "original-destination": msg.destination})
+            dead = _Msg(
+                f"/queue/DLQ.{name}",
+                msg.message_id,
+                msg.body,
+                {**msg.headers, "original-destination": msg.destination},
+            )
             self._ready.setdefault(dead.destination, deque()).append(dead)
             self._dispatch(dead.destination)
             return

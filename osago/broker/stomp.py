@@ -11,7 +11,7 @@ import itertools
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -55,8 +55,11 @@ class _Sub:
         try:
             await conn.send_frame(cmd, {"id": delivery.ack_id})
         except BrokerUnavailable:
-            log.info("%s lost with the connection: message %s will be redelivered",
-                     cmd, delivery.message_id)
+            log.info(
+                "%s lost with the connection: message %s will be redelivered",
+                cmd,
+                delivery.message_id,
+            )
 
     async def ack(self, delivery: Delivery) -> None:
         await self._settle("ACK", delivery)
@@ -65,16 +68,24 @@ class _Sub:
         await self._settle("NACK", delivery)
 
     def subscribe_frame(self) -> tuple[str, dict[str, str], bytes]:
-        return ("SUBSCRIBE", {"id": self.id, "destination": self.destination,
-                              "ack": self.ack_mode,
-                              "activemq.prefetchSize": str(self.prefetch)}, b"")
+        return (
+            "SUBSCRIBE",
+            {
+                "id": self.id,
+                "destination": self.destination,
+                "ack": self.ack_mode,
+                "activemq.prefetchSize": str(self.prefetch),
+            },
+            b"",
+        )
 
 
 class StompBroker:
     """The Broker port on ActiveMQ. Open with :func:`open_stomp_broker`."""
 
-    def __init__(self, host: str, port: int, login: str | None, passcode: str | None,
-                 heartbeat: float) -> None:
+    def __init__(
+        self, host: str, port: int, login: str | None, passcode: str | None, heartbeat: float
+    ) -> None:
         self._host, self._port = host, port
         self._login, self._passcode = login, passcode
         self._heartbeat = heartbeat
@@ -98,10 +109,9 @@ class StompBroker:
             ack_id=h.get("ack", h.get("message-id", "")),
             generation=generation,
         )
-        try:
+        # Unsubscribed meanwhile: it stays unacked, so the broker redelivers it.
+        with suppress(trio.ClosedResourceError):
             sub.send.send_nowait(delivery)
-        except trio.ClosedResourceError:
-            pass  # unsubscribed meanwhile; unacked, so the broker redelivers it
 
     async def _supervise(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Keep one connection up; resubscribe after every reconnect."""
@@ -110,8 +120,12 @@ class StompBroker:
         while True:
             try:
                 async with open_stomp_connection(
-                    self._host, self._port, on_message=self._on_message, login=self._login,
-                    passcode=self._passcode, heartbeat=self._heartbeat,
+                    self._host,
+                    self._port,
+                    on_message=self._on_message,
+                    login=self._login,
+                    passcode=self._passcode,
+                    heartbeat=self._heartbeat,
                 ) as conn:
                     if self._subs:
                         await conn.request([s.subscribe_frame() for s in self._subs.values()])
@@ -119,8 +133,12 @@ class StompBroker:
                     self.connections += 1
                     self._connected.set()
                     if started:
-                        log.warning("reconnected to ActiveMQ at %s:%s, %d subscriptions restored",
-                                    self._host, self._port, len(self._subs))
+                        log.warning(
+                            "reconnected to ActiveMQ at %s:%s, %d subscriptions restored",
+                            self._host,
+                            self._port,
+                            len(self._subs),
+                        )
                     else:
                         task_status.started()
                         started = True
@@ -157,8 +175,9 @@ class StompBroker:
                 await conn.send_messages(messages)
                 return
             except BrokerUnavailable as exc:
-                log.warning("send of %d messages failed (attempt %d): %s",
-                            len(messages), attempt, exc)
+                log.warning(
+                    "send of %d messages failed (attempt %d): %s", len(messages), attempt, exc
+                )
                 await conn.dead.wait()
 
     @asynccontextmanager
@@ -169,10 +188,9 @@ class StompBroker:
         self._subs[sub.id] = sub
         conn = self._conn
         if conn is not None:
-            try:
+            # If this connection is failing, the supervisor resubscribes on the next one.
+            with suppress(BrokerUnavailable):
                 await conn.request([sub.subscribe_frame()])
-            except BrokerUnavailable:
-                pass  # the supervisor resubscribes on the next connection
         try:
             yield sub
         finally:
@@ -180,11 +198,12 @@ class StompBroker:
             send.close()
             conn = self._conn
             if conn is not None:
-                with trio.CancelScope(shield=True), trio.move_on_after(2):
-                    try:
-                        await conn.request([("UNSUBSCRIBE", {"id": sub.id}, b"")])
-                    except BrokerError:
-                        pass
+                with (
+                    trio.CancelScope(shield=True),
+                    trio.move_on_after(2),
+                    suppress(BrokerError),
+                ):
+                    await conn.request([("UNSUBSCRIBE", {"id": sub.id}, b"")])
 
 
 @asynccontextmanager
@@ -193,8 +212,9 @@ async def open_stomp_broker(url: str, *, heartbeat: float = 4.0) -> AsyncIterato
     parts = urlsplit(url)
     if parts.scheme != "stomp" or not parts.hostname:
         raise ConfigError(f"broker URL {url!r} is not stomp://host:port")
-    broker = StompBroker(parts.hostname, parts.port or 61613, parts.username, parts.password,
-                         heartbeat)
+    broker = StompBroker(
+        parts.hostname, parts.port or 61613, parts.username, parts.password, heartbeat
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(broker._supervise)
         try:

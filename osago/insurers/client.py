@@ -54,11 +54,17 @@ class HttpInsurerClient:
         except httpx.HTTPError as exc:
             raise InsurerUnavailable(insurer.code, f"{method} {url}: {exc!r}") from exc
         if response.status_code >= 500 or response.status_code == 429:
-            raise InsurerUnavailable(insurer.code, f"{method} {url}: HTTP {response.status_code}",
-                                     status=response.status_code)
+            raise InsurerUnavailable(
+                insurer.code,
+                f"{method} {url}: HTTP {response.status_code}",
+                status=response.status_code,
+            )
         if response.status_code >= 400:
-            raise InsurerRejected(insurer.code, f"{method} {url}: HTTP {response.status_code}: "
-                                  f"{response.text[:200]}", status=response.status_code)
+            raise InsurerRejected(
+                insurer.code,
+                f"{method} {url}: HTTP {response.status_code}: {response.text[:200]}",
+                status=response.status_code,
+            )
         try:
             return response.json()
         except ValueError as exc:
@@ -66,7 +72,9 @@ class HttpInsurerClient:
 
     async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
         data = await self._call(
-            insurer, "POST", f"{insurer.base_url}/calculations",
+            insurer,
+            "POST",
+            f"{insurer.base_url}/calculations",
             json={"correlation_id": str(correlation_id), "request": request},
             headers={"Idempotency-Key": str(correlation_id)},
         )
@@ -84,7 +92,12 @@ class HttpInsurerClient:
             if status not in ("ready", "refused"):
                 raise ValueError(f"unknown status {status!r}")
             premium = float(data["premium"]) if status == "ready" else None
-            return Quote(UUID(data["correlation_id"]), status, premium, data.get("message"),
-                         data.get("ready_at"))
+            return Quote(
+                UUID(data["correlation_id"]),
+                status,
+                premium,
+                data.get("message"),
+                data.get("ready_at"),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InsurerRejected(insurer.code, f"unreadable poll answer {data!r}: {exc}") from exc

@@ -82,8 +82,14 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
         if existing is not None:
             return {"id": existing, "status": "accepted"}, 200
         now = sim.clock.now()
-        calc = _Calc(f"{code}-{next(sim._ids)}", str(body["correlation_id"]), now, now + b.delay,
-                     sim.premium(code, body.get("request") or {}), b.refuse)
+        calc = _Calc(
+            f"{code}-{next(sim._ids)}",
+            str(body["correlation_id"]),
+            now,
+            now + b.delay,
+            sim.premium(code, body.get("request") or {}),
+            b.refuse,
+        )
         sim.calcs.setdefault(code, {})[calc.id] = calc
         sim.by_key[(code, key)] = calc.id
         return {"id": calc.id, "status": "accepted"}, 201
@@ -102,10 +108,19 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
         if sim.clock.now() < calc.ready_at:
             return {**base, "status": "pending"}
         if calc.refused:
-            return {**base, "status": "refused", "message": "Refused by scoring",
-                    "ready_at": calc.ready_at}
-        return {**base, "status": "ready", "premium": calc.premium, "currency": "RUB",
-                "ready_at": calc.ready_at}
+            return {
+                **base,
+                "status": "refused",
+                "message": "Refused by scoring",
+                "ready_at": calc.ready_at,
+            }
+        return {
+            **base,
+            "status": "ready",
+            "premium": calc.premium,
+            "currency": "RUB",
+            "ready_at": calc.ready_at,
+        }
 
     @app.put("/_control/<code>")
     async def control(code: str) -> Any:

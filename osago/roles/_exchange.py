@@ -44,14 +44,17 @@ async def run_exchange(
     """Run (or resume) ``ex`` to its outcome; raises InsurerRejected on a protocol breach."""
     remote_id = ex.remote_id
     if remote_id is None:
-        remote_id = await _call_until_ok(insurer, "submit", client.submit, ex.correlation_id,
-                                         ex.request)
+        remote_id = await _call_until_ok(
+            insurer, "submit", client.submit, ex.correlation_id, ex.request
+        )
         await store.record_submission(ex.correlation_id, remote_id)
-        log.info("calculation %s: submitted to %s as %s", ex.calculation_id, insurer.code,
-                 remote_id)
+        log.info(
+            "calculation %s: submitted to %s as %s", ex.calculation_id, insurer.code, remote_id
+        )
     else:
-        log.info("calculation %s: resuming %s poll of %s", ex.calculation_id, insurer.code,
-                 remote_id)
+        log.info(
+            "calculation %s: resuming %s poll of %s", ex.calculation_id, insurer.code, remote_id
+        )
     next_poll = trio.current_time()
     while True:
         quote: Quote | None = await _call_until_ok(insurer, "poll", client.poll, remote_id)
@@ -61,10 +64,16 @@ async def run_exchange(
         await trio.sleep_until(next_poll)
     received_at = clock.now()
     if quote.correlation_id != ex.correlation_id:
-        raise InsurerRejected(insurer.code, f"answer for {quote.correlation_id}, "
-                              f"expected {ex.correlation_id}")
+        raise InsurerRejected(
+            insurer.code, f"answer for {quote.correlation_id}, expected {ex.correlation_id}"
+        )
     if quote.status == "ready":
-        return Outcome(OutcomeKind.OFFER, received_at=received_at, premium=quote.premium,
-                       ready_at=quote.ready_at)
-    return Outcome(OutcomeKind.REFUSED, received_at=received_at, message=quote.message,
-                   ready_at=quote.ready_at)
+        return Outcome(
+            OutcomeKind.OFFER,
+            received_at=received_at,
+            premium=quote.premium,
+            ready_at=quote.ready_at,
+        )
+    return Outcome(
+        OutcomeKind.REFUSED, received_at=received_at, message=quote.message, ready_at=quote.ready_at
+    )

@@ -38,15 +38,20 @@ def create_app(deps: ApiDeps) -> QuartTrio:
 
     @app.before_request
     async def authorise() -> Any:
-        if s.api_token and request.path.startswith("/api/"):
-            if request.headers.get("Authorization") != f"Bearer {s.api_token}":
-                return {"error": "unauthorized", "message": "a valid Bearer token is required"}, 401
+        if (
+            s.api_token
+            and request.path.startswith("/api/")
+            and request.headers.get("Authorization") != f"Bearer {s.api_token}"
+        ):
+            return {"error": "unauthorized", "message": "a valid Bearer token is required"}, 401
         return None
 
     @app.errorhandler(ValidationFailed)
     async def invalid(exc: ValidationFailed) -> Any:
-        return {"error": "validation_failed",
-                "errors": [{"field": e.field, "message": e.message} for e in exc.errors]}, 422
+        return {
+            "error": "validation_failed",
+            "errors": [{"field": e.field, "message": e.message} for e in exc.errors],
+        }, 422
 
     @app.errorhandler(StoreError)
     async def store_down(exc: StoreError) -> Any:
@@ -70,14 +75,23 @@ def create_app(deps: ApiDeps) -> QuartTrio:
             stub=_stub(s.deadline_seconds),
         )
         await deps.store.create_calculation(calc, queue=s.requests_queue)
-        log.info("calculation %s: accepted for user %s, %d insurers, deadline %s",
-                 calc.id, calc.user_id, len(insurers), iso(calc.deadline_at))
-        return {
-            "calculation_id": str(calc.id),
-            "status": "pending",
-            "deadline_at": iso(calc.deadline_at),
-            "insurers": [i.code for i in insurers],
-        }, 202, {"Location": f"/api/v1/calculations/{calc.id}"}
+        log.info(
+            "calculation %s: accepted for user %s, %d insurers, deadline %s",
+            calc.id,
+            calc.user_id,
+            len(insurers),
+            iso(calc.deadline_at),
+        )
+        return (
+            {
+                "calculation_id": str(calc.id),
+                "status": "pending",
+                "deadline_at": iso(calc.deadline_at),
+                "insurers": [i.code for i in insurers],
+            },
+            202,
+            {"Location": f"/api/v1/calculations/{calc.id}"},
+        )
 
     @app.get("/api/v1/calculations/<calculation_id>")
     async def show(calculation_id: str) -> Any:
@@ -107,15 +121,17 @@ def hypercorn_config(bind: str, grace: float) -> Config:
     return config
 
 
-async def run(deps: ApiDeps, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
-              ) -> None:
+async def run(
+    deps: ApiDeps, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Serve the api and run the relay until ``deps.stop``; started() gives the base URL."""
     config = hypercorn_config(str(deps.settings.api_bind), deps.settings.shutdown_grace)
     async with trio.open_nursery() as nursery:
         await nursery.start(relay.run, deps)
         binds = await nursery.start(
-            lambda task_status: serve(create_app(deps), config, shutdown_trigger=deps.stop.wait,
-                                      task_status=task_status)
+            lambda task_status: serve(
+                create_app(deps), config, shutdown_trigger=deps.stop.wait, task_status=task_status
+            )
         )
         log.info("api listening on %s", binds[0])
         task_status.started(binds[0])

@@ -24,8 +24,9 @@ __all__ = ["run"]
 log = logging.getLogger("osago.deadline")
 
 
-async def run(deps: WorkerDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-              ) -> None:
+async def run(
+    deps: WorkerDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Complete due calculations until ``deps.stop``."""
     s, store, clock = deps.settings, deps.store, deps.clock
     async with store.listen(CALCULATIONS_CHANNEL) as wake:

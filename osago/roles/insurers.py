@@ -30,15 +30,23 @@ def default_simulator(settings: Settings, clock: Clock) -> Simulator:
     return Simulator(clock, behaviours)
 
 
-async def run(deps: SimulatorDeps, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
-              ) -> None:
+async def run(
+    deps: SimulatorDeps, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Serve the simulator until ``deps.stop``; started() gives the base URL."""
     config = hypercorn_config(str(deps.settings.insurers_bind), deps.settings.shutdown_grace)
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
-            lambda task_status: serve(create_simulator_app(deps.simulator), config,
-                                      shutdown_trigger=deps.stop.wait, task_status=task_status)
+            lambda task_status: serve(
+                create_simulator_app(deps.simulator),
+                config,
+                shutdown_trigger=deps.stop.wait,
+                task_status=task_status,
+            )
         )
-        log.info("insurer simulator listening on %s (%d insurers)", binds[0],
-                 len(deps.simulator.behaviours))
+        log.info(
+            "insurer simulator listening on %s (%d insurers)",
+            binds[0],
+            len(deps.simulator.behaviours),
+        )
         task_status.started(binds[0])

@@ -35,8 +35,14 @@ async def _pump(deps: NotifierDeps, hub: Hub, sub: object) -> None:
         if not hub.first_time(calc, seq):
             continue
         n = hub.deliver(user_id, delivery.body.decode())
-        log.info("calculation %s: %s #%d pushed to %d sessions of %s", calc,
-                 event.get("type"), seq, n, user_id)
+        log.info(
+            "calculation %s: %s #%d pushed to %d sessions of %s",
+            calc,
+            event.get("type"),
+            seq,
+            n,
+            user_id,
+        )
 
 
 def _handler(deps: NotifierDeps, hub: Hub):  # type: ignore[no-untyped-def]
@@ -81,14 +87,17 @@ def _handler(deps: NotifierDeps, hub: Hub):  # type: ignore[no-untyped-def]
             hub.close(session)
             if session.dropped or deps.stop.is_set():
                 with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    await ws.aclose(1008 if session.dropped else 1001,
-                                    "too slow" if session.dropped else "server shutting down")
+                    await ws.aclose(
+                        1008 if session.dropped else 1001,
+                        "too slow" if session.dropped else "server shutting down",
+                    )
 
     return handle
 
 
-async def run(deps: NotifierDeps, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
-              ) -> None:
+async def run(
+    deps: NotifierDeps, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Serve sessions until ``deps.stop``; started() gives the bound port."""
     s = deps.settings
     hub = Hub()
@@ -98,8 +107,12 @@ async def run(deps: NotifierDeps, *, task_status: trio.TaskStatus[int] = trio.TA
         async with handlers as handler_nursery:
             server = await nursery.start(
                 lambda task_status: serve_websocket(
-                    _handler(deps, hub), s.notifier_bind.host, s.notifier_bind.port, None,
-                    handler_nursery=handler_nursery, task_status=task_status,
+                    _handler(deps, hub),
+                    s.notifier_bind.host,
+                    s.notifier_bind.port,
+                    None,
+                    handler_nursery=handler_nursery,
+                    task_status=task_status,
                 )
             )
             log.info("notifier listening on ws://%s:%d/ws", s.notifier_bind.host, server.port)

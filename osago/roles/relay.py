@@ -22,8 +22,9 @@ __all__ = ["run"]
 log = logging.getLogger("osago.relay")
 
 
-async def run(deps: ApiDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-              ) -> None:
+async def run(
+    deps: ApiDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Relay until ``deps.stop``; rows not yet published stay for the next relay."""
     s = deps.settings
     async with deps.store.listen(OUTBOX_CHANNEL) as wake:
@@ -43,4 +44,3 @@ async def run(deps: ApiDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_S
             next_tick = max(next_tick + s.relay_tick, trio.current_time())
             with trio.move_on_at(next_tick):
                 await wait_any(wake.wait, deps.stop.wait)
-

@@ -35,8 +35,11 @@ async def handle(deps: WorkerDeps, sub: Subscription, delivery: Delivery) -> Non
         if ex is None:
             raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
         if ex.settled:
-            log.info("calculation %s: %s already settled; duplicate message acked",
-                     ex.calculation_id, ex.insurer)
+            log.info(
+                "calculation %s: %s already settled; duplicate message acked",
+                ex.calculation_id,
+                ex.insurer,
+            )
             await sub.ack(delivery)
             return
         insurer = next((i for i in s.insurers() if i.code == ex.insurer), None)
@@ -47,29 +50,40 @@ async def handle(deps: WorkerDeps, sub: Subscription, delivery: Delivery) -> Non
                 outcome = await run_exchange(ex, insurer, deps.insurers, deps.store, deps.clock)
             except InsurerRejected as exc:
                 log.warning("calculation %s: %s", ex.calculation_id, exc)
-                outcome = Outcome(OutcomeKind.FAILED, received_at=deps.clock.now(),
-                                  message=exc.detail)
+                outcome = Outcome(
+                    OutcomeKind.FAILED, received_at=deps.clock.now(), message=exc.detail
+                )
         if scope.cancelled_caught:
             outcome = Outcome(OutcomeKind.TIMED_OUT, received_at=deps.clock.now())
         events = await deps.store.settle_exchange(
-            ex.correlation_id, outcome, topic=s.results_topic, now=deps.clock.now(),
+            ex.correlation_id,
+            outcome,
+            topic=s.results_topic,
+            now=deps.clock.now(),
             lease=s.outbox_lease,
         )
-        log.info("calculation %s: %s -> %s%s", ex.calculation_id, ex.insurer, outcome.kind,
-                 f" {outcome.premium:.2f} RUB" if outcome.premium is not None else "")
+        log.info(
+            "calculation %s: %s -> %s%s",
+            ex.calculation_id,
+            ex.insurer,
+            outcome.kind,
+            f" {outcome.premium:.2f} RUB" if outcome.premium is not None else "",
+        )
         # The events are in the outbox already: if publishing fails the relay sends them
         # after the lease, so the job is done either way.
         await publish(deps.broker, deps.store, deps.clock, events)
         await sub.ack(delivery)
     except (PoisonMessage, StoreError, BrokerError) as exc:
-        log.error("message %s failed (redelivered=%s): %s", delivery.message_id,
-                  delivery.redelivered, exc)
+        log.error(
+            "message %s failed (redelivered=%s): %s", delivery.message_id, delivery.redelivered, exc
+        )
         with trio.CancelScope(shield=True), trio.move_on_after(s.cleanup_timeout):
             await sub.nack(delivery)
 
 
-async def run(deps: WorkerDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-              ) -> None:
+async def run(
+    deps: WorkerDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Consume until ``deps.stop``, then let running exchanges finish for ``shutdown_grace``.
 
     Exchanges still running after the grace are cancelled unacked: the broker hands their
@@ -78,20 +92,18 @@ async def run(deps: WorkerDeps, *, task_status: trio.TaskStatus[None] = trio.TAS
     s = deps.settings
     async with trio.open_nursery() as outer:
         await outer.start(deadline.run, deps)
-        async with deps.broker.subscribe(s.requests_queue, prefetch=s.worker_prefetch) as sub:
-            async with trio.open_nursery() as jobs:
-                task_status.started()
-                log.info("worker consuming %s (prefetch %d)", s.requests_queue, s.worker_prefetch)
-
-                async def consume() -> None:
-                    async for delivery in sub:
-                        jobs.start_soon(handle, deps, sub, delivery)
-
-                with trio.CancelScope() as consuming:
-                    jobs.start_soon(_cancel_on, deps.stop, consuming)
-                    await consume()
-                log.info("worker draining %d running exchanges", len(jobs.child_tasks))
-                jobs.cancel_scope.deadline = trio.current_time() + s.shutdown_grace
+        async with (
+            deps.broker.subscribe(s.requests_queue, prefetch=s.worker_prefetch) as sub,
+            trio.open_nursery() as jobs,
+        ):
+            task_status.started()
+            log.info("worker consuming %s (prefetch %d)", s.requests_queue, s.worker_prefetch)
+            with trio.CancelScope() as consuming:
+                jobs.start_soon(_cancel_on, deps.stop, consuming)
+                async for delivery in sub:
+                    jobs.start_soon(handle, deps, sub, delivery)
+            log.info("worker draining %d running exchanges", len(jobs.child_tasks))
+            jobs.cancel_scope.deadline = trio.current_time() + s.shutdown_grace
         outer.cancel_scope.cancel()
 
 

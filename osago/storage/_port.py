@@ -52,7 +52,7 @@ class Store(Protocol):
         ...
 
     async def record_submission(self, correlation_id: UUID, remote_id: str) -> None:
-        """Remember the insurer's id for our request, so a redelivery polls instead of resubmitting."""
+        """Remember the insurer's id for our request: a redelivery polls, never resubmits."""
         ...
 
     async def settle_exchange(

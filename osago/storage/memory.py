@@ -82,7 +82,12 @@ class MemoryStore:
             flag.fire()
 
     def _add_row(
-        self, destination: str, body: bytes, headers: dict[str, str], calc: UUID, lease: float | None
+        self,
+        destination: str,
+        body: bytes,
+        headers: dict[str, str],
+        calc: UUID,
+        lease: float | None,
     ) -> _Row:
         row = _Row(next(self._ids), destination, body, headers, calc, leased_until=lease)
         self.outbox[row.id] = row
@@ -129,13 +134,19 @@ class MemoryStore:
             )
         n = calc.new
         return CalculationView(
-            n.id, n.user_id, n.request, n.created_at, n.deadline_at, calc.completed_at, n.stub,
+            n.id,
+            n.user_id,
+            n.request,
+            n.created_at,
+            n.deadline_at,
+            calc.completed_at,
+            n.stub,
             tuple(sorted(views, key=lambda v: v.insurer)),
         )
 
     async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxMessage]:
         self._check("claim_outbox")
-        out = []
+        out: list[OutboxMessage] = []
         for row in self.outbox.values():
             if len(out) >= limit:
                 break
@@ -157,8 +168,15 @@ class MemoryStore:
         calc = self.calcs[ex.calculation_id]
         n = calc.new
         return Exchange(
-            ex.correlation_id, ex.calculation_id, ex.insurer, n.user_id, n.request, n.created_at,
-            n.deadline_at, ex.remote_id, ex.outcome.kind if ex.outcome else None,
+            ex.correlation_id,
+            ex.calculation_id,
+            ex.insurer,
+            n.user_id,
+            n.request,
+            n.created_at,
+            n.deadline_at,
+            ex.remote_id,
+            ex.outcome.kind if ex.outcome else None,
             calc.completed_at is not None,
         )
 
@@ -181,7 +199,11 @@ class MemoryStore:
             offers += ex.outcome.kind == OutcomeKind.OFFER
         calc.seq += 1
         event = completed_event(
-            calc.new.id, calc.new.user_id, calc.seq, offers=offers, stub=calc.new.stub,
+            calc.new.id,
+            calc.new.user_id,
+            calc.seq,
+            offers=offers,
+            stub=calc.new.stub,
             completed_at=now,
         )
         return self._event_row(calc, event, topic, now + lease)
@@ -219,7 +241,8 @@ class MemoryStore:
         for calc in due:
             self._complete(calc, topic=topic, now=now, lease=lease)
         rows = [
-            r for r in self.outbox.values()
+            r
+            for r in self.outbox.values()
             if r.calculation_id in ids and r.sent_at is None and r.destination == topic
         ]
         for r in rows:

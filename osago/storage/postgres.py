@@ -76,7 +76,12 @@ class PostgresStore:
             await conn.execute(
                 "INSERT INTO calculations (id, user_id, request, stub, created_at, deadline_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6)",
-                calc.id, calc.user_id, calc.request, calc.stub, calc.created_at, calc.deadline_at,
+                calc.id,
+                calc.user_id,
+                calc.request,
+                calc.stub,
+                calc.created_at,
+                calc.deadline_at,
             )
             await conn.executemany(
                 "INSERT INTO exchanges (correlation_id, calculation_id, insurer, insurer_name)"
@@ -87,14 +92,20 @@ class PostgresStore:
                 "INSERT INTO outbox (destination, body, headers, calculation_id, created_at)"
                 " VALUES ($1, $2, $3, $4, $5)",
                 [
-                    (queue, Job(x.correlation_id, calc.id, x.insurer).encode(),
-                     {"insurer": x.insurer}, calc.id, calc.created_at)
+                    (
+                        queue,
+                        Job(x.correlation_id, calc.id, x.insurer).encode(),
+                        {"insurer": x.insurer},
+                        calc.id,
+                        calc.created_at,
+                    )
                     for x in calc.exchanges
                 ],
             )
             # Delivered at COMMIT, and only if it commits: the relay never wakes for a rollback.
-            await conn.execute("SELECT pg_notify($1, ''), pg_notify($2, '')",
-                               OUTBOX_CHANNEL, CALCULATIONS_CHANNEL)
+            await conn.execute(
+                "SELECT pg_notify($1, ''), pg_notify($2, '')", OUTBOX_CHANNEL, CALCULATIONS_CHANNEL
+            )
 
         await self._tx("create_calculation", body)
 
@@ -107,12 +118,27 @@ class PostgresStore:
                 "SELECT * FROM exchanges WHERE calculation_id = $1 ORDER BY insurer", calculation_id
             )
             views = tuple(
-                ExchangeView(x["insurer"], x["insurer_name"], x["outcome"] or "pending",
-                             x["premium"], x["message"], x["ready_at"], x["received_at"])
+                ExchangeView(
+                    x["insurer"],
+                    x["insurer_name"],
+                    x["outcome"] or "pending",
+                    x["premium"],
+                    x["message"],
+                    x["ready_at"],
+                    x["received_at"],
+                )
                 for x in xs
             )
-            return CalculationView(c["id"], c["user_id"], c["request"], c["created_at"],
-                                   c["deadline_at"], c["completed_at"], c["stub"], views)
+            return CalculationView(
+                c["id"],
+                c["user_id"],
+                c["request"],
+                c["created_at"],
+                c["deadline_at"],
+                c["completed_at"],
+                c["stub"],
+                views,
+            )
 
         return await self._tx("get_calculation", body)
 
@@ -125,7 +151,9 @@ class PostgresStore:
                 f" SELECT id FROM outbox WHERE sent_at IS NULL"
                 f" AND (leased_until IS NULL OR leased_until < $1)"
                 f" ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {_OUTBOX_COLUMNS}",
-                now, lease, limit,
+                now,
+                lease,
+                limit,
             )
             return _messages(rows)
 
@@ -148,9 +176,16 @@ class PostgresStore:
             if r is None:
                 return None
             return Exchange(
-                r["correlation_id"], r["calculation_id"], r["insurer"], r["user_id"], r["request"],
-                r["created_at"], r["deadline_at"], r["remote_id"],
-                OutcomeKind(r["outcome"]) if r["outcome"] else None, r["completed_at"] is not None,
+                r["correlation_id"],
+                r["calculation_id"],
+                r["insurer"],
+                r["user_id"],
+                r["request"],
+                r["created_at"],
+                r["deadline_at"],
+                r["remote_id"],
+                OutcomeKind(r["outcome"]) if r["outcome"] else None,
+                r["completed_at"] is not None,
             )
 
         return await self._tx("load_exchange", body)
@@ -159,7 +194,8 @@ class PostgresStore:
         async def body(conn: Conn) -> None:
             await conn.execute(
                 "UPDATE exchanges SET remote_id = $2 WHERE correlation_id = $1",
-                correlation_id, remote_id,
+                correlation_id,
+                remote_id,
             )
 
         await self._tx("record_submission", body)
@@ -171,8 +207,12 @@ class PostgresStore:
         row = await conn.fetchrow(
             "INSERT INTO outbox (destination, body, headers, calculation_id, created_at,"
             f" leased_until) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_OUTBOX_COLUMNS}",
-            topic, encode_event(event), event_headers(event), UUID(event["calculation_id"]),
-            now, now + lease,
+            topic,
+            encode_event(event),
+            event_headers(event),
+            UUID(event["calculation_id"]),
+            now,
+            now + lease,
         )
         return _messages([row])[0]
 
@@ -182,7 +222,8 @@ class PostgresStore:
         await conn.execute(
             "UPDATE exchanges SET outcome = 'timed_out', received_at = $2"
             " WHERE calculation_id = $1 AND outcome IS NULL",
-            calc["id"], now,
+            calc["id"],
+            now,
         )
         offers = await conn.fetchval(
             "SELECT count(*) FROM exchanges WHERE calculation_id = $1 AND outcome = 'offer'",
@@ -191,7 +232,8 @@ class PostgresStore:
         seq = await conn.fetchval(
             "UPDATE calculations SET completed_at = $2, event_seq = event_seq + 1"
             " WHERE id = $1 RETURNING event_seq",
-            calc["id"], now,
+            calc["id"],
+            now,
         )
         event = completed_event(
             calc["id"], calc["user_id"], seq, offers=offers, stub=calc["stub"], completed_at=now
@@ -217,8 +259,13 @@ class PostgresStore:
                 " received_at = $6, detail = $7"
                 " WHERE correlation_id = $1 AND outcome IS NULL AND $8"
                 " RETURNING insurer, insurer_name",
-                correlation_id, outcome.kind.value, outcome.premium, outcome.message,
-                outcome.ready_at, outcome.received_at, outcome.detail,
+                correlation_id,
+                outcome.kind.value,
+                outcome.premium,
+                outcome.message,
+                outcome.ready_at,
+                outcome.received_at,
+                outcome.detail,
                 calc["completed_at"] is None,
             )
             if ex is None:
@@ -230,8 +277,9 @@ class PostgresStore:
                     " RETURNING event_seq",
                     calc["id"],
                 )
-                event = offer_event(calc["id"], calc["user_id"], seq, ex["insurer"],
-                                    ex["insurer_name"], outcome)
+                event = offer_event(
+                    calc["id"], calc["user_id"], seq, ex["insurer"], ex["insurer_name"], outcome
+                )
                 out.append(await self._add_event(conn, event, topic, now=now, lease=lease))
             pending = await conn.fetchval(
                 "SELECT count(*) FROM exchanges WHERE calculation_id = $1 AND outcome IS NULL",
@@ -251,7 +299,8 @@ class PostgresStore:
                 "SELECT id, user_id, stub FROM calculations"
                 " WHERE completed_at IS NULL AND deadline_at <= $1"
                 " ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-                now, limit,
+                now,
+                limit,
             )
             for calc in due:
                 await self._complete(conn, calc, topic=topic, now=now, lease=lease)
@@ -262,7 +311,9 @@ class PostgresStore:
             rows = await conn.fetch(
                 f"UPDATE outbox SET leased_until = $3 WHERE calculation_id = ANY($1)"
                 f" AND sent_at IS NULL AND destination = $2 RETURNING {_OUTBOX_COLUMNS}",
-                [c["id"] for c in due], topic, now + lease,
+                [c["id"] for c in due],
+                topic,
+                now + lease,
             )
             return _messages(rows)
 
@@ -305,8 +356,9 @@ async def open_postgres_store(
     async with trio_asyncio.open_loop() as loop:
         try:
             pool = await loop.run_aio_coroutine(
-                asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
-                                    init=_init_connection)
+                asyncpg.create_pool(
+                    url, min_size=min_size, max_size=max_size, init=_init_connection
+                )
             )
             await loop.run_aio_coroutine(migrate(pool))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 import trio
 
@@ -44,7 +45,9 @@ async def test_claims_are_leased_and_released_only_by_expiry(store: Store) -> No
     await store.create_calculation(new_calculation(), queue=Q)
     first = await store.claim_outbox(now=1000.0, lease=30.0, limit=1)
     second = await store.claim_outbox(now=1000.0, lease=30.0, limit=10)
-    assert len(first) == 1 and len(second) == 1 and first[0].id != second[0].id
+    assert len(first) == 1
+    assert len(second) == 1
+    assert first[0].id != second[0].id
     assert await store.claim_outbox(now=1029.0, lease=30.0, limit=10) == []
     await store.mark_sent([first[0].id], now=1001.0)
     again = await store.claim_outbox(now=1031.0, lease=30.0, limit=10)
@@ -73,8 +76,12 @@ async def test_submission_is_remembered_for_redelivery(store: Store) -> None:
     await store.record_submission(cid, "remote-1")
     ex = await store.load_exchange(cid)
     assert ex is not None
-    assert (ex.remote_id, ex.insurer, ex.user_id, ex.settled) == ("remote-1", "aurora", "user-42",
-                                                                  False)
+    assert (ex.remote_id, ex.insurer, ex.user_id, ex.settled) == (
+        "remote-1",
+        "aurora",
+        "user-42",
+        False,
+    )
     assert ex.deadline_at == calc.deadline_at
 
 
@@ -85,8 +92,12 @@ async def test_offer_is_stored_once_and_last_settlement_completes(store: Store) 
     events = await store.settle_exchange(a, offer(1010.0), topic=T, now=1010.0, lease=30.0)
     assert [json.loads(e.body)["type"] for e in events] == ["offer"]
     body = json.loads(events[0].body)
-    assert (body["seq"], body["insurer"], body["premium"], body["user_id"]) == (1, "aurora",
-                                                                                5000.0, "user-42")
+    assert (body["seq"], body["insurer"], body["premium"], body["user_id"]) == (
+        1,
+        "aurora",
+        5000.0,
+        "user-42",
+    )
     assert await store.settle_exchange(a, offer(1011.0, 1.0), topic=T, now=1011, lease=30) == []
     refused = Outcome(OutcomeKind.REFUSED, received_at=1012.0, message="scoring")
     events = await store.settle_exchange(b, refused, topic=T, now=1012.0, lease=30.0)
@@ -96,7 +107,8 @@ async def test_offer_is_stored_once_and_last_settlement_completes(store: Store) 
     view = await store.get_calculation(calc.id)
     assert view is not None
     j = view.to_json()
-    assert j["status"] == "completed" and [o["premium"] for o in j["offers"]] == [5000.0]
+    assert j["status"] == "completed"
+    assert [o["premium"] for o in j["offers"]] == [5000.0]
     assert (await store.load_exchange(a)).settled  # type: ignore[union-attr]
 
 
@@ -108,7 +120,8 @@ async def test_deadline_completes_with_stub_and_later_answers_are_ignored(store:
     events = await store.complete_due(topic=T, now=1060.0, lease=30.0, limit=10)
     assert [json.loads(e.body)["type"] for e in events] == ["completed"]
     done = json.loads(events[0].body)
-    assert done["offers"] == 0 and done["stub"] == calc.stub
+    assert done["offers"] == 0
+    assert done["stub"] == calc.stub
     a = calc.exchanges[0].correlation_id
     assert await store.settle_exchange(a, offer(1061.0), topic=T, now=1061.0, lease=30.0) == []
     view = await store.get_calculation(calc.id)
@@ -122,8 +135,9 @@ async def test_deadline_completes_with_stub_and_later_answers_are_ignored(store:
 async def test_deadline_republishes_unsent_offers_before_completed(store: Store) -> None:
     calc = new_calculation()
     await store.create_calculation(calc, queue=Q)
-    await store.settle_exchange(calc.exchanges[0].correlation_id, offer(1010.0), topic=T,
-                                now=1010.0, lease=300.0)  # leased, never marked sent
+    await store.settle_exchange(
+        calc.exchanges[0].correlation_id, offer(1010.0), topic=T, now=1010.0, lease=300.0
+    )  # leased, never marked sent
     events = await store.complete_due(topic=T, now=1060.0, lease=30.0, limit=10)
     assert [json.loads(e.body)["type"] for e in events] == ["offer", "completed"]
     assert json.loads(events[1].body)["offers"] == 1
@@ -132,10 +146,12 @@ async def test_deadline_republishes_unsent_offers_before_completed(store: Store)
 async def test_orphaned_events_are_relayed_after_their_lease(store: Store) -> None:
     calc = new_calculation()
     await store.create_calculation(calc, queue=Q)
-    await store.mark_sent([m.id for m in await store.claim_outbox(now=1000, lease=30, limit=9)],
-                          now=1000.0)
-    await store.settle_exchange(calc.exchanges[0].correlation_id, offer(1010.0), topic=T,
-                                now=1010.0, lease=30.0)
+    await store.mark_sent(
+        [m.id for m in await store.claim_outbox(now=1000, lease=30, limit=9)], now=1000.0
+    )
+    await store.settle_exchange(
+        calc.exchanges[0].correlation_id, offer(1010.0), topic=T, now=1010.0, lease=30.0
+    )
     assert await store.claim_outbox(now=1039.0, lease=30.0, limit=10) == []
     orphans = await store.claim_outbox(now=1041.0, lease=30.0, limit=10)
     assert [json.loads(m.body)["type"] for m in orphans] == ["offer"]
@@ -153,5 +169,6 @@ async def test_unknown_ids(store: Store) -> None:
     assert await store.get_calculation(calc.id) is None
     assert await store.load_exchange(calc.exchanges[0].correlation_id) is None
     with pytest.raises(StoreError):
-        await store.settle_exchange(calc.exchanges[0].correlation_id, offer(1.0), topic=T,
-                                    now=1.0, lease=1.0)
+        await store.settle_exchange(
+            calc.exchanges[0].correlation_id, offer(1.0), topic=T, now=1.0, lease=1.0
+        )
