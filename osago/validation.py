@@ -25,11 +25,15 @@ class _Check:
     def fail(self, path: str, message: str) -> None:
         self.errors.append(FieldError(path, message))
 
-    def obj(self, data: Any, path: str) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            self.fail(path, "must be an object")
-            return {}
-        return data
+    def section(self, data: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """A required nested object, or None (with the error recorded)."""
+        value = self.required(data, key, key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.fail(key, "must be an object")
+            return None
+        return value
 
     def required(self, data: dict[str, Any], key: str, path: str) -> Any:
         if key not in data or data[key] is None:
@@ -83,25 +87,25 @@ def _years_between(earlier: date, later: date) -> int:
 def validate_request(body: Any) -> dict[str, Any]:
     """Return the request if every rule holds, else raise :class:`ValidationFailed`."""
     c = _Check()
-    root = c.obj(body, "body")
-    if c.errors:
-        raise ValidationFailed(c.errors)
+    if not isinstance(body, dict):
+        raise ValidationFailed([FieldError("body", "must be a JSON object")])
+    root: dict[str, Any] = body
     c.string(root, "user_id", "user_id")
 
-    policy = c.obj(c.required(root, "policy", "policy") or {}, "policy")
-    start = c.day(policy, "start_date", "policy.start_date") if policy else None
-    if policy:
+    policy = c.section(root, "policy")
+    start = c.day(policy, "start_date", "policy.start_date") if policy is not None else None
+    if policy is not None:
         c.integer(policy, "period_months", "policy.period_months", 3, 12)
 
-    vehicle = c.obj(c.required(root, "vehicle", "vehicle") or {}, "vehicle")
-    if vehicle:
+    vehicle = c.section(root, "vehicle")
+    if vehicle is not None:
         category = c.required(vehicle, "category", "vehicle.category")
         if category is not None and category not in CATEGORIES:
             c.fail("vehicle.category", f"must be one of {', '.join(CATEGORIES)}")
         c.integer(vehicle, "engine_power_hp", "vehicle.engine_power_hp", 1, 2000)
 
-    owner = c.obj(c.required(root, "owner", "owner") or {}, "owner")
-    if owner:
+    owner = c.section(root, "owner")
+    if owner is not None:
         region = c.required(owner, "region_kladr", "owner.region_kladr")
         if region is not None and not (isinstance(region, str) and _KLADR.match(region)):
             c.fail("owner.region_kladr", "must be a 13-digit KLADR code")
@@ -113,9 +117,10 @@ def validate_request(body: Any) -> dict[str, Any]:
         else:
             for i, raw in enumerate(drivers):
                 path = f"drivers.{i}"
-                d = c.obj(raw, path)
-                if not d:
+                if not isinstance(raw, dict):
+                    c.fail(path, "must be an object")
                     continue
+                d = raw
                 born = c.day(d, "birth_date", f"{path}.birth_date")
                 since = c.day(d, "experience_start_date", f"{path}.experience_start_date")
                 if born and start and _years_between(born, start) < 18:

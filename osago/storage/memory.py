@@ -189,7 +189,8 @@ class MemoryStore:
     def _event_row(self, calc: _Calc, event: dict[str, Any], topic: str, lease: float) -> _Row:
         return self._add_row(topic, encode_event(event), event_headers(event), calc.new.id, lease)
 
-    def _complete(self, calc: _Calc, *, topic: str, now: float, lease: float) -> _Row:
+    def _complete(self, calc: _Calc, *, topic: str, now: float, lease: float) -> list[_Row]:
+        """Complete ``calc``; its unsent events in order, ``completed`` last (see postgres)."""
         calc.completed_at = now
         offers = 0
         for x in calc.new.exchanges:
@@ -206,7 +207,15 @@ class MemoryStore:
             stub=calc.new.stub,
             completed_at=now,
         )
-        return self._event_row(calc, event, topic, now + lease)
+        self._event_row(calc, event, topic, now + lease)
+        rows = [
+            r
+            for r in self.outbox.values()
+            if r.calculation_id == calc.new.id and r.sent_at is None and r.destination == topic
+        ]
+        for r in rows:
+            r.leased_until = now + lease
+        return rows
 
     async def settle_exchange(
         self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float
@@ -226,7 +235,7 @@ class MemoryStore:
             event = offer_event(n.id, n.user_id, calc.seq, ex.insurer, ex.insurer_name, outcome)
             rows.append(self._event_row(calc, event, topic, now + lease))
         if all(self.exchanges[x.correlation_id].outcome for x in calc.new.exchanges):
-            rows.append(self._complete(calc, topic=topic, now=now, lease=lease))
+            rows = self._complete(calc, topic=topic, now=now, lease=lease)
         return [r.message() for r in rows]
 
     async def complete_due(
@@ -237,16 +246,9 @@ class MemoryStore:
             c for c in self.calcs.values() if c.completed_at is None and c.new.deadline_at <= now
         ]
         due = sorted(due, key=lambda c: c.new.deadline_at)[:limit]
-        ids = {c.new.id for c in due}
+        rows = []
         for calc in due:
-            self._complete(calc, topic=topic, now=now, lease=lease)
-        rows = [
-            r
-            for r in self.outbox.values()
-            if r.calculation_id in ids and r.sent_at is None and r.destination == topic
-        ]
-        for r in rows:
-            r.leased_until = now + lease
+            rows += self._complete(calc, topic=topic, now=now, lease=lease)
         return [r.message() for r in rows]
 
     async def next_deadline(self) -> float | None:

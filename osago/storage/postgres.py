@@ -218,7 +218,13 @@ class PostgresStore:
 
     async def _complete(
         self, conn: Conn, calc: Any, *, topic: str, now: float, lease: float
-    ) -> OutboxMessage:
+    ) -> list[OutboxMessage]:
+        """Complete ``calc``; return ALL its unsent events, in order, ``completed`` last.
+
+        Why all: an offer stored by another task may not be published yet; sending it here,
+        ahead of ``completed``, means no user ever sees an offer after the end (the other
+        task's copy is a duplicate the notifier drops).
+        """
         await conn.execute(
             "UPDATE exchanges SET outcome = 'timed_out', received_at = $2"
             " WHERE calculation_id = $1 AND outcome IS NULL",
@@ -238,7 +244,15 @@ class PostgresStore:
         event = completed_event(
             calc["id"], calc["user_id"], seq, offers=offers, stub=calc["stub"], completed_at=now
         )
-        return await self._add_event(conn, event, topic, now=now, lease=lease)
+        await self._add_event(conn, event, topic, now=now, lease=lease)
+        rows = await conn.fetch(
+            f"UPDATE outbox SET leased_until = $3 WHERE calculation_id = $1"
+            f" AND sent_at IS NULL AND destination = $2 RETURNING {_OUTBOX_COLUMNS}",
+            calc["id"],
+            topic,
+            now + lease,
+        )
+        return _messages(rows)
 
     async def settle_exchange(
         self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float
@@ -286,7 +300,7 @@ class PostgresStore:
                 calc["id"],
             )
             if pending == 0:
-                out.append(await self._complete(conn, calc, topic=topic, now=now, lease=lease))
+                return await self._complete(conn, calc, topic=topic, now=now, lease=lease)
             return out
 
         return await self._tx("settle_exchange", body)
@@ -302,20 +316,10 @@ class PostgresStore:
                 now,
                 limit,
             )
+            out = []
             for calc in due:
-                await self._complete(conn, calc, topic=topic, now=now, lease=lease)
-            if not due:
-                return []
-            # Unsent events of these calculations go out with `completed`, before it, so the
-            # user never sees an offer after the end (duplicates are dropped by the notifier).
-            rows = await conn.fetch(
-                f"UPDATE outbox SET leased_until = $3 WHERE calculation_id = ANY($1)"
-                f" AND sent_at IS NULL AND destination = $2 RETURNING {_OUTBOX_COLUMNS}",
-                [c["id"] for c in due],
-                topic,
-                now + lease,
-            )
-            return _messages(rows)
+                out += await self._complete(conn, calc, topic=topic, now=now, lease=lease)
+            return out
 
         return await self._tx("complete_due", body)
 

@@ -99,6 +99,7 @@ async def test_offer_is_stored_once_and_last_settlement_completes(store: Store) 
         "user-42",
     )
     assert await store.settle_exchange(a, offer(1011.0, 1.0), topic=T, now=1011, lease=30) == []
+    await store.mark_sent([events[0].id], now=1010.5)
     refused = Outcome(OutcomeKind.REFUSED, received_at=1012.0, message="scoring")
     events = await store.settle_exchange(b, refused, topic=T, now=1012.0, lease=30.0)
     assert [json.loads(e.body)["type"] for e in events] == ["completed"]
@@ -141,6 +142,21 @@ async def test_deadline_republishes_unsent_offers_before_completed(store: Store)
     events = await store.complete_due(topic=T, now=1060.0, lease=30.0, limit=10)
     assert [json.loads(e.body)["type"] for e in events] == ["offer", "completed"]
     assert json.loads(events[1].body)["offers"] == 1
+
+
+async def test_completion_sends_unsent_offers_of_others_first(store: Store) -> None:
+    calc = new_calculation()
+    await store.create_calculation(calc, queue=Q)
+    a, b = (x.correlation_id for x in calc.exchanges)
+    first = await store.settle_exchange(a, offer(1010.0), topic=T, now=1010.0, lease=30.0)
+    # `a`'s task has not published yet when `b` completes the calculation:
+    last = await store.settle_exchange(b, offer(1010.0, 7.0), topic=T, now=1010.0, lease=30.0)
+    assert [(json.loads(e.body)["type"], json.loads(e.body)["seq"]) for e in last] == [
+        ("offer", 1),
+        ("offer", 2),
+        ("completed", 3),
+    ]
+    assert last[0].id == first[0].id
 
 
 async def test_orphaned_events_are_relayed_after_their_lease(store: Store) -> None:

@@ -1,0 +1,49 @@
+"""Test doubles that are not twins of a port we ship: a scripted insurer client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import trio
+
+from osago.clock import Clock
+from osago.config import InsurerConfig
+from osago.errors import InsurerUnavailable
+from osago.insurers import Quote
+
+
+@dataclass
+class FakeInsurers:
+    """Each insurer answers ``delays[code]`` seconds after the submit (Trio time)."""
+
+    clock: Clock
+    delays: dict[str, float]
+    refuse: set[str] = field(default_factory=set)
+    flaky_polls: dict[str, int] = field(default_factory=dict)  # code -> failures to inject
+    submits: list[tuple[str, UUID]] = field(default_factory=list)
+    polls: int = 0
+    _calcs: dict[str, tuple[UUID, float, str]] = field(default_factory=dict)
+
+    async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
+        await trio.lowlevel.checkpoint()
+        self.submits.append((insurer.code, correlation_id))
+        remote = f"{insurer.code}-{correlation_id}"
+        if remote not in self._calcs:
+            ready = self.clock.now() + self.delays[insurer.code]
+            self._calcs[remote] = (correlation_id, ready, insurer.code)
+        return remote
+
+    async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | None:
+        await trio.lowlevel.checkpoint()
+        self.polls += 1
+        if self.flaky_polls.get(insurer.code, 0) > 0:
+            self.flaky_polls[insurer.code] -= 1
+            raise InsurerUnavailable(insurer.code, "injected 503", status=503)
+        correlation_id, ready, code = self._calcs[remote_id]
+        if self.clock.now() < ready:
+            return None
+        if code in self.refuse:
+            return Quote(correlation_id, "refused", None, "scoring refusal", ready)
+        return Quote(correlation_id, "ready", 1000.0 + 100 * len(code), None, ready)

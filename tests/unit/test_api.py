@@ -1,0 +1,135 @@
+"""The REST api on the memory twins: status codes, per-field errors, the outbox in one step."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+import pytest
+import trio
+
+from osago.broker import open_memory_broker
+from osago.clock import TrioWallClock
+from osago.config import Settings
+from osago.models import Job
+from osago.roles.api import create_app
+from osago.roles._deps import ApiDeps
+from osago.storage import MemoryStore
+from tests.factories import MINIMAL_BODY
+
+SETTINGS = Settings(insurer_codes=("aurora", "borealis", "cedar"), deadline_seconds=60.0)
+
+
+async def call(
+    method: str,
+    path: str,
+    *,
+    store: MemoryStore | None = None,
+    settings: Settings = SETTINGS,
+    **kw: Any,
+) -> tuple[int, Any, MemoryStore]:
+    store = store or MemoryStore()
+    async with open_memory_broker() as broker:
+        app = create_app(
+            ApiDeps(settings, trio.Event(), TrioWallClock(), store=store, broker=broker)
+        )
+        response = await app.test_client().open(path, method=method, **kw)
+        return response.status_code, await response.get_json(), store
+
+
+async def test_post_stores_request_and_one_job_per_insurer() -> None:
+    status, body, store = await call("POST", "/api/v1/calculations", json=MINIMAL_BODY)
+    assert status == 202
+    assert body["status"] == "pending"
+    assert body["insurers"] == ["aurora", "borealis", "cedar"]
+    calc_id = uuid.UUID(body["calculation_id"])
+    jobs = [Job.decode(m.body) for m in await store.claim_outbox(now=2e9, lease=1, limit=10)]
+    assert sorted(j.insurer for j in jobs) == ["aurora", "borealis", "cedar"]
+    assert {j.calculation_id for j in jobs} == {calc_id}
+    status, shown, _ = await call("GET", f"/api/v1/calculations/{calc_id}", store=store)
+    assert status == 200
+    assert shown["status"] == "pending"
+    assert shown["deadline_at"] == body["deadline_at"]
+    assert shown["offers"] == []
+    assert shown["stub"] is None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda b: b.pop("user_id"), "user_id"),
+        (lambda b: b["policy"].update(period_months=13), "policy.period_months"),
+        (lambda b: b["policy"].update(start_date="01.12.2026"), "policy.start_date"),
+        (lambda b: b["vehicle"].update(category="Z"), "vehicle.category"),
+        (lambda b: b["vehicle"].update(engine_power_hp="many"), "vehicle.engine_power_hp"),
+        (lambda b: b["owner"].update(region_kladr="77"), "owner.region_kladr"),
+        (lambda b: b.update(drivers=[]), "drivers"),
+        (lambda b: b["drivers"][0].update(birth_date="2010-01-01"), "drivers.0.birth_date"),
+        (
+            lambda b: b["drivers"][0].update(experience_start_date="1990-01-01"),
+            "drivers.0.experience_start_date",
+        ),
+    ],
+)
+async def test_bad_fields_are_named_in_a_422(mutate: Any, field: str) -> None:
+    body = copy.deepcopy(MINIMAL_BODY)
+    mutate(body)
+    status, answer, store = await call("POST", "/api/v1/calculations", json=body)
+    assert status == 422
+    assert field in [e["field"] for e in answer["errors"]]
+    assert store.calcs == {}
+
+
+async def test_several_errors_are_reported_together() -> None:
+    status, answer, _ = await call(
+        "POST", "/api/v1/calculations", json={"user_id": "", "policy": {}, "drivers": "x"}
+    )
+    assert status == 422
+    fields = {e["field"] for e in answer["errors"]}
+    assert {
+        "user_id",
+        "policy.start_date",
+        "policy.period_months",
+        "vehicle",
+        "owner",
+        "drivers",
+    } <= fields
+
+
+async def test_non_json_is_a_400() -> None:
+    status, answer, _ = await call(
+        "POST", "/api/v1/calculations", data=b"{oops", headers={"content-type": "application/json"}
+    )
+    assert status == 400
+    assert answer["error"] == "bad_request"
+
+
+async def test_unknown_or_malformed_id_is_a_404() -> None:
+    assert (await call("GET", f"/api/v1/calculations/{uuid.uuid4()}"))[0] == 404
+    assert (await call("GET", "/api/v1/calculations/not-a-uuid"))[0] == 404
+
+
+async def test_store_failure_is_a_503_and_stores_nothing() -> None:
+    store = MemoryStore(fail_next="create_calculation")
+    status, answer, _ = await call("POST", "/api/v1/calculations", json=MINIMAL_BODY, store=store)
+    assert status == 503
+    assert answer["error"] == "unavailable"
+    assert store.calcs == {}
+    assert store.outbox == {}
+
+
+async def test_bearer_token_is_required_when_configured() -> None:
+    secured = Settings(insurer_codes=("aurora",), api_token="s3cret")
+    assert (await call("POST", "/api/v1/calculations", json=MINIMAL_BODY, settings=secured))[
+        0
+    ] == 401
+    ok = await call(
+        "POST",
+        "/api/v1/calculations",
+        json=MINIMAL_BODY,
+        settings=secured,
+        headers={"Authorization": "Bearer s3cret"},
+    )
+    assert ok[0] == 202
+    assert (await call("GET", "/healthz", settings=secured))[0] == 200

@@ -1,0 +1,219 @@
+"""The whole flow on the memory twins and MockClock: exact virtual times, no real sleeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from osago.broker import Outgoing, open_memory_broker
+from osago.broker.memory import MemoryBroker
+from osago.clock import TrioWallClock
+from osago.config import Settings
+from osago.models import Job
+from osago.roles import relay, worker
+from osago.roles._deps import ApiDeps, WorkerDeps
+from osago.storage import MemoryStore
+from tests.factories import new_calculation
+from tests.fakes import FakeInsurers
+
+SETTINGS = Settings(insurer_codes=("aurora", "borealis"), deadline_seconds=5.0)
+EPOCH = 1_790_000_000.0
+
+
+@dataclass
+class Harness:
+    store: MemoryStore
+    broker: MemoryBroker
+    clock: TrioWallClock
+    insurers: FakeInsurers
+    events: list[tuple[float, dict[str, Any]]]
+    nursery: trio.Nursery
+
+    def worker_deps(self, stop: trio.Event | None = None) -> WorkerDeps:
+        return WorkerDeps(
+            SETTINGS,
+            stop or trio.Event(),
+            self.clock,
+            store=self.store,
+            broker=self.broker,
+            insurers=self.insurers,
+        )
+
+    async def submit(self, **kw: Any) -> Any:
+        calc = new_calculation(
+            insurers=SETTINGS.insurer_codes,
+            created_at=self.clock.now(),
+            deadline=SETTINGS.deadline_seconds,
+            **kw,
+        )
+        await self.store.create_calculation(calc, queue=SETTINGS.requests_queue)
+        return calc
+
+
+@asynccontextmanager
+async def harness(delays: dict[str, float], *, workers: int = 1) -> AsyncIterator[Harness]:
+    clock = TrioWallClock(EPOCH)
+    async with open_memory_broker() as broker, trio.open_nursery() as nursery:
+        h = Harness(MemoryStore(), broker, clock, FakeInsurers(clock, delays), [], nursery)
+
+        async def collect(task_status: trio.TaskStatus[None]) -> None:
+            async with broker.subscribe(SETTINGS.results_topic) as sub:
+                task_status.started()
+                async for d in sub:
+                    h.events.append((trio.current_time(), json.loads(d.body)))
+
+        await nursery.start(collect)
+        await nursery.start(
+            relay.run, ApiDeps(SETTINGS, trio.Event(), clock, store=h.store, broker=broker)
+        )
+        for _ in range(workers):
+            await nursery.start(worker.run, h.worker_deps())
+        yield h
+        nursery.cancel_scope.cancel()
+
+
+def kinds(h: Harness) -> list[tuple[float, str, str | None]]:
+    """What the user sees: events in topic order, duplicates dropped as the notifier does."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for t, e in h.events:
+        if (e["calculation_id"], e["seq"]) not in seen:
+            seen.add((e["calculation_id"], e["seq"]))
+            out.append((round(t, 3), e["type"], e.get("insurer")))
+    return out
+
+
+async def test_offers_arrive_as_insurers_answer_then_completed(autojump_clock: MockClock) -> None:
+    async with harness({"aurora": 1.0, "borealis": 2.1}) as h:
+        calc = await h.submit()
+        await trio.sleep(10)
+    # Polls every 0.25 s from t=0: answers ready at 1.0 and 2.1 are seen at 1.0 and 2.25.
+    assert kinds(h) == [
+        (1.0, "offer", "aurora"),
+        (2.25, "offer", "borealis"),
+        (2.25, "completed", None),
+    ]
+    done = h.events[-1][1]
+    assert (done["calculation_id"], done["offers"], done["stub"]) == (str(calc.id), 2, None)
+    view = await h.store.get_calculation(calc.id)
+    assert view is not None
+    assert view.completed_at == EPOCH + 2.25
+
+
+async def test_no_answer_by_the_deadline_gives_the_stub_on_time(autojump_clock: MockClock) -> None:
+    async with harness({"aurora": 7.0, "borealis": 60.0}) as h:
+        calc = await h.submit()
+        await trio.sleep(20)
+    assert kinds(h) == [(5.0, "completed", None)]
+    assert h.events[0][1]["stub"] == calc.stub
+    view = await h.store.get_calculation(calc.id)
+    assert view is not None
+    assert [e.status for e in view.exchanges] == ["timed_out", "timed_out"]
+
+
+async def test_answer_after_the_deadline_is_never_shown(autojump_clock: MockClock) -> None:
+    async with harness({"aurora": 1.0, "borealis": 5.5}) as h:
+        await h.submit()
+        await trio.sleep(20)
+    assert kinds(h) == [(1.0, "offer", "aurora"), (5.0, "completed", None)]
+    assert h.events[-1][1]["offers"] == 1
+
+
+async def test_transient_insurer_errors_are_retried_at_the_next_tick(
+    autojump_clock: MockClock,
+) -> None:
+    async with harness({"aurora": 0.0, "borealis": 0.0}) as h:
+        h.insurers.flaky_polls["aurora"] = 3
+        await h.submit()
+        await trio.sleep(10)
+    assert kinds(h) == [
+        (0.0, "offer", "borealis"),
+        (0.75, "offer", "aurora"),
+        (0.75, "completed", None),
+    ]
+
+
+async def test_redelivered_job_resumes_polling_without_resubmitting(
+    autojump_clock: MockClock,
+) -> None:
+    async with harness({"aurora": 3.0, "borealis": 3.25}) as h:
+        calc = await h.submit()
+        await trio.sleep(1)
+        assert len(h.insurers.submits) == 2
+        # The same jobs again, as the broker would redeliver them after a crash.
+        jobs = [Job(x.correlation_id, calc.id, x.insurer) for x in calc.exchanges]
+        await h.broker.send([Outgoing(SETTINGS.requests_queue, j.encode()) for j in jobs])
+        await trio.sleep(10)
+    assert len(h.insurers.submits) == 2
+    assert [k for _, k, _ in kinds(h)] == ["offer", "offer", "completed"]
+
+
+async def test_killed_worker_is_replaced_and_the_user_sees_each_offer_once(
+    autojump_clock: MockClock,
+) -> None:
+    async with harness({"aurora": 3.0, "borealis": 4.0}, workers=0) as h:
+        calc = await h.submit()
+        with trio.CancelScope() as doomed:  # a worker that dies mid-poll, nothing acked
+            h.nursery.start_soon(worker.run, h.worker_deps())
+            await trio.sleep(1.5)
+            doomed.cancel()
+        assert h.events == []
+        await h.nursery.start(worker.run, h.worker_deps())
+        await trio.sleep(10)
+    assert [k for _, k, _ in kinds(h)] == ["offer", "offer", "completed"]
+    assert len(h.insurers.submits) == 2  # the survivor polled the existing calculations
+    assert h.events[-1][1]["calculation_id"] == str(calc.id)
+
+
+async def test_poison_message_is_dead_lettered_and_others_still_flow(
+    autojump_clock: MockClock,
+) -> None:
+    async with harness({"aurora": 0.5, "borealis": 0.5}) as h:
+        await h.broker.send([Outgoing(SETTINGS.requests_queue, b"not json")])
+        await h.submit()
+        await trio.sleep(10)
+        async with h.broker.subscribe("/queue/DLQ.osago.calculations") as dlq:
+            with trio.fail_after(1):
+                dead = await dlq.__aiter__().__anext__()
+    assert dead.body == b"not json"
+    assert [k for _, k, _ in kinds(h)] == ["offer", "offer", "completed"]
+
+
+async def test_refusal_is_stored_but_not_shown_as_an_offer(autojump_clock: MockClock) -> None:
+    async with harness({"aurora": 0.5, "borealis": 1.0}) as h:
+        h.insurers.refuse.add("borealis")
+        calc = await h.submit()
+        await trio.sleep(10)
+    assert kinds(h) == [(0.5, "offer", "aurora"), (1.0, "completed", None)]
+    view = await h.store.get_calculation(calc.id)
+    assert view is not None
+    assert {e.insurer: e.status for e in view.exchanges} == {
+        "aurora": "offer",
+        "borealis": "refused",
+    }
+
+
+@pytest.mark.parametrize("fail", ["settle_exchange", "mark_sent"])
+async def test_a_crash_between_storing_and_publishing_loses_no_event(
+    autojump_clock: MockClock, fail: str
+) -> None:
+    async with harness({"aurora": 0.5, "borealis": 0.5}) as h:
+        await h.submit()
+        await trio.sleep(0.1)
+        h.store.fail_next = fail
+        await trio.sleep(60)
+    unique = {(e["seq"], e["type"]) for _, e in h.events}
+    assert unique == {(1, "offer"), (2, "offer"), (3, "completed")}
+    # A failed mark means the relay publishes again after the lease: at least once, with
+    # duplicates that carry the same (calculation, seq) for the notifier to drop.
+    if fail == "settle_exchange":
+        assert len(h.events) == 3  # nacked, redelivered, resumed: published once
+    else:
+        assert len(h.events) > 3

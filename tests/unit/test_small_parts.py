@@ -1,0 +1,80 @@
+"""Tokens, STOMP framing, the session hub, settings."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from osago.broker._framing import FrameParser, encode_frame
+from osago.config import Settings
+from osago.errors import ConfigError, TokenExpired, TokenInvalid
+from osago.roles._sessions import Hub
+from osago.runtime import check_role
+from osago.tokens import mint_token, verify_token
+
+
+def test_token_round_trip_and_refusals() -> None:
+    token = mint_token("k", "user:42/é", expires_at=1000)
+    assert verify_token("k", token, now=999).user_id == "user:42/é"
+    with pytest.raises(TokenExpired):
+        verify_token("k", token, now=1000)
+    with pytest.raises(TokenInvalid):
+        verify_token("other", token, now=0)
+    with pytest.raises(TokenInvalid):
+        verify_token("k", token[:-2], now=0)
+    with pytest.raises(TokenInvalid):
+        verify_token("k", "garbage", now=0)
+
+
+def test_framing_round_trip_in_arbitrary_chunks() -> None:
+    frames = [
+        encode_frame("MESSAGE", {"a": "x:y\nz\\w", "destination": "/q"}, b"bo\x00dy"),
+        b"\n\n",  # heart-beats between frames
+        encode_frame("RECEIPT", {"receipt-id": "r1"}),
+    ]
+    data = b"".join(frames)
+    for chunk in (1, 3, 7, len(data)):
+        parser = FrameParser()
+        got = []
+        for i in range(0, len(data), chunk):
+            parser.feed(data[i : i + chunk])
+            got.extend(parser)
+        assert [(f.cmd, f.body) for f in got] == [("MESSAGE", b"bo\x00dy"), ("RECEIPT", b"")]
+        assert got[0].headers["a"] == "x:y\nz\\w"
+
+
+async def test_hub_delivers_per_user_once_and_drops_slow_readers() -> None:
+    hub = Hub(buffer=2)
+    a1, a2, b = hub.open("a"), hub.open("a"), hub.open("b")
+    assert hub.first_time("c1", 1)
+    assert not hub.first_time("c1", 1)
+    assert hub.deliver("a", "e1") == 2
+    assert b.recv.statistics().current_buffer_used == 0
+    assert a1.recv.receive_nowait() == "e1"
+    hub.deliver("a", "e2")
+    hub.deliver("a", "e3")  # a2 holds e1, e2: its buffer is full
+    assert a2.dropped
+    assert a2.cancel.cancel_called
+    assert not a1.dropped
+    assert hub.sessions == 2
+    await trio.lowlevel.checkpoint()
+
+
+def test_settings_from_env_and_role_checks() -> None:
+    s = Settings.from_env(
+        {
+            "OSAGO_DEADLINE_SECONDS": "7.5",
+            "OSAGO_INSURERS": "a, b",
+            "OSAGO_API_BIND": "0.0.0.0:9000",
+        }
+    )
+    assert (s.deadline_seconds, s.insurer_codes, s.api_bind.port) == (7.5, ("a", "b"), 9000)
+    assert s.insurers()[0].base_url == "http://127.0.0.1:8082/a"
+    with pytest.raises(ConfigError, match="OSAGO_DEADLINE_SECONDS"):
+        Settings.from_env({"OSAGO_DEADLINE_SECONDS": "soon"})
+    with pytest.raises(ConfigError, match="OSAGO_API_BIND"):
+        Settings.from_env({"OSAGO_API_BIND": "nowhere"})
+    with pytest.raises(ConfigError, match="shared"):
+        check_role("worker", Settings())
+    check_role("worker", Settings(broker_url="stomp://127.0.0.1:61613"))
+    check_role("all", Settings())
