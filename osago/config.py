@@ -167,5 +167,7 @@ class Settings:
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
             outbox_lease=number("OSAGO_OUTBOX_LEASE", s.outbox_lease),
             log_level=(get("OSAGO_LOG_LEVEL") or s.log_level).upper(),
+            requests_queue=get("OSAGO_REQUESTS_QUEUE") or s.requests_queue,
+            results_topic=get("OSAGO_RESULTS_TOPIC") or s.results_topic,
             simulator_delays=delays,
         )

@@ -13,8 +13,8 @@ from osago.broker import open_memory_broker
 from osago.clock import TrioWallClock
 from osago.config import Settings
 from osago.models import Job
-from osago.roles.api import create_app
 from osago.roles._deps import ApiDeps
+from osago.roles.api import create_app
 from osago.storage import MemoryStore
 from tests.factories import MINIMAL_BODY
 

@@ -1,0 +1,180 @@
+"""Run osago roles as separate OS processes against the real services (tests and benches)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import trio
+from trio_websocket import WebSocketConnection, open_websocket_url
+
+from osago.tokens import mint_token
+
+READY = re.compile(r"role (\w+) ready: (.*)$")
+SECRET = "e2e-secret"
+
+
+@dataclass
+class Proc:
+    """One osago process and everything it logged."""
+
+    name: str
+    process: trio.Process
+    lines: list[str] = field(default_factory=list)
+    urls: dict[str, str] = field(default_factory=dict)
+    ready: trio.Event = field(default_factory=trio.Event)
+
+    def grep(self, pattern: str) -> list[str]:
+        return [line for line in self.lines if re.search(pattern, line)]
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+
+
+@dataclass
+class Cluster:
+    """Processes started by :func:`start_cluster`, with helpers to drive them."""
+
+    env: dict[str, str]
+    nursery: trio.Nursery
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    async def start(self, name: str, role: str, **env: str) -> Proc:
+        full_env = {**self.env, **env}
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "osago", "--role", role],
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        proc = Proc(name, process)
+        self.procs[name] = proc
+        self.nursery.start_soon(self._read, proc)
+        with trio.fail_after(30):
+            await proc.ready.wait()
+        return proc
+
+    async def _read(self, proc: Proc) -> None:
+        assert proc.process.stderr is not None
+        buf = b""
+        async for chunk in proc.process.stderr:
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                line = raw.decode(errors="replace")
+                proc.lines.append(line)
+                m = READY.search(line)
+                if m:
+                    proc.urls = dict(kv.split("=", 1) for kv in m.group(2).split())
+                    proc.ready.set()
+        if not proc.ready.is_set():
+            raise RuntimeError(f"{proc.name} exited before ready:\n" + "\n".join(proc.lines[-30:]))
+
+    def url(self, name: str, key: str) -> str:
+        return self.procs[name].urls[key]
+
+    def token(self, user_id: str) -> str:
+        return mint_token(SECRET, user_id, expires_at=time.time() + 600)
+
+    @asynccontextmanager
+    async def websocket(self, notifier: str, user_id: str) -> AsyncIterator[WebSocketConnection]:
+        url = f"{self.url(notifier, 'notifier')}?token={self.token(user_id)}"
+        async with open_websocket_url(url) as ws:
+            yield ws
+
+    async def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        async with httpx.AsyncClient() as http:
+            r = await http.post(f"{self.url('api', 'api')}/api/v1/calculations", json=body)
+            assert r.status_code == 202, r.text
+            return r.json()  # type: ignore[no-any-return]
+
+    async def control(self, insurer: str, **behaviour: Any) -> None:
+        async with httpx.AsyncClient() as http:
+            r = await http.put(
+                f"{self.url('insurers', 'insurers')}/_control/{insurer}", json=behaviour
+            )
+            assert r.status_code == 200, r.text
+
+    async def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.process.returncode is None:
+                proc.process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(10):
+            for proc in self.procs.values():
+                await proc.process.wait()
+        for proc in self.procs.values():
+            if proc.process.returncode is None:
+                proc.kill()
+
+
+async def receive_until_completed(
+    ws: WebSocketConnection, calculation_id: str, *, within: float
+) -> list[tuple[float, dict[str, Any]]]:
+    """Frames for one calculation, with their arrival (wall) time, until ``completed``."""
+    got = []
+    with trio.fail_after(within):
+        while True:
+            event = json.loads(await ws.get_message())
+            if event["calculation_id"] != calculation_id:
+                continue
+            got.append((time.time(), event))
+            if event["type"] == "completed":
+                return got
+
+
+@asynccontextmanager
+async def start_cluster(
+    *,
+    database_url: str,
+    broker_url: str,
+    suffix: str,
+    deadline: float,
+    insurers: str,
+    delays: str,
+    workers: int = 2,
+    notifiers: int = 2,
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[Cluster]:
+    """Simulator, api (with relay), N workers and N notifiers, each its own process."""
+    env = {
+        **os.environ,
+        "OSAGO_DATABASE_URL": database_url,
+        "OSAGO_BROKER_URL": broker_url,
+        "OSAGO_REQUESTS_QUEUE": f"/queue/osago.test.{suffix}",
+        "OSAGO_RESULTS_TOPIC": f"/topic/osago.test.{suffix}",
+        "OSAGO_DEADLINE_SECONDS": str(deadline),
+        "OSAGO_INSURERS": insurers,
+        "OSAGO_SIMULATOR_DELAYS": delays,
+        "OSAGO_WS_SECRET": SECRET,
+        "OSAGO_API_BIND": "127.0.0.1:0",
+        "OSAGO_NOTIFIER_BIND": "127.0.0.1:0",
+        "OSAGO_INSURERS_BIND": "127.0.0.1:0",
+        "PYTHONWARNINGS": "ignore",
+        **(extra_env or {}),
+    }
+    async with trio.open_nursery() as nursery:
+        cluster = Cluster(env, nursery)
+        try:
+            sim = await cluster.start("insurers", "insurers")
+            cluster.env["OSAGO_INSURERS_URL"] = sim.urls["insurers"]
+            await cluster.start("api", "api")
+            for i in range(1, workers + 1):
+                await cluster.start(f"worker{i}", "worker")
+            for i in range(1, notifiers + 1):
+                await cluster.start(f"notifier{i}", "notifier")
+            yield cluster
+        finally:
+            with trio.CancelScope(shield=True):
+                await cluster.stop()
+            nursery.cancel_scope.cancel()

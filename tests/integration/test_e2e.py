@@ -1,0 +1,164 @@
+"""The walking skeleton end to end: every role its own process, real ActiveMQ and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest
+import trio
+
+from osago.broker import Outgoing, open_stomp_broker
+from tests.cluster import SECRET, Cluster, receive_until_completed, start_cluster
+from tests.conftest import STOMP_URL
+from tests.factories import MINIMAL_BODY
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+DEADLINE = 4.0
+
+
+def ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture
+async def cluster(pg_url: str, unique: str) -> AsyncIterator[Cluster]:
+    # cedar answers after the deadline; aurora and borealis before it.
+    async with start_cluster(
+        database_url=pg_url,
+        broker_url=STOMP_URL,
+        suffix=unique,
+        deadline=DEADLINE,
+        insurers="aurora,borealis,cedar",
+        delays="aurora=0.3,borealis=0.8,cedar=6",
+    ) as c:
+        yield c
+
+
+def body(user: str) -> dict[str, object]:
+    return {**MINIMAL_BODY, "user_id": user}
+
+
+async def test_offers_reach_only_their_user_once_then_completed_or_stub(cluster: Cluster) -> None:
+    async with (
+        cluster.websocket("notifier1", "alice") as alice,
+        cluster.websocket("notifier2", "alice") as alice_tab2,
+        cluster.websocket("notifier2", "bob") as bob,
+    ):
+        accepted = await cluster.post(body("alice"))
+        calc = accepted["calculation_id"]
+        frames = await receive_until_completed(alice, calc, within=DEADLINE + 5)
+        tab2 = await receive_until_completed(alice_tab2, calc, within=2)
+
+        kinds = [(e["type"], e.get("insurer")) for _, e in frames]
+        assert kinds == [("offer", "aurora"), ("offer", "borealis"), ("completed", None)]
+        assert [e["seq"] for _, e in tab2] == [e["seq"] for _, e in frames]
+        completed = frames[-1][1]
+        assert completed["offers"] == 2
+        assert completed["stub"] is None
+        # cedar answered after the deadline: no offer, and `completed` came at the deadline.
+        lateness = frames[-1][0] - ts(accepted["deadline_at"])
+        assert -0.05 < lateness < 1.0
+
+        # Now nobody answers in time: the stub, at the deadline.
+        for code in ("aurora", "borealis"):
+            await cluster.control(code, delay=30)
+        stubbed = await cluster.post(body("alice"))
+        frames = await receive_until_completed(
+            alice, stubbed["calculation_id"], within=DEADLINE + 5
+        )
+        assert [e["type"] for _, e in frames] == ["completed"]
+        assert frames[0][1]["offers"] == 0
+        assert "answered within" in frames[0][1]["stub"]["message"]
+
+        with trio.move_on_after(0.5):
+            await bob.get_message()
+            pytest.fail("bob received alice's events")
+
+
+async def test_each_job_is_processed_by_exactly_one_worker(cluster: Cluster) -> None:
+    calcs = [(await cluster.post(body(f"user-{i}")))["calculation_id"] for i in range(12)]
+    await trio.sleep(DEADLINE + 1.5)
+    submitted: dict[str, list[str]] = {}
+    for name in ("worker1", "worker2"):
+        for line in cluster.procs[name].grep(r"submitted to"):
+            key = line.split("calculation ", 1)[1].split(" as ")[0]
+            submitted.setdefault(key, []).append(name)
+    assert len(submitted) == len(calcs) * 3
+    assert all(len(workers) == 1 for workers in submitted.values())
+    assert {w for ws in submitted.values() for w in ws} == {"worker1", "worker2"}
+
+
+async def test_poison_message_lands_in_the_dlq_and_work_goes_on(
+    cluster: Cluster, unique: str
+) -> None:
+    queue = f"/queue/osago.test.{unique}"
+    async with open_stomp_broker(STOMP_URL) as broker:
+        await broker.send([Outgoing(queue, b'{"not": "a job"}', {"test": unique})])
+        async with cluster.websocket("notifier1", "carol") as ws:
+            calc = (await cluster.post(body("carol")))["calculation_id"]
+            frames = await receive_until_completed(ws, calc, within=DEADLINE + 5)
+        assert [e["type"] for _, e in frames][-1] == "completed"
+        async with broker.subscribe(f"/queue/DLQ.osago.test.{unique}") as dlq:
+            with trio.fail_after(15):
+                dead = await dlq.__aiter__().__anext__()
+            await dlq.ack(dead)
+    assert json.loads(dead.body) == {"not": "a job"}
+    failures = [ln for p in ("worker1", "worker2") for ln in cluster.procs[p].grep("undecodable")]
+    assert len(failures) == 3  # first delivery + 2 redeliveries, then the DLQ
+
+
+async def test_a_worker_killed_mid_poll_is_replaced(cluster: Cluster) -> None:
+    for code in ("aurora", "borealis"):
+        await cluster.control(code, delay=2.0)
+    async with cluster.websocket("notifier1", "dave") as ws:
+        accepted = await cluster.post(body("dave"))
+        calc = accepted["calculation_id"]
+        await trio.sleep(1.0)  # both workers are polling now
+        victim = max(
+            ("worker1", "worker2"), key=lambda w: len(cluster.procs[w].grep(f"{calc}: submitted"))
+        )
+        assert cluster.procs[victim].grep(f"{calc}: submitted")
+        cluster.procs[victim].kill()
+        frames = await receive_until_completed(ws, calc, within=DEADLINE + 5)
+    kinds = sorted(str(e.get("insurer")) for _, e in frames if e["type"] == "offer")
+    assert kinds == ["aurora", "borealis"]
+    assert frames[-1][1]["type"] == "completed"
+    assert frames[-1][0] - ts(accepted["deadline_at"]) < 1.0
+    survivor = "worker2" if victim == "worker1" else "worker1"
+    assert cluster.procs[survivor].grep(f"{calc}: resuming")
+
+
+async def test_all_role_on_embedded_defaults(unique: str) -> None:
+    """`osago --role all` with no database or broker settings serves the whole flow."""
+    data_dir = f"/tmp/osago-e2e-{unique}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSAGO_")}
+    env.update(
+        OSAGO_DATA_DIR=data_dir,
+        OSAGO_API_BIND="127.0.0.1:0",
+        OSAGO_NOTIFIER_BIND="127.0.0.1:0",
+        OSAGO_INSURERS_BIND="127.0.0.1:0",
+        OSAGO_WS_SECRET=SECRET,
+        OSAGO_DEADLINE_SECONDS="5",
+        PYTHONWARNINGS="ignore",
+    )
+    async with trio.open_nursery() as nursery:
+        c = Cluster(env, nursery)
+        try:
+            proc = await c.start("api", "all")
+            c.procs["notifier"] = proc
+            async with c.websocket("notifier", "erin") as ws:
+                accepted = await c.post(body("erin"))
+                frames = await receive_until_completed(ws, accepted["calculation_id"], within=10)
+        finally:
+            with trio.CancelScope(shield=True):
+                await c.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
+    offers = [e for _, e in frames if e["type"] == "offer"]
+    assert len(offers) == 10
+    assert frames[-1][1]["offers"] == 10
+    assert proc.process.returncode == 0  # SIGTERM drained and exited cleanly
