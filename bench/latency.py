@@ -28,9 +28,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cluster import Cluster, start_cluster  # noqa: E402
-from tests.conftest import STOMP_URL, _drop_database, _fresh_database  # noqa: E402
-from tests.factories import MINIMAL_BODY  # noqa: E402
+from tests.cluster import Cluster, start_cluster
+from tests.conftest import STOMP_URL, _drop_database, _fresh_database
+from tests.factories import MINIMAL_BODY
 
 DEADLINE = 5.0
 
@@ -41,17 +41,24 @@ def ts(iso: str) -> float:
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def report(name: str, values: list[float]) -> None:
     ms = [v * 1000 for v in values]
-    print(f"{name:<10} n={len(ms):<5} p50={pct(ms, 50):7.1f} ms  p90={pct(ms, 90):7.1f} ms  "
-          f"p99={pct(ms, 99):7.1f} ms  max={max(ms):7.1f} ms  mean={statistics.mean(ms):7.1f} ms")
+    print(
+        f"{name:<10} n={len(ms):<5} p50={pct(ms, 50):7.1f} ms  p90={pct(ms, 90):7.1f} ms  "
+        f"p99={pct(ms, 99):7.1f} ms  max={max(ms):7.1f} ms  mean={statistics.mean(ms):7.1f} ms"
+    )
 
 
-async def collect(cluster: Cluster, notifier: str, user: str, frames: list[tuple[float, dict]],
-                  task_status: trio.TaskStatus[None]) -> None:
+async def collect(
+    cluster: Cluster,
+    notifier: str,
+    user: str,
+    frames: list[tuple[float, dict]],
+    task_status: trio.TaskStatus[None],
+) -> None:
     async with cluster.websocket(notifier, user) as ws:
         task_status.started()
         while True:
@@ -72,11 +79,18 @@ async def main(n: int, rate: float, stubs: int) -> None:
     db = f"osago_bench_{uuid.uuid4().hex[:8]}"
     url = await _fresh_database(db)
     try:
-        async with start_cluster(
-            database_url=url, broker_url=STOMP_URL, suffix=db, deadline=DEADLINE,
-            insurers="aurora,borealis,cedar", delays="aurora=0.3,borealis=0.5,cedar=0.8",
-            extra_env={"OSAGO_LOG_LEVEL": "WARNING"},
-        ) as cluster, trio.open_nursery() as nursery:
+        async with (
+            start_cluster(
+                database_url=url,
+                broker_url=STOMP_URL,
+                suffix=db,
+                deadline=DEADLINE,
+                insurers="aurora,borealis,cedar",
+                delays="aurora=0.3,borealis=0.5,cedar=0.8",
+                extra_env={"OSAGO_LOG_LEVEL": "WARNING"},
+            ) as cluster,
+            trio.open_nursery() as nursery,
+        ):
             users = [f"bench-{i}" for i in range(20)]
             frames: list[tuple[float, dict]] = []
             for i, user in enumerate(users):
@@ -86,8 +100,10 @@ async def main(n: int, rate: float, stubs: int) -> None:
             await post_many(cluster, n, rate, users)
             await trio.sleep(DEADLINE + 2)
             offers = [(t, e) for t, e in frames if e["type"] == "offer"]
-            print(f"phase 1: {n} calculations x 3 insurers in {time.time() - t0:.1f}s, "
-                  f"{len(offers)} offer frames (expected {3 * n})")
+            print(
+                f"phase 1: {n} calculations x 3 insurers in {time.time() - t0:.1f}s, "
+                f"{len(offers)} offer frames (expected {3 * n})"
+            )
             report("delivery", [t - ts(e["received_at"]) for t, e in offers])
             report("wait", [t - ts(e["ready_at"]) for t, e in offers])
 
@@ -98,8 +114,10 @@ async def main(n: int, rate: float, stubs: int) -> None:
             await trio.sleep(DEADLINE + 2)
             deadline_of = {a["calculation_id"]: ts(a["deadline_at"]) for a in accepted}
             done = [(t, e) for t, e in frames if e["type"] == "completed"]
-            print(f"phase 2: {stubs} calculations, nobody answers in {DEADLINE:g}s: "
-                  f"{len(done)} completed frames, {sum(1 for _, e in done if e['stub'])} stubs")
+            print(
+                f"phase 2: {stubs} calculations, nobody answers in {DEADLINE:g}s: "
+                f"{len(done)} completed frames, {sum(1 for _, e in done if e['stub'])} stubs"
+            )
             report("lateness", [t - deadline_of[e["calculation_id"]] for t, e in done])
             nursery.cancel_scope.cancel()
     finally:

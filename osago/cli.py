@@ -85,7 +85,9 @@ async def _serve(role: str, settings: Settings) -> None:
             urls = await roles.start(run_role, role, settings, stop)
             if role == "all":
                 _banner(urls)
-            log.info("role %s ready: %s", role, " ".join(f"{k}={v}" for k, v in urls.items()))
+            # Always printed, whatever the log level: supervisors and tests wait for this line.
+            ready = " ".join(f"{k}={v}" for k, v in urls.items())
+            print(f"osago: role {role} ready: {ready}", file=sys.stderr, flush=True)
         # Every role has drained: nothing is left for a signal to stop.
         outer.cancel_scope.cancel()
 

@@ -23,6 +23,8 @@ __all__ = ["run"]
 
 log = logging.getLogger("osago.deadline")
 
+_BUSY = 0.005  # seconds before looking again at a due calculation someone else holds
+
 
 async def run(
     deps: WorkerDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -44,7 +46,10 @@ async def run(
                     continue
                 nxt = await store.next_deadline()
                 if nxt is not None:
-                    wake_at = min(wake_at, clock.trio_time(nxt))
+                    # Due but not completed: another keeper (or a settling worker) holds its
+                    # row. Look again shortly rather than spin on it.
+                    due_in = nxt - clock.now()
+                    wake_at = min(wake_at, trio.current_time() + (due_in if due_in > 0 else _BUSY))
             except (StoreError, BrokerError) as exc:
                 log.warning("deadline: %s; retrying at the next tick", exc)
             with trio.move_on_at(wake_at):

@@ -54,7 +54,14 @@ async def handle(deps: WorkerDeps, sub: Subscription, delivery: Delivery) -> Non
                     OutcomeKind.FAILED, received_at=deps.clock.now(), message=exc.detail
                 )
         if scope.cancelled_caught:
-            outcome = Outcome(OutcomeKind.TIMED_OUT, received_at=deps.clock.now())
+            # The deadline keeper completes the calculation and marks every exchange still
+            # pending as timed out, in one transaction; settling each here would only queue
+            # behind its row lock and delay `completed`.
+            log.info(
+                "calculation %s: %s did not answer by the deadline", ex.calculation_id, ex.insurer
+            )
+            await sub.ack(delivery)
+            return
         events = await deps.store.settle_exchange(
             ex.correlation_id,
             outcome,
