@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from osago.errors import ConfigError
+from osago.resilience import BreakerPolicy, BudgetPolicy, BulkheadPolicy, RetryPolicy
 
 __all__ = [
     "DEFAULT_INSURERS",
@@ -57,13 +58,21 @@ def parse_bind(value: str, *, name: str) -> Bind:
 
 @dataclass(frozen=True)
 class InsurerConfig:
-    """One insurer we ask for quotes."""
+    """One insurer we ask for quotes, and how every call to it is protected."""
 
     code: str
     name: str
     base_url: str
     poll_interval: float = 0.25
-    call_timeout: float = 5.0
+    submit_timeout: float = 5.0
+    poll_timeout: float = 2.0
+    hedge_delay: float | None = None  # start a second poll if the first takes longer
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    budget: BudgetPolicy = field(default_factory=BudgetPolicy)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    bulkhead: BulkheadPolicy = field(default_factory=BulkheadPolicy)
+    # Errors the breaker counts as failures: unavailable (5xx, transport), timeout, rejected.
+    failures: tuple[str, ...] = ("unavailable", "timeout")
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,8 @@ class Settings:
     notifier_bind: Bind = Bind("127.0.0.1", 8081)
     insurers_bind: Bind = Bind("127.0.0.1", 8082)
     insurers_url: str | None = None
-    insurer_codes: tuple[str, ...] = tuple(code for code, _ in DEFAULT_INSURERS)
+    insurer_codes: tuple[str, ...] | None = None  # None: every insurer of the file
+    insurers_file: Path | None = None  # None: the bundled osago/insurers/insurers.toml
     deadline_seconds: float = 60.0
     api_token: str | None = None
     ws_secret: str = "osago-dev-secret"
@@ -103,13 +113,11 @@ class Settings:
         return self.broker_url.startswith("memory:")
 
     def insurers(self) -> tuple[InsurerConfig, ...]:
-        """The insurers to fan out to, with their simulator (or real) base URLs."""
-        names = dict(DEFAULT_INSURERS)
+        """The insurers to fan out to, from the insurers file, with their base URLs."""
+        from osago.insurers.catalog import load_insurers
+
         base = (self.insurers_url or f"http://{self.insurers_bind}").rstrip("/")
-        return tuple(
-            InsurerConfig(code=code, name=names.get(code, code.title()), base_url=f"{base}/{code}")
-            for code in self.insurer_codes
-        )
+        return load_insurers(self.insurers_file, default_base=base, codes=self.insurer_codes)
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced (``None`` values are ignored)."""
@@ -160,6 +168,7 @@ class Settings:
             insurer_codes=tuple(c.strip() for c in codes.split(",") if c.strip())
             if codes
             else s.insurer_codes,
+            insurers_file=Path(file) if (file := get("OSAGO_INSURERS_FILE")) else None,
             deadline_seconds=number("OSAGO_DEADLINE_SECONDS", s.deadline_seconds),
             api_token=get("OSAGO_API_TOKEN") or None,
             ws_secret=get("OSAGO_WS_SECRET") or s.ws_secret,

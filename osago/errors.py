@@ -15,8 +15,13 @@ always as ``raise X from exc``, so callers never import a driver to catch its er
     │   └── BrokerProtocolError  the broker answered with an ERROR frame
     ├── PoisonMessage          a queue message that can never be processed; .reason
     ├── InsurerError           an insurer call failed; .insurer
-    │   ├── InsurerUnavailable   transport error or 5xx: transient, worth a retry
+    │   ├── InsurerUnavailable   transport error or 5xx: transient, worth a retry; .retry_after
     │   └── InsurerRejected      4xx or a body we cannot read: not worth a retry
+    ├── ResilienceError        raised by our own primitives (osago.resilience); .name
+    │   ├── CircuitOpen          the breaker rejected the call without running it; .retry_after
+    │   ├── BulkheadFull         no free slot within the bulkhead's wait
+    │   ├── AttemptTimeout       one attempt ran past its timeout (not the overall deadline)
+    │   └── ResultRejected       a result the retry predicate refused; .value
     └── TokenError             a WebSocket token was refused
         ├── TokenInvalid
         └── TokenExpired
@@ -28,9 +33,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AttemptTimeout",
     "BrokerError",
     "BrokerProtocolError",
     "BrokerUnavailable",
+    "BulkheadFull",
+    "CircuitOpen",
     "ConfigError",
     "ConflictError",
     "FieldError",
@@ -39,6 +47,8 @@ __all__ = [
     "InsurerUnavailable",
     "OsagoError",
     "PoisonMessage",
+    "ResilienceError",
+    "ResultRejected",
     "StoreError",
     "TokenError",
     "TokenExpired",
@@ -116,10 +126,18 @@ class PoisonMessage(OsagoError):
 class InsurerError(OsagoError):
     """A call to ``insurer`` failed."""
 
-    def __init__(self, insurer: str, detail: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        insurer: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         self.insurer = insurer
         self.detail = detail
         self.status = status
+        self.retry_after = retry_after  # the insurer's Retry-After hint, seconds
         super().__init__(f"insurer {insurer}: {detail}")
 
 
@@ -129,6 +147,47 @@ class InsurerUnavailable(InsurerError):
 
 class InsurerRejected(InsurerError):
     """A 4xx or an unreadable body: retrying will not help."""
+
+
+class ResilienceError(OsagoError):
+    """Raised by a resilience primitive named ``name`` (usually the insurer code)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(f"{name}: {message}")
+
+
+class CircuitOpen(ResilienceError):
+    """The breaker is open (or half-open and full): the call was not made."""
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(name, f"circuit open, next trial in {retry_after:.2f}s")
+
+
+class BulkheadFull(ResilienceError):
+    """Every slot stayed taken for the bulkhead's whole wait."""
+
+    def __init__(self, name: str, max_concurrent: int, waited: float) -> None:
+        self.max_concurrent = max_concurrent
+        self.waited = waited
+        super().__init__(name, f"bulkhead full ({max_concurrent} calls) after {waited:.2f}s")
+
+
+class AttemptTimeout(ResilienceError):
+    """One attempt exceeded its own timeout; the overall deadline may still allow another."""
+
+    def __init__(self, name: str, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(name, f"attempt timed out after {timeout:.2f}s")
+
+
+class ResultRejected(ResilienceError):
+    """A call returned a result the retry policy treats as a failure (e.g. HTTP 503)."""
+
+    def __init__(self, name: str, value: object) -> None:
+        self.value = value
+        super().__init__(name, f"result rejected: {value!r}")
 
 
 class TokenError(OsagoError):

@@ -12,7 +12,14 @@ from uuid import UUID
 
 from osago.models import Outcome, iso
 
-__all__ = ["completed_event", "encode_event", "event_headers", "offer_event"]
+__all__ = [
+    "completed_event",
+    "encode_event",
+    "event_headers",
+    "insurer_event",
+    "no_offer_event",
+    "offer_event",
+]
 
 
 def offer_event(
@@ -31,6 +38,31 @@ def offer_event(
         "ready_at": iso(outcome.ready_at),
         "received_at": iso(outcome.received_at),
     }
+
+
+def no_offer_event(
+    calculation_id: UUID, user_id: str, seq: int, insurer: str, insurer_name: str, outcome: Outcome
+) -> dict[str, Any]:
+    """An insurer that will not make an offer: refused, unavailable or failed, and why."""
+    return {
+        "type": "no_offer",
+        "calculation_id": str(calculation_id),
+        "user_id": user_id,
+        "seq": seq,
+        "insurer": insurer,
+        "insurer_name": insurer_name,
+        "outcome": outcome.kind.value,
+        "message": outcome.message,
+        "received_at": iso(outcome.received_at),
+    }
+
+
+def insurer_event(
+    calculation_id: UUID, user_id: str, seq: int, insurer: str, insurer_name: str, outcome: Outcome
+) -> dict[str, Any]:
+    """The event for one insurer's outcome: an offer, or why there is none."""
+    build = offer_event if outcome.kind.value == "offer" else no_offer_event
+    return build(calculation_id, user_id, seq, insurer, insurer_name, outcome)
 
 
 def completed_event(

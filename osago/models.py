@@ -40,6 +40,7 @@ class OutcomeKind(StrEnum):
 
     OFFER = "offer"
     REFUSED = "refused"
+    UNAVAILABLE = "unavailable"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
 

@@ -22,12 +22,15 @@ class FakeInsurers:
     delays: dict[str, float]
     refuse: set[str] = field(default_factory=set)
     flaky_polls: dict[str, int] = field(default_factory=dict)  # code -> failures to inject
+    down: set[str] = field(default_factory=set)  # every call fails with a 503
     submits: list[tuple[str, UUID]] = field(default_factory=list)
     polls: int = 0
     _calcs: dict[str, tuple[UUID, float, str]] = field(default_factory=dict)
 
     async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
         await trio.lowlevel.checkpoint()
+        if insurer.code in self.down:
+            raise InsurerUnavailable(insurer.code, "down", status=503)
         self.submits.append((insurer.code, correlation_id))
         remote = f"{insurer.code}-{correlation_id}"
         if remote not in self._calcs:
@@ -38,6 +41,8 @@ class FakeInsurers:
     async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | None:
         await trio.lowlevel.checkpoint()
         self.polls += 1
+        if insurer.code in self.down:
+            raise InsurerUnavailable(insurer.code, "down", status=503)
         if self.flaky_polls.get(insurer.code, 0) > 0:
             self.flaky_polls[insurer.code] -= 1
             raise InsurerUnavailable(insurer.code, "injected 503", status=503)

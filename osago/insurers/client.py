@@ -42,6 +42,15 @@ class InsurerClient(Protocol):
         ...
 
 
+def _retry_after(response: httpx.Response) -> float | None:
+    """The Retry-After header in seconds (the HTTP-date form is not used by insurers)."""
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
 class HttpInsurerClient:
     """The client against HTTP insurers (and our simulator, which speaks the same protocol)."""
 

@@ -11,6 +11,7 @@ from osago.clock import Clock, SystemClock
 from osago.config import Settings
 from osago.insurers import InsurerClient
 from osago.insurers.simulator import Simulator
+from osago.resilience import Hook, log_hook
 from osago.storage import Store
 
 __all__ = ["ApiDeps", "NotifierDeps", "SimulatorDeps", "WorkerDeps"]
@@ -39,6 +40,8 @@ class WorkerDeps(_Base):
     store: Store = field(kw_only=True)
     broker: Broker = field(kw_only=True)
     insurers: InsurerClient = field(kw_only=True)
+    # Receive every retry, breaker transition, rejection and timeout (log, metrics, tests).
+    hooks: tuple[Hook, ...] = field(default=(log_hook,), kw_only=True)
 
 
 @dataclass(frozen=True)

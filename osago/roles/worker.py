@@ -14,8 +14,9 @@ import logging
 import trio
 
 from osago.broker import Delivery, Subscription
-from osago.errors import BrokerError, InsurerRejected, PoisonMessage, StoreError
-from osago.models import Job, Outcome, OutcomeKind
+from osago.errors import BrokerError, PoisonMessage, StoreError
+from osago.insurers.resilient import GuardedInsurer, guard_insurers
+from osago.models import Job
 from osago.outbox import publish
 from osago.roles import deadline
 from osago.roles._deps import WorkerDeps
@@ -26,7 +27,9 @@ __all__ = ["handle", "run"]
 log = logging.getLogger("osago.worker")
 
 
-async def handle(deps: WorkerDeps, sub: Subscription, delivery: Delivery) -> None:
+async def handle(
+    deps: WorkerDeps, guards: dict[str, GuardedInsurer], sub: Subscription, delivery: Delivery
+) -> None:
     """Process one job message to ack or nack."""
     s = deps.settings
     try:
@@ -42,17 +45,11 @@ async def handle(deps: WorkerDeps, sub: Subscription, delivery: Delivery) -> Non
             )
             await sub.ack(delivery)
             return
-        insurer = next((i for i in s.insurers() if i.code == ex.insurer), None)
-        if insurer is None:
+        guard = guards.get(ex.insurer)
+        if guard is None:
             raise PoisonMessage(f"insurer {ex.insurer} is not configured on this worker")
         with trio.move_on_at(deps.clock.trio_time(ex.deadline_at)) as scope:
-            try:
-                outcome = await run_exchange(ex, insurer, deps.insurers, deps.store, deps.clock)
-            except InsurerRejected as exc:
-                log.warning("calculation %s: %s", ex.calculation_id, exc)
-                outcome = Outcome(
-                    OutcomeKind.FAILED, received_at=deps.clock.now(), message=exc.detail
-                )
+            outcome = await run_exchange(ex, guard, deps.store, deps.clock)
         if scope.cancelled_caught:
             # The deadline keeper completes the calculation and marks every exchange still
             # pending as timed out, in one transaction; settling each here would only queue
@@ -97,6 +94,7 @@ async def run(
     messages to another worker, which resumes them.
     """
     s = deps.settings
+    guards = guard_insurers(s.insurers(), deps.insurers, deps.hooks)
     async with trio.open_nursery() as outer:
         await outer.start(deadline.run, deps)
         async with (
@@ -108,7 +106,7 @@ async def run(
             with trio.CancelScope() as consuming:
                 jobs.start_soon(_cancel_on, deps.stop, consuming)
                 async for delivery in sub:
-                    jobs.start_soon(handle, deps, sub, delivery)
+                    jobs.start_soon(handle, deps, guards, sub, delivery)
             log.info("worker draining %d running exchanges", len(jobs.child_tasks))
             jobs.cancel_scope.deadline = trio.current_time() + s.shutdown_grace
         outer.cancel_scope.cancel()

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from osago.errors import StoreError
-from osago.events import completed_event, encode_event, event_headers, offer_event
+from osago.events import completed_event, encode_event, event_headers, insurer_event
 from osago.models import (
     CalculationView,
     Exchange,
@@ -229,10 +229,10 @@ class MemoryStore:
             return []
         ex.outcome = outcome
         rows = []
-        if outcome.kind == OutcomeKind.OFFER:
+        if outcome.kind != OutcomeKind.TIMED_OUT:
             calc.seq += 1
             n = calc.new
-            event = offer_event(n.id, n.user_id, calc.seq, ex.insurer, ex.insurer_name, outcome)
+            event = insurer_event(n.id, n.user_id, calc.seq, ex.insurer, ex.insurer_name, outcome)
             rows.append(self._event_row(calc, event, topic, now + lease))
         if all(self.exchanges[x.correlation_id].outcome for x in calc.new.exchanges):
             rows = self._complete(calc, topic=topic, now=now, lease=lease)

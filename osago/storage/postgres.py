@@ -18,7 +18,7 @@ import trio
 import trio_asyncio
 
 from osago.errors import StoreError
-from osago.events import completed_event, encode_event, event_headers, offer_event
+from osago.events import completed_event, encode_event, event_headers, insurer_event
 from osago.models import (
     CalculationView,
     Exchange,
@@ -285,13 +285,13 @@ class PostgresStore:
             if ex is None:
                 return []
             out = []
-            if outcome.kind == OutcomeKind.OFFER:
+            if outcome.kind != OutcomeKind.TIMED_OUT:
                 seq = await conn.fetchval(
                     "UPDATE calculations SET event_seq = event_seq + 1 WHERE id = $1"
                     " RETURNING event_seq",
                     calc["id"],
                 )
-                event = offer_event(
+                event = insurer_event(
                     calc["id"], calc["user_id"], seq, ex["insurer"], ex["insurer_name"], outcome
                 )
                 out.append(await self._add_event(conn, event, topic, now=now, lease=lease))

@@ -102,9 +102,10 @@ async def test_offer_is_stored_once_and_last_settlement_completes(store: Store) 
     await store.mark_sent([events[0].id], now=1010.5)
     refused = Outcome(OutcomeKind.REFUSED, received_at=1012.0, message="scoring")
     events = await store.settle_exchange(b, refused, topic=T, now=1012.0, lease=30.0)
-    assert [json.loads(e.body)["type"] for e in events] == ["completed"]
-    done = json.loads(events[0].body)
-    assert (done["seq"], done["offers"], done["stub"]) == (2, 1, None)
+    assert [json.loads(e.body)["type"] for e in events] == ["no_offer", "completed"]
+    no_offer, done = (json.loads(e.body) for e in events)
+    assert (no_offer["outcome"], no_offer["message"], no_offer["seq"]) == ("refused", "scoring", 2)
+    assert (done["seq"], done["offers"], done["stub"]) == (3, 1, None)
     view = await store.get_calculation(calc.id)
     assert view is not None
     j = view.to_json()

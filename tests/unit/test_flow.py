@@ -126,18 +126,27 @@ async def test_answer_after_the_deadline_is_never_shown(autojump_clock: MockCloc
     assert h.events[-1][1]["offers"] == 1
 
 
-async def test_transient_insurer_errors_are_retried_at_the_next_tick(
+async def test_transient_insurer_errors_are_retried_with_backoff(
     autojump_clock: MockClock,
 ) -> None:
     async with harness({"aurora": 0.0, "borealis": 0.0}) as h:
-        h.insurers.flaky_polls["aurora"] = 3
+        h.insurers.flaky_polls["aurora"] = 3  # the 4th and last attempt succeeds
         await h.submit()
         await trio.sleep(10)
-    assert kinds(h) == [
-        (0.0, "offer", "borealis"),
-        (0.75, "offer", "aurora"),
-        (0.75, "completed", None),
-    ]
+    seen = kinds(h)
+    assert [k for _, k, _ in seen] == ["offer", "offer", "completed"]
+    aurora_at = next(t for t, _, who in seen if who == "aurora")
+    assert 0.0 <= aurora_at <= 0.1 + 0.2 + 0.4  # full-jitter delays are bounded by these
+
+
+async def test_errors_exhausted_is_reported_as_failed(autojump_clock: MockClock) -> None:
+    async with harness({"aurora": 0.0, "borealis": 0.0}) as h:
+        h.insurers.flaky_polls["aurora"] = 4  # one more than the attempts allow
+        await h.submit()
+        await trio.sleep(10)
+    failed = [e for _, e in h.events if e["type"] == "no_offer"]
+    assert [(e["insurer"], e["outcome"]) for e in failed] == [("aurora", "failed")]
+    assert h.events[-1][1]["type"] == "completed"
 
 
 async def test_redelivered_job_resumes_polling_without_resubmitting(
@@ -186,12 +195,18 @@ async def test_poison_message_is_dead_lettered_and_others_still_flow(
     assert [k for _, k, _ in kinds(h)] == ["offer", "offer", "completed"]
 
 
-async def test_refusal_is_stored_but_not_shown_as_an_offer(autojump_clock: MockClock) -> None:
+async def test_refusal_is_shown_with_its_message(autojump_clock: MockClock) -> None:
     async with harness({"aurora": 0.5, "borealis": 1.0}) as h:
         h.insurers.refuse.add("borealis")
         calc = await h.submit()
         await trio.sleep(10)
-    assert kinds(h) == [(0.5, "offer", "aurora"), (1.0, "completed", None)]
+    assert kinds(h) == [
+        (0.5, "offer", "aurora"),
+        (1.0, "no_offer", "borealis"),
+        (1.0, "completed", None),
+    ]
+    refusal = h.events[1][1]
+    assert (refusal["outcome"], refusal["message"]) == ("refused", "scoring refusal")
     view = await h.store.get_calculation(calc.id)
     assert view is not None
     assert {e.insurer: e.status for e in view.exchanges} == {

@@ -1,0 +1,85 @@
+"""Loading the insurers file (TOML): defaults, per-insurer overrides, checked with clear errors."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import fields
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from osago.config import InsurerConfig
+from osago.errors import ConfigError
+from osago.resilience import BreakerPolicy, BudgetPolicy, BulkheadPolicy, RetryPolicy
+
+__all__ = ["load_insurers"]
+
+_POLICIES: dict[str, type] = {
+    "retry": RetryPolicy,
+    "budget": BudgetPolicy,
+    "breaker": BreakerPolicy,
+    "bulkhead": BulkheadPolicy,
+}
+_FAILURE_KINDS = {"unavailable", "timeout", "rejected"}
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _insurer(raw: dict[str, Any], defaults: dict[str, Any], base: str, where: str) -> InsurerConfig:
+    if not isinstance(raw.get("code"), str) or not raw["code"]:
+        raise ConfigError(f"{where}: every insurer needs a code")
+    merged: dict[str, Any] = {**{k: v for k, v in defaults.items() if k not in _POLICIES}}
+    merged.update({k: v for k, v in raw.items() if k not in _POLICIES})
+    merged.setdefault("name", raw["code"])
+    merged.setdefault("base_url", f"{base}/{raw['code']}")
+    for key, cls in _POLICIES.items():
+        section = {**defaults.get(key, {}), **raw.get(key, {})}
+        merged[key] = _build(cls, section, f"{where} [{raw['code']}.{key}]")
+    failures = tuple(merged.get("failures", InsurerConfig.failures))
+    if not set(failures) <= _FAILURE_KINDS:
+        raise ConfigError(f"{where} [{raw['code']}]: failures must be among {_FAILURE_KINDS}")
+    merged["failures"] = failures
+    return _build(InsurerConfig, merged, f"{where} [{raw['code']}]")  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=16)
+def _read(path: Path | None) -> tuple[str, dict[str, Any]]:
+    if path is None:
+        text = resources.files("osago.insurers").joinpath("insurers.toml").read_text()
+        where = "bundled insurers.toml"
+    else:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"OSAGO_INSURERS_FILE={path}: {exc.strerror}") from exc
+        where = str(path)
+    try:
+        return where, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def load_insurers(
+    path: Path | None, *, default_base: str, codes: tuple[str, ...] | None = None
+) -> tuple[InsurerConfig, ...]:
+    """The insurers of ``path`` (or the bundled file); ``codes`` selects and orders them.
+
+    A code in ``codes`` that the file does not list gets the defaults.
+    """
+    where, data = _read(path)
+    defaults = data.get("defaults", {})
+    listed = {raw.get("code"): raw for raw in data.get("insurers", [])}
+    chosen = codes if codes is not None else tuple(listed)
+    return tuple(
+        _insurer(listed.get(code, {"code": code}), defaults, default_base, where) for code in chosen
+    )

@@ -1,0 +1,49 @@
+"""Hedged calls: if the first is slower than ``delay``, start a second; the first answer wins.
+
+Only for idempotent reads (status polls), never for submits. The loser is cancelled. A first
+call that fails before ``delay`` fails the hedge (the retry layer decides what next).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import trio
+
+from osago.resilience.events import HedgeStarted, Hook, emit
+
+__all__ = ["hedged"]
+
+T = TypeVar("T")
+
+
+async def hedged(
+    name: str, call: Callable[[], Awaitable[T]], *, delay: float, hooks: Sequence[Hook] = ()
+) -> T:
+    """Return the first successful result of up to two concurrent ``call()``s."""
+    winner: list[T] = []
+    failures: list[Exception] = []
+    finished = trio.Event()
+    async with trio.open_nursery() as nursery:
+
+        async def one() -> None:
+            try:
+                value = await call()
+            except Exception as exc:
+                failures.append(exc)
+            else:
+                winner.append(value)
+                nursery.cancel_scope.cancel()
+            finally:
+                finished.set()
+
+        nursery.start_soon(one)
+        with trio.move_on_after(delay):
+            await finished.wait()
+        if not finished.is_set():
+            emit(hooks, HedgeStarted(name, trio.current_time(), delay))
+            nursery.start_soon(one)
+    if winner:
+        return winner[0]
+    raise failures[-1]

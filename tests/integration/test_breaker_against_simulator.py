@@ -1,0 +1,159 @@
+"""Against the simulator over real HTTP: an outage opens the breaker within its window, the
+other insurers are not slowed by it, and the breaker recovers through half-open."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import trio
+
+from osago.broker import open_memory_broker
+from osago.clock import SystemClock
+from osago.config import Bind, Settings
+from osago.insurers.simulator import Behaviour, Simulator
+from osago.resilience.events import BreakerTransition, ResilienceEvent
+from osago.roles import insurers, relay, worker
+from osago.roles._deps import ApiDeps, SimulatorDeps, WorkerDeps
+from osago.runtime import open_http
+from osago.storage import MemoryStore
+from tests.factories import new_calculation
+
+INSURERS = """
+[defaults]
+poll_interval = 0.1
+poll_timeout = 1.0
+[defaults.retry]
+attempts = 2
+initial = 0.05
+max_delay = 0.05
+[defaults.breaker]
+window_size = 4
+minimum_calls = 4
+failure_rate = 0.5
+open_wait = 3.0
+max_open_wait = 3.0
+half_open_calls = 1
+[[insurers]]
+code = "aurora"
+[[insurers]]
+code = "borealis"
+"""
+
+
+@dataclass
+class Rig:
+    completed: trio.MemoryReceiveChannel[str]
+    store: MemoryStore
+    sim: Simulator
+    control: str
+    transitions: list[tuple[str, str]]
+    settings: Settings
+
+    async def calculation(self) -> dict[str, tuple[str, float]]:
+        """Run one calculation to completion: insurer -> (status, seconds to its answer)."""
+        clock = SystemClock()
+        calc = new_calculation(
+            insurers=("aurora", "borealis"),
+            created_at=clock.now(),
+            deadline=self.settings.deadline_seconds,
+        )
+        await self.store.create_calculation(calc, queue=self.settings.requests_queue)
+        with trio.fail_after(10):
+            while await self.completed.receive() != str(calc.id):
+                pass
+        view = await self.store.get_calculation(calc.id)
+        assert view is not None
+        return {
+            e.insurer: (e.status, (e.received_at or 0) - calc.created_at) for e in view.exchanges
+        }
+
+    async def set(self, code: str, **behaviour: object) -> None:
+        async with httpx.AsyncClient() as http:
+            r = await http.put(f"{self.control}/_control/{code}", json=behaviour)
+            r.raise_for_status()
+
+
+@asynccontextmanager
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    path = tmp_path / "insurers.toml"
+    path.write_text(INSURERS)
+    clock = SystemClock()
+    sim = Simulator(
+        clock,
+        {
+            "aurora": Behaviour("Aurora", 5000, delay=0.3),
+            "borealis": Behaviour("Borealis", 6000, delay=0.3),
+        },
+    )
+    transitions: list[tuple[str, str]] = []
+
+    def hook(event: ResilienceEvent) -> None:
+        if isinstance(event, BreakerTransition):
+            transitions.append((event.name, event.new))
+
+    base = Settings(
+        insurers_bind=Bind("127.0.0.1", 0),
+        insurers_file=path,
+        deadline_seconds=3.0,
+        relay_tick=0.05,
+    )
+    stop = trio.Event()
+    async with (
+        open_memory_broker() as broker,
+        open_http() as client,
+        trio.open_nursery() as nursery,
+    ):
+        url = await nursery.start(insurers.run, SimulatorDeps(base, stop, clock, simulator=sim))
+        settings = base.with_overrides(insurers_url=url)
+        store = MemoryStore()
+        await nursery.start(relay.run, ApiDeps(settings, stop, clock, store=store, broker=broker))
+        send, recv = trio.open_memory_channel[str](100)
+
+        async def completions(task_status: trio.TaskStatus[None]) -> None:
+            async with broker.subscribe(settings.results_topic) as sub:
+                task_status.started()
+                async for d in sub:
+                    event = json.loads(d.body)
+                    if event["type"] == "completed":
+                        await send.send(event["calculation_id"])
+
+        await nursery.start(completions)
+        await nursery.start(
+            worker.run,
+            WorkerDeps(
+                settings, stop, clock, store=store, broker=broker, insurers=client, hooks=(hook,)
+            ),
+        )
+        yield Rig(recv, store, sim, url, transitions, settings)
+        stop.set()
+        nursery.cancel_scope.cancel()
+
+
+async def test_outage_opens_breaker_others_unaffected_then_recovers(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        baseline = [(await r.calculation())["aurora"][1] for _ in range(4)]
+
+        await r.set("borealis", fail=True)
+        during = [await r.calculation() for _ in range(5)]
+        statuses = [d["borealis"][0] for d in during]
+        # The window (4 calls) already holds successful polls: the 2 failed attempts of the
+        # first calculation make 50 %. Open, then every later one unavailable at once.
+        assert statuses[0] == "failed"
+        assert set(statuses[1:]) == {"unavailable"}
+        assert ("borealis", "open") in r.transitions
+        assert all(d["borealis"][1] < 0.05 for d in during[1:])  # not waited for
+        assert all(d["aurora"][0] == "offer" for d in during)
+        slowed = statistics.median(d["aurora"][1] for d in during)
+        assert abs(slowed - statistics.median(baseline)) < 0.1
+
+        await r.set("borealis", fail=False)
+        await trio.sleep(3.0)  # open_wait
+        after = await r.calculation()
+        assert after["borealis"][0] == "offer"
+        assert r.transitions[-2:] == [("borealis", "half_open"), ("borealis", "closed")]

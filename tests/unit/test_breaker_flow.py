@@ -1,0 +1,64 @@
+"""The breaker in the worker's path: an insurer that is down is reported at once as
+unavailable, never waited for, and comes back through half-open (MockClock, exact times)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import trio
+from trio.testing import MockClock
+
+from tests.unit import test_flow
+from tests.unit.test_flow import harness, kinds
+
+INSURERS = """
+[defaults]
+poll_interval = 0.25
+[defaults.retry]
+attempts = 2
+initial = 0.0
+max_delay = 0.0
+[defaults.breaker]
+window_size = 4
+minimum_calls = 4
+failure_rate = 0.5
+open_wait = 10.0
+half_open_calls = 1
+[[insurers]]
+code = "aurora"
+[[insurers]]
+code = "borealis"
+"""
+
+
+async def test_down_insurer_is_unavailable_at_once_then_recovers(
+    autojump_clock: MockClock, tmp_path: Path, monkeypatch: object
+) -> None:
+    path = tmp_path / "insurers.toml"
+    path.write_text(INSURERS)
+    settings = dataclasses.replace(test_flow.SETTINGS, insurers_file=path)
+    monkeypatch.setattr(test_flow, "SETTINGS", settings)  # type: ignore[attr-defined]
+    async with harness({"aurora": 0.5, "borealis": 0.5}) as h:
+        h.insurers.down.add("borealis")
+        for _ in range(2):  # 2 calculations x 2 attempts = 4 failures: open at t=6
+            await h.submit()
+            await trio.sleep(6)
+        t_third = trio.current_time()  # 12: open until 16
+        third = await h.submit()  # rejected at once: unavailable, not waited for
+        await trio.sleep(1)
+        h.insurers.down.clear()
+        await trio.sleep(5)  # t=18: open_wait has passed
+        await h.submit()  # the half-open trial succeeds: closed again
+        await trio.sleep(6)
+    outcomes = [
+        (round(t, 3), e["type"], e.get("insurer"), e.get("outcome"))
+        for t, e in h.events
+        if e["type"] == "no_offer"
+    ]
+    assert [o[3] for o in outcomes] == ["failed", "failed", "unavailable"]
+    assert outcomes[2][0] == round(t_third, 3)  # the same instant it was submitted
+    third_events = [e for _, e in h.events if e["calculation_id"] == str(third.id)]
+    assert sorted(e["type"] for e in third_events) == ["completed", "no_offer", "offer"]
+    last = [k for _, k, _ in kinds(h)][-3:]
+    assert last == ["offer", "offer", "completed"]
