@@ -41,6 +41,12 @@ class Bulkhead:
         return self.policy.max_concurrent - self._slots.value
 
     async def __aenter__(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._slots.acquire_nowait()  # the common case: a free slot, no scope, no wait
+            return
+        except trio.WouldBlock:
+            pass
         with trio.move_on_after(self.policy.max_wait) as scope:
             await self._slots.acquire()
         if scope.cancelled_caught:

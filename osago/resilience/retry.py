@@ -178,4 +178,5 @@ def retrying(
     rng: _Uniform | None = None,
 ) -> AsyncIterator[Attempt]:
     """Attempts until one succeeds; the last error propagates when giving up."""
-    return _Retrying(_predicate(on), policy, on_result, budget, hooks, name, rng or random.Random())
+    # The random module's shared generator: seeding one per call costs more than the loop.
+    return _Retrying(_predicate(on), policy, on_result, budget, hooks, name, rng or random)
