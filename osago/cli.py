@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 import trio
 
@@ -100,16 +101,18 @@ def _leaf(exc: BaseException) -> BaseException:
 
 def _banner(urls: dict[str, str]) -> None:
     api = urls.get("api", "")
+    start = (date.today() + timedelta(days=7)).isoformat()
     print(
         f"osago is up (embedded defaults unless OSAGO_* says otherwise)\n"
         f"  REST api     {api}/api/v1/calculations\n"
         f"  WebSocket    {urls.get('notifier')}?token=$(osago token user-42)\n"
         f"  insurers     {urls.get('insurers')}/_control\n"
         f"Try: curl -s -XPOST {api}/api/v1/calculations -H 'content-type: application/json' "
-        """-d '{"user_id":"user-42","policy":{"start_date":"2026-12-01","period_months":12},"""
+        f"""-d '{{"user_id":"user-42","policy":{{"start_date":"{start}","period_months":12}},"""
         """"vehicle":{"category":"B","engine_power_hp":150},"owner":{"region_kladr":"""
         """"7700000000000"},"drivers":[{"birth_date":"1985-04-12","""
         """"experience_start_date":"2005-06-01"}]}'""",
+        f"\n  OpenAPI      {api}/api/v1/openapi.json",
         flush=True,
     )
 

@@ -101,6 +101,8 @@ class Settings:
     cleanup_timeout: float = 3.0
     log_level: str = "INFO"
     simulator_delays: Mapping[str, float] = field(default_factory=dict)
+    simulator_profile: str = "realistic"  # or "calm": fixed delays, no failures
+    simulator_seed: int = 0
 
     @property
     def embedded_database(self) -> bool:
@@ -142,6 +144,10 @@ class Settings:
                 raise ConfigError(f"{name}={raw!r} must be positive")
             return value
 
+        try:
+            seed = int(get("OSAGO_SIMULATOR_SEED") or 0)
+        except ValueError:
+            raise ConfigError("OSAGO_SIMULATOR_SEED must be a whole number") from None
         codes = get("OSAGO_INSURERS")
         delays: dict[str, float] = {}
         for item in filter(None, (get("OSAGO_SIMULATOR_DELAYS") or "").split(",")):
@@ -179,4 +185,6 @@ class Settings:
             requests_queue=get("OSAGO_REQUESTS_QUEUE") or s.requests_queue,
             results_topic=get("OSAGO_RESULTS_TOPIC") or s.results_topic,
             simulator_delays=delays,
+            simulator_profile=get("OSAGO_SIMULATOR_PROFILE") or s.simulator_profile,
+            simulator_seed=seed,
         )

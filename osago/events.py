@@ -35,6 +35,9 @@ def offer_event(
         "insurer_name": insurer_name,
         "premium": outcome.premium,
         "currency": "RUB",
+        "pool": bool(outcome.detail.get("pool", False)),
+        "message": outcome.message,
+        "breakdown": outcome.detail.get("breakdown"),
         "ready_at": iso(outcome.ready_at),
         "received_at": iso(outcome.received_at),
     }

@@ -65,6 +65,7 @@ class NewCalculation:
     deadline_at: float
     exchanges: tuple[NewExchange, ...]
     stub: JSON
+    request_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class ExchangeView:
     message: str | None
     ready_at: float | None
     received_at: float | None
+    detail: JSON = field(default_factory=dict)
 
     def to_json(self) -> JSON:
         return {
@@ -146,6 +148,8 @@ class ExchangeView:
             "status": self.status,
             "premium": self.premium,
             "currency": "RUB" if self.premium is not None else None,
+            "pool": bool(self.detail.get("pool", False)),
+            "breakdown": self.detail.get("breakdown"),
             "message": self.message,
             "ready_at": iso(self.ready_at),
             "received_at": iso(self.received_at),

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
+from osago.domain.request import validate_request
 from osago.models import NewCalculation, NewExchange
+
+# Relative to today: a fixed start date would fall out of the 60-day window.
+START = (date.today() + timedelta(days=7)).isoformat()
 
 MINIMAL_BODY: dict[str, Any] = {
     "user_id": "user-42",
-    "policy": {"start_date": "2026-12-01", "period_months": 12},
+    "policy": {"start_date": START, "period_months": 12},
     "vehicle": {"category": "B", "engine_power_hp": 150},
     "owner": {"region_kladr": "7700000000000"},
     "drivers": [{"birth_date": "1985-04-12", "experience_start_date": "2005-06-01"}],
@@ -26,7 +31,7 @@ def new_calculation(
     return NewCalculation(
         id=uuid.uuid4(),
         user_id=user_id,
-        request={**MINIMAL_BODY, "user_id": user_id},
+        request=validate_request({**MINIMAL_BODY, "user_id": user_id}, today=date.today()),
         created_at=created_at,
         deadline_at=created_at + deadline,
         exchanges=tuple(NewExchange(uuid.uuid4(), code, code.title()) for code in insurers),

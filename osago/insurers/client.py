@@ -28,6 +28,8 @@ class Quote:
     premium: float | None
     message: str | None
     ready_at: float | None
+    pool: bool = False
+    breakdown: dict[str, Any] | None = None
 
 
 class InsurerClient(Protocol):
@@ -101,12 +103,15 @@ class HttpInsurerClient:
             if status not in ("ready", "refused"):
                 raise ValueError(f"unknown status {status!r}")
             premium = float(data["premium"]) if status == "ready" else None
+            breakdown = data.get("breakdown")
             return Quote(
                 UUID(data["correlation_id"]),
                 status,
                 premium,
                 data.get("message"),
                 data.get("ready_at"),
+                bool(data.get("pool", False)),
+                breakdown if isinstance(breakdown, dict) else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InsurerRejected(insurer.code, f"unreadable poll answer {data!r}: {exc}") from exc

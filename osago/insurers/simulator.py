@@ -1,47 +1,72 @@
 """A simulator of insurers: many insurers behind one HTTP server, asynchronous protocol.
 
-    POST /{code}/calculations          Idempotency-Key: <correlation id>   -> {"id", "status"}
-    GET  /{code}/calculations/{id}                                         -> {"status", ...}
-    PUT  /_control/{code}              {"delay": s, "refuse": bool, "fail": bool}
+    POST /{code}/calculations          Idempotency-Key: <correlation id>  -> {"id", "status"}
+    GET  /{code}/calculations/{id}                                        -> {"status", ...}
+    PUT  /_control/{code}              any Behaviour field, or {"down_for": seconds}
     GET  /_control                     every insurer's behaviour
 
-An answer becomes ready ``delay`` seconds after the submit; every answer carries the time it
-became ready (``ready_at``). Behaviour can be changed while running (tests, benches).
+Each insurer prices by the Bank of Russia formula with its own base rate inside the legal
+corridor, and behaves as its :class:`Behaviour` says. Every random draw is seeded by
+(seed, insurer, correlation id[, poll number]), so the same requests get the same answers in
+any order. Every answer carries the time it became ready (``ready_at``).
 """
 
 from __future__ import annotations
 
-import itertools
+import math
+import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import trio
 from quart import request
 from quart_trio import QuartTrio
 
 from osago.clock import Clock
+from osago.domain.request import tariff_input
+from osago.domain.tariff import base_corridor, coefficients, premium
 
-__all__ = ["Behaviour", "Simulator", "create_simulator_app"]
+__all__ = ["REFUSALS", "Behaviour", "Simulator", "create_simulator_app"]
+
+REFUSALS = (
+    "Refused by the insurer's scoring",
+    "The registration address could not be verified",
+    "A driver's licence was not found in the national database",
+    "The vehicle is not in the inspection register",
+    "Online sale is not available for this region",
+)
 
 
 @dataclass
 class Behaviour:
-    """How one insurer behaves; mutable at run time through the control endpoint."""
+    """How one insurer behaves; every field can be changed at run time."""
 
     name: str
-    base_rate: float
-    delay: float = 0.5
-    refuse: bool = False
-    fail: bool = False
+    base_fraction: float = 0.5  # where its base rate sits in the corridor, 0..1
+    region_fractions: dict[str, float] = field(default_factory=dict)  # territory -> fraction
+    median_delay: float = 2.0  # seconds from submit to the answer
+    delay_sigma: float = 0.0  # log-normal sigma; 0: always the median
+    refusal_rate: float = 0.0
+    pool_rate: float = 0.0  # offers through the reinsurance pool (add-ons mandatory)
+    error_rate: float = 0.0  # per call: 503 with Retry-After
+    hang_rate: float = 0.0  # per calculation: never answers
+    stall_rate: float = 0.0  # per poll: the response takes stall_seconds
+    stall_seconds: float = 30.0
+    malformed_rate: float = 0.0  # per poll: a body outside the protocol
+    outages: list[tuple[float, float]] = field(default_factory=list)  # (from, until), wall
 
 
 @dataclass
 class _Calc:
     id: str
     correlation_id: str
-    created_at: float
-    ready_at: float
+    ready_at: float  # inf: never
+    outcome: str  # ready | refused
     premium: float | None
-    refused: bool
+    pool: bool
+    message: str | None
+    breakdown: dict[str, Any]
+    polls: int = 0
 
 
 @dataclass
@@ -50,46 +75,84 @@ class Simulator:
 
     clock: Clock
     behaviours: dict[str, Behaviour]
+    seed: int = 0
     calcs: dict[str, dict[str, _Calc]] = field(default_factory=dict)
     by_key: dict[tuple[str, str], str] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _ids: int = 0
 
-    def premium(self, code: str, req: dict[str, Any]) -> float:
-        """A stand-in premium: the insurer's base rate scaled by engine power."""
-        hp = float(req.get("vehicle", {}).get("engine_power_hp", 100))
-        return round(self.behaviours[code].base_rate * (1.0 + hp / 250.0), 2)
+    def rng(self, *parts: object) -> random.Random:
+        return random.Random("|".join(map(str, (self.seed, *parts))))
+
+    def down(self, code: str) -> float | None:
+        """Seconds until the insurer's current outage ends, or None when it is up."""
+        now = self.clock.now()
+        ends = [until for start, until in self.behaviours[code].outages if start <= now < until]
+        return max(ends) - now if ends else None
+
+    def quote(self, code: str, correlation_id: str, req: dict[str, Any]) -> _Calc:
+        """Decide, once and reproducibly, how this insurer answers this request."""
+        b = self.behaviours[code]
+        rng = self.rng(code, correlation_id)
+        delay = b.median_delay
+        if b.delay_sigma > 0:
+            delay = rng.lognormvariate(math.log(b.median_delay), b.delay_sigma)
+        hang = rng.random() < b.hang_rate
+        refused = rng.random() < b.refusal_rate
+        pool = not refused and rng.random() < b.pool_rate
+        t = tariff_input(req)
+        breakdown = coefficients(t)
+        low, high = base_corridor(t)
+        fraction = b.region_fractions.get(breakdown.territory, b.base_fraction)
+        base = high if pool else low + (high - low) * min(max(fraction, 0.0), 1.0)
+        self._ids += 1
+        return _Calc(
+            id=f"{code}-{self._ids}",
+            correlation_id=correlation_id,
+            ready_at=math.inf if hang else self.clock.now() + delay,
+            outcome="refused" if refused else "ready",
+            premium=None if refused else premium(base, breakdown),
+            pool=pool,
+            message=rng.choice(REFUSALS)
+            if refused
+            else (
+                "Offered through the reinsurance pool: add-on products are mandatory"
+                if pool
+                else None
+            ),
+            breakdown={**breakdown.to_json(), "base_rate": round(base, 2)},
+        )
 
 
 def create_simulator_app(sim: Simulator) -> QuartTrio:
     """The Quart-Trio app serving ``sim``."""
     app = QuartTrio("osago-insurers")
 
-    def unknown(code: str) -> tuple[dict[str, str], int]:
-        return {"error": f"unknown insurer {code}"}, 404
+    def unavailable(code: str, rng: random.Random) -> Any:
+        """A 503 when the insurer is down or draws a transient error; else None."""
+        left = sim.down(code)
+        if left is not None:
+            return {"error": "down for maintenance"}, 503, {"Retry-After": f"{left:.0f}"}
+        if rng.random() < sim.behaviours[code].error_rate:
+            return {"error": "temporarily unavailable"}, 503, {"Retry-After": "1"}
+        return None
 
     @app.post("/<code>/calculations")
     async def submit(code: str) -> Any:
-        b = sim.behaviours.get(code)
-        if b is None:
-            return unknown(code)
-        if b.fail:
-            return {"error": "service unavailable"}, 503
+        if code not in sim.behaviours:
+            return {"error": f"unknown insurer {code}"}, 404
         body = await request.get_json(silent=True)
         if not isinstance(body, dict) or "correlation_id" not in body:
             return {"error": "correlation_id is required"}, 400
-        key = request.headers.get("Idempotency-Key") or body["correlation_id"]
+        key = request.headers.get("Idempotency-Key") or str(body["correlation_id"])
+        if (failure := unavailable(code, sim.rng(code, key, "submit"))) is not None:
+            return failure
         existing = sim.by_key.get((code, key))
         if existing is not None:
             return {"id": existing, "status": "accepted"}, 200
-        now = sim.clock.now()
-        calc = _Calc(
-            f"{code}-{next(sim._ids)}",
-            str(body["correlation_id"]),
-            now,
-            now + b.delay,
-            sim.premium(code, body.get("request") or {}),
-            b.refuse,
-        )
+        try:
+            calc = sim.quote(code, str(body["correlation_id"]), body.get("request") or {})
+        except (KeyError, TypeError, ValueError) as exc:
+            return {"error": f"cannot price this request: {exc!r}"}, 400
         sim.calcs.setdefault(code, {})[calc.id] = calc
         sim.by_key[(code, key)] = calc.id
         return {"id": calc.id, "status": "accepted"}, 201
@@ -97,28 +160,30 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
     @app.get("/<code>/calculations/<calc_id>")
     async def poll(code: str, calc_id: str) -> Any:
         b = sim.behaviours.get(code)
-        if b is None:
-            return unknown(code)
-        if b.fail:
-            return {"error": "service unavailable"}, 503
         calc = sim.calcs.get(code, {}).get(calc_id)
-        if calc is None:
-            return {"error": f"unknown calculation {calc_id}"}, 404
+        if b is None or calc is None:
+            return {"error": f"unknown calculation {code}/{calc_id}"}, 404
+        calc.polls += 1
+        rng = sim.rng(code, calc.id, calc.polls)
+        if (failure := unavailable(code, rng)) is not None:
+            return failure
+        if rng.random() < b.stall_rate:
+            await trio.sleep(b.stall_seconds)
+        if rng.random() < b.malformed_rate:
+            return "<html><body>Internal gateway page</body></html>", 200
         base = {"id": calc.id, "correlation_id": calc.correlation_id}
         if sim.clock.now() < calc.ready_at:
             return {**base, "status": "pending"}
-        if calc.refused:
-            return {
-                **base,
-                "status": "refused",
-                "message": "Refused by scoring",
-                "ready_at": calc.ready_at,
-            }
+        if calc.outcome == "refused":
+            return {**base, "status": "refused", "message": calc.message, "ready_at": calc.ready_at}
         return {
             **base,
             "status": "ready",
             "premium": calc.premium,
             "currency": "RUB",
+            "pool": calc.pool,
+            "message": calc.message,
+            "breakdown": calc.breakdown,
             "ready_at": calc.ready_at,
         }
 
@@ -126,16 +191,26 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
     async def control(code: str) -> Any:
         b = sim.behaviours.get(code)
         if b is None:
-            return unknown(code)
+            return {"error": f"unknown insurer {code}"}, 404
         body = await request.get_json(silent=True)
         if not isinstance(body, dict):
             return {"error": "body must be a JSON object"}, 400
-        for key in ("delay", "base_rate"):
-            if key in body:
-                setattr(b, key, float(body[key]))
-        for key in ("refuse", "fail"):
-            if key in body:
-                setattr(b, key, bool(body[key]))
+        known = set(asdict(b))
+        unknown = set(body) - known - {"down_for", "delay", "fail"}
+        if unknown:
+            return {"error": f"unknown fields {sorted(unknown)}"}, 400
+        for key, value in body.items():
+            if key == "down_for":
+                now = sim.clock.now()
+                b.outages.append((now, now + float(value)))
+            elif key == "delay":  # shorthand: a fixed delay
+                b.median_delay, b.delay_sigma = float(value), 0.0
+            elif key == "fail":  # shorthand: down until told otherwise
+                b.outages = [(0.0, math.inf)] if value else []
+            elif key == "outages":
+                b.outages = [(float(s), float(u)) for s, u in value]
+            else:
+                setattr(b, key, type(getattr(b, key))(value))
         return asdict(b)
 
     @app.get("/_control")

@@ -71,6 +71,8 @@ async def run_exchange(ex: Exchange, guard: GuardedInsurer, store: Store, clock:
             received_at=received_at,
             premium=quote.premium,
             ready_at=quote.ready_at,
+            message=quote.message,
+            detail={"pool": quote.pool, "breakdown": quote.breakdown},
         )
     return Outcome(
         OutcomeKind.REFUSED, received_at=received_at, message=quote.message, ready_at=quote.ready_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import trio
@@ -12,22 +13,17 @@ from hypercorn.trio import serve
 from quart import request
 from quart_trio import QuartTrio
 
-from osago.errors import StoreError, ValidationFailed
+from osago.domain.request import request_hash, validate_request
+from osago.domain.stub import stub_for
+from osago.errors import ConflictError, StoreError, ValidationFailed
 from osago.models import NewCalculation, NewExchange, iso
 from osago.roles import relay
 from osago.roles._deps import ApiDeps
-from osago.validation import validate_request
+from osago.roles._openapi import openapi_document
 
 __all__ = ["create_app", "hypercorn_config", "run"]
 
 log = logging.getLogger("osago.api")
-
-
-def _stub(deadline: float) -> dict[str, Any]:
-    return {
-        "reason": "no_offers",
-        "message": f"No insurer answered within {deadline:g} seconds. Please try again later.",
-    }
 
 
 def create_app(deps: ApiDeps) -> QuartTrio:
@@ -53,6 +49,10 @@ def create_app(deps: ApiDeps) -> QuartTrio:
             "errors": [{"field": e.field, "message": e.message} for e in exc.errors],
         }, 422
 
+    @app.errorhandler(ConflictError)
+    async def conflict(exc: ConflictError) -> Any:
+        return {"error": "conflict", "message": str(exc)}, 409
+
     @app.errorhandler(StoreError)
     async def store_down(exc: StoreError) -> Any:
         log.error("api: %s", exc)
@@ -63,18 +63,34 @@ def create_app(deps: ApiDeps) -> QuartTrio:
         body = await request.get_json(force=True, silent=True)
         if body is None:
             return {"error": "bad_request", "message": "body must be JSON"}, 400
-        valid = validate_request(body)
         now = deps.clock.now()
+        valid = validate_request(body, today=datetime.fromtimestamp(now, UTC).date())
         calc = NewCalculation(
-            id=uuid.uuid4(),
+            id=uuid.UUID(valid["request_id"]) if valid.get("request_id") else uuid.uuid4(),
             user_id=valid["user_id"],
             request=valid,
             created_at=now,
             deadline_at=now + s.deadline_seconds,
             exchanges=tuple(NewExchange(uuid.uuid4(), i.code, i.name) for i in insurers),
-            stub=_stub(s.deadline_seconds),
+            stub=stub_for(valid, s.deadline_seconds),
+            request_hash=request_hash(valid),
         )
-        await deps.store.create_calculation(calc, queue=s.requests_queue)
+        created = await deps.store.create_calculation(calc, queue=s.requests_queue)
+        headers = {"Location": f"/api/v1/calculations/{calc.id}"}
+        if not created:  # the same request again: answer as the first time
+            view = await deps.store.get_calculation(calc.id)
+            assert view is not None
+            headers["Idempotent-Replayed"] = "true"
+            return (
+                {
+                    "calculation_id": str(view.id),
+                    "status": view.to_json()["status"],
+                    "deadline_at": iso(view.deadline_at),
+                    "insurers": [e.insurer for e in view.exchanges],
+                },
+                202,
+                headers,
+            )
         log.info(
             "calculation %s: accepted for user %s, %d insurers, deadline %s",
             calc.id,
@@ -90,8 +106,12 @@ def create_app(deps: ApiDeps) -> QuartTrio:
                 "insurers": [i.code for i in insurers],
             },
             202,
-            {"Location": f"/api/v1/calculations/{calc.id}"},
+            headers,
         )
+
+    @app.get("/api/v1/openapi.json")
+    async def openapi() -> Any:
+        return openapi_document()
 
     @app.get("/api/v1/calculations/<calculation_id>")
     async def show(calculation_id: str) -> Any:

@@ -31,8 +31,12 @@ class Store(Protocol):
     them when the lease runs out.
     """
 
-    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> None:
-        """Store the request and one outbox job per insurer atomically; notify the relay."""
+    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> bool:
+        """Store the request and one outbox job per insurer atomically; notify the relay.
+
+        False when a calculation with this id and the same ``request_hash`` exists already
+        (an idempotent replay: nothing is written); ConflictError for another hash.
+        """
         ...
 
     async def get_calculation(self, calculation_id: UUID) -> CalculationView | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from osago.errors import StoreError
+from osago.errors import ConflictError, StoreError
 from osago.events import completed_event, encode_event, event_headers, insurer_event
 from osago.models import (
     CalculationView,
@@ -93,9 +93,12 @@ class MemoryStore:
         self.outbox[row.id] = row
         return row
 
-    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> None:
-        if calc.id in self.calcs:
-            raise StoreError("create_calculation", f"duplicate calculation {calc.id}")
+    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> bool:
+        existing = self.calcs.get(calc.id)
+        if existing is not None:
+            if existing.new.request_hash != calc.request_hash:
+                raise ConflictError(str(calc.id))
+            return False
         if len({x.insurer for x in calc.exchanges}) != len(calc.exchanges):
             raise StoreError("create_calculation", "one exchange per insurer")
         rows = [
@@ -112,6 +115,7 @@ class MemoryStore:
             self._add_row(dest, body, headers, calc.id, None)
         self._notify(OUTBOX_CHANNEL)
         self._notify(CALCULATIONS_CHANNEL)
+        return True
 
     async def get_calculation(self, calculation_id: UUID) -> CalculationView | None:
         calc = self.calcs.get(calculation_id)
@@ -130,6 +134,7 @@ class MemoryStore:
                     o.message if o else None,
                     o.ready_at if o else None,
                     o.received_at if o else None,
+                    o.detail if o else {},
                 )
             )
         n = calc.new

@@ -17,7 +17,7 @@ import asyncpg
 import trio
 import trio_asyncio
 
-from osago.errors import StoreError
+from osago.errors import ConflictError, StoreError
 from osago.events import completed_event, encode_event, event_headers, insurer_event
 from osago.models import (
     CalculationView,
@@ -71,18 +71,27 @@ class PostgresStore:
             raise StoreError(operation, f"{type(exc).__name__}: {exc}") from exc
         return result
 
-    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> None:
-        async def body(conn: Conn) -> None:
-            await conn.execute(
-                "INSERT INTO calculations (id, user_id, request, stub, created_at, deadline_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> bool:
+        async def body(conn: Conn) -> bool:
+            created = await conn.fetchval(
+                "INSERT INTO calculations (id, user_id, request, stub, created_at, deadline_at,"
+                " request_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (id) DO NOTHING RETURNING true",
                 calc.id,
                 calc.user_id,
                 calc.request,
                 calc.stub,
                 calc.created_at,
                 calc.deadline_at,
+                calc.request_hash,
             )
+            if not created:
+                existing = await conn.fetchval(
+                    "SELECT request_hash FROM calculations WHERE id = $1", calc.id
+                )
+                if existing != calc.request_hash:
+                    raise ConflictError(str(calc.id))
+                return False
             await conn.executemany(
                 "INSERT INTO exchanges (correlation_id, calculation_id, insurer, insurer_name)"
                 " VALUES ($1, $2, $3, $4)",
@@ -106,8 +115,9 @@ class PostgresStore:
             await conn.execute(
                 "SELECT pg_notify($1, ''), pg_notify($2, '')", OUTBOX_CHANNEL, CALCULATIONS_CHANNEL
             )
+            return True
 
-        await self._tx("create_calculation", body)
+        return await self._tx("create_calculation", body)
 
     async def get_calculation(self, calculation_id: UUID) -> CalculationView | None:
         async def body(conn: Conn) -> CalculationView | None:
@@ -126,6 +136,7 @@ class PostgresStore:
                     x["message"],
                     x["ready_at"],
                     x["received_at"],
+                    x["detail"] or {},
                 )
                 for x in xs
             )

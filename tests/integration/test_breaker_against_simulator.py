@@ -87,8 +87,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     sim = Simulator(
         clock,
         {
-            "aurora": Behaviour("Aurora", 5000, delay=0.3),
-            "borealis": Behaviour("Borealis", 6000, delay=0.3),
+            "aurora": Behaviour("Aurora", median_delay=0.3),
+            "borealis": Behaviour("Borealis", median_delay=0.3),
         },
     )
     transitions: list[tuple[str, str]] = []

@@ -73,7 +73,10 @@ async def test_offers_reach_only_their_user_once_then_completed_or_stub(cluster:
         )
         assert [e["type"] for _, e in frames] == ["completed"]
         assert frames[0][1]["offers"] == 0
-        assert "answered within" in frames[0][1]["stub"]["message"]
+        stub = frames[0][1]["stub"]
+        assert "did not answer within" in stub["message"]
+        assert 0 < stub["premium_min"] < stub["premium_max"]
+        assert stub["breakdown"]["territory"] == "Moscow"
 
         with trio.move_on_after(0.5):
             await bob.get_message()
@@ -144,6 +147,7 @@ async def test_all_role_on_embedded_defaults(unique: str) -> None:
         OSAGO_INSURERS_BIND="127.0.0.1:0",
         OSAGO_WS_SECRET=SECRET,
         OSAGO_DEADLINE_SECONDS="5",
+        OSAGO_SIMULATOR_PROFILE="calm",
         PYTHONWARNINGS="ignore",
     )
     async with trio.open_nursery() as nursery:

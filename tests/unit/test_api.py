@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from osago.broker import open_memory_broker
-from osago.clock import TrioWallClock
+from osago.clock import SystemClock
 from osago.config import Settings
 from osago.models import Job
 from osago.roles._deps import ApiDeps
@@ -31,9 +31,7 @@ async def call(
 ) -> tuple[int, Any, MemoryStore]:
     store = store or MemoryStore()
     async with open_memory_broker() as broker:
-        app = create_app(
-            ApiDeps(settings, trio.Event(), TrioWallClock(), store=store, broker=broker)
-        )
+        app = create_app(ApiDeps(settings, trio.Event(), SystemClock(), store=store, broker=broker))
         response = await app.test_client().open(path, method=method, **kw)
         return response.status_code, await response.get_json(), store
 

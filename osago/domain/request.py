@@ -1,0 +1,339 @@
+"""The quote request: its schema (validation + OpenAPI), cross-field rules, and the tariff view.
+
+The tariff fields are required; identity fields (plate, VIN, documents, names) are checked
+when given, as a preliminary quote does not need them. Field names of the skeleton's
+minimal body are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, timedelta
+from typing import Any
+
+from osago.domain import tables
+from osago.domain.schema import Arr, Bool, Day, Int, Num, Obj, Str, Uuid, check
+from osago.domain.tariff import Driver, TariffInput, kvs, territory, years_between
+from osago.errors import FieldError, ValidationFailed
+
+__all__ = ["QUOTE_REQUEST", "request_hash", "tariff_input", "validate_request"]
+
+KBM_CLASSES = tuple(tables.KBM)
+# Cyrillic letters that look Latin (as on plates) and their Latin twins.
+_PLATE_LETTERS = "ABEKMHOPCTYXАВЕКМНОРСТУХ"
+_VIN = r"[A-HJ-NPR-Z0-9]{17}"  # no I, O, Q
+
+PERSON = {
+    "last_name": (Str(max_len=100), False, None),
+    "first_name": (Str(max_len=100), False, None),
+    "middle_name": (Str(max_len=100), False, None),
+    "birth_date": (Day(), False, None),
+}
+
+QUOTE_REQUEST = Obj(
+    description="An OSAGO quote request.",
+    fields={
+        "request_id": (
+            Uuid(
+                description="Idempotency key: the same id and body give the same "
+                "calculation; another body with it gives 409."
+            ),
+            False,
+            None,
+        ),
+        "user_id": (Str(description="The core application's user."), True, None),
+        "policy": (
+            Obj(
+                fields={
+                    "start_date": (
+                        Day(description="Not in the past, at most 60 days ahead."),
+                        True,
+                        None,
+                    ),
+                    "period_months": (
+                        Int(3, 12, description="Months of use in the year."),
+                        True,
+                        None,
+                    ),
+                    "purpose": (Str(enum=("personal", "taxi")), False, "personal"),
+                    "unlimited_drivers": (Bool(), False, False),
+                }
+            ),
+            True,
+            None,
+        ),
+        "vehicle": (
+            Obj(
+                fields={
+                    "category": (Str(enum=("A", "B", "BE")), True, None),
+                    "engine_power_hp": (Num(1, 2000), True, None),
+                    "year": (Int(1950, 2100), False, None),
+                    "plate": (
+                        Str(
+                            max_len=12,
+                            pattern=f"[{_PLATE_LETTERS}]\\d{{3}}[{_PLATE_LETTERS}]{{2}}"
+                            r"\d{2,3}",
+                            pattern_message="must be a plate like А123ВС77",
+                        ),
+                        False,
+                        None,
+                    ),
+                    "vin": (
+                        Str(
+                            max_len=17,
+                            pattern=_VIN,
+                            pattern_message="must be 17 characters, digits and Latin letters "
+                            "except I, O, Q",
+                        ),
+                        False,
+                        None,
+                    ),
+                    "body_number": (Str(max_len=32), False, None),
+                    "chassis_number": (Str(max_len=32), False, None),
+                    "trailer": (Bool(), False, False),
+                    "registration_document": (
+                        Obj(
+                            fields={
+                                "type": (Str(enum=("STS", "PTS", "EPTS")), True, None),
+                                "series": (
+                                    Str(max_len=4, pattern=r"[0-9A-ZА-Я]{2,4}"),
+                                    False,
+                                    None,
+                                ),
+                                "number": (
+                                    Str(
+                                        max_len=15,
+                                        pattern=r"\d{6,15}",
+                                        pattern_message="must be 6 to 15 digits",
+                                    ),
+                                    True,
+                                    None,
+                                ),
+                                "issued_at": (Day(), False, None),
+                            }
+                        ),
+                        False,
+                        None,
+                    ),
+                }
+            ),
+            True,
+            None,
+        ),
+        "owner": (
+            Obj(
+                fields={
+                    "type": (Str(enum=("individual", "legal")), False, "individual"),
+                    "region_kladr": (
+                        Str(
+                            max_len=13,
+                            pattern=r"\d{13}",
+                            pattern_message="must be a 13-digit KLADR code",
+                        ),
+                        True,
+                        None,
+                    ),
+                    "kbm_class": (
+                        Str(enum=KBM_CLASSES, description="For an unlimited list."),
+                        False,
+                        None,
+                    ),
+                    **PERSON,
+                    "passport": (
+                        Obj(
+                            fields={
+                                "series": (
+                                    Str(
+                                        max_len=4,
+                                        pattern=r"\d{4}",
+                                        pattern_message="must be 4 digits",
+                                    ),
+                                    True,
+                                    None,
+                                ),
+                                "number": (
+                                    Str(
+                                        max_len=6,
+                                        pattern=r"\d{6}",
+                                        pattern_message="must be 6 digits",
+                                    ),
+                                    True,
+                                    None,
+                                ),
+                            }
+                        ),
+                        False,
+                        None,
+                    ),
+                    "inn": (
+                        Str(
+                            max_len=12,
+                            pattern=r"\d{10}|\d{12}",
+                            pattern_message="must be 10 (legal) or 12 digits",
+                        ),
+                        False,
+                        None,
+                    ),
+                    "kpp": (
+                        Str(max_len=9, pattern=r"\d{9}", pattern_message="must be 9 digits"),
+                        False,
+                        None,
+                    ),
+                    "ogrn": (
+                        Str(max_len=13, pattern=r"\d{13}", pattern_message="must be 13 digits"),
+                        False,
+                        None,
+                    ),
+                }
+            ),
+            True,
+            None,
+        ),
+        "drivers": (
+            Arr(
+                min_items=0,
+                max_items=5,
+                items=Obj(
+                    fields={
+                        "birth_date": (Day(), True, None),
+                        "experience_start_date": (Day(), True, None),
+                        "licence": (
+                            Obj(
+                                fields={
+                                    "series": (
+                                        Str(max_len=4, pattern=r"[0-9А-ЯA-Z]{4}"),
+                                        True,
+                                        None,
+                                    ),
+                                    "number": (
+                                        Str(
+                                            max_len=6,
+                                            pattern=r"\d{6}",
+                                            pattern_message="must be 6 digits",
+                                        ),
+                                        True,
+                                        None,
+                                    ),
+                                }
+                            ),
+                            False,
+                            None,
+                        ),
+                        "kbm_class": (
+                            Str(
+                                enum=KBM_CLASSES,
+                                description="Bonus-malus class; absent means the start class 3.",
+                            ),
+                            False,
+                            None,
+                        ),
+                    }
+                ),
+            ),
+            False,
+            None,
+        ),
+    },
+)
+
+
+def _rules(req: dict[str, Any], today: date) -> list[FieldError]:
+    """Cross-field rules; run only on a body whose fields are individually valid."""
+    errors: list[FieldError] = []
+    policy, vehicle, owner = req["policy"], req["vehicle"], req["owner"]
+    start = date.fromisoformat(policy["start_date"])
+    if start < today:
+        errors.append(FieldError("policy.start_date", "must not be in the past"))
+    elif start > today + timedelta(days=60):
+        errors.append(FieldError("policy.start_date", "must be at most 60 days ahead"))
+    if policy["purpose"] == "taxi" and vehicle["category"] == "A":
+        errors.append(FieldError("policy.purpose", "taxi applies to categories B and BE only"))
+    ids = [k for k in ("vin", "body_number", "chassis_number") if vehicle.get(k)]
+    if len(ids) > 1:
+        errors.append(
+            FieldError(f"vehicle.{ids[1]}", "give only one of vin, body_number, chassis_number")
+        )
+    if vehicle.get("year") is not None and vehicle["year"] > start.year:
+        errors.append(FieldError("vehicle.year", "cannot be after the policy start"))
+    if territory(owner["region_kladr"]) is None:
+        errors.append(FieldError("owner.region_kladr", "is not a territory the tariff knows"))
+    drivers = req.get("drivers") or []
+    if policy["unlimited_drivers"] or owner["type"] == "legal":
+        if drivers:
+            errors.append(FieldError("drivers", "must be empty for an unlimited list of drivers"))
+        return errors
+    if not drivers:
+        errors.append(
+            FieldError(
+                "drivers", "1 to 5 drivers are required unless policy.unlimited_drivers is true"
+            )
+        )
+    for i, d in enumerate(drivers):
+        born = date.fromisoformat(d["birth_date"])
+        since = date.fromisoformat(d["experience_start_date"])
+        age, experience = years_between(born, start), years_between(since, start)
+        if age < 18:
+            errors.append(
+                FieldError(
+                    f"drivers.{i}.birth_date", "driver must be at least 18 on the start date"
+                )
+            )
+        elif years_between(born, since) < 16:
+            errors.append(
+                FieldError(
+                    f"drivers.{i}.experience_start_date", "cannot start before the 16th birthday"
+                )
+            )
+        elif since > start:
+            errors.append(
+                FieldError(f"drivers.{i}.experience_start_date", "cannot be after the policy start")
+            )
+        elif kvs(age, experience) is None:
+            errors.append(
+                FieldError(
+                    f"drivers.{i}.experience_start_date",
+                    f"{experience} years of experience at {age} is not in the age-experience table",
+                )
+            )
+    return errors
+
+
+def validate_request(body: Any, *, today: date) -> dict[str, Any]:
+    """Return the request with defaults filled in, or raise :class:`ValidationFailed`."""
+    cleaned, errors = check(QUOTE_REQUEST, body)
+    if not errors:
+        errors = _rules(cleaned, today)
+    if errors:
+        raise ValidationFailed(errors)
+    return dict(cleaned)
+
+
+def tariff_input(req: dict[str, Any]) -> TariffInput:
+    """The tariff's view of a validated request."""
+    p, v, o = req["policy"], req["vehicle"], req["owner"]
+    return TariffInput(
+        start_date=date.fromisoformat(p["start_date"]),
+        period_months=p["period_months"],
+        region_kladr=o["region_kladr"],
+        engine_power_hp=v["engine_power_hp"],
+        category=v["category"],
+        owner_type=o["type"],
+        purpose=p["purpose"],
+        unlimited_drivers=p["unlimited_drivers"],
+        drivers=tuple(
+            Driver(
+                date.fromisoformat(d["birth_date"]),
+                date.fromisoformat(d["experience_start_date"]),
+                d.get("kbm_class") or "3",
+            )
+            for d in req.get("drivers") or []
+        ),
+        owner_kbm_class=o.get("kbm_class") or "3",
+    )
+
+
+def request_hash(req: dict[str, Any]) -> str:
+    """A digest of the request as validated: equal for equal bodies whatever the key order."""
+    canonical = json.dumps(req, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

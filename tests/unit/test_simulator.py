@@ -1,0 +1,164 @@
+"""The simulator through its HTTP protocol: repeatable, priced within the corridor, and every
+behaviour selectable and observable."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from osago.clock import TrioWallClock
+from osago.config import Settings
+from osago.domain.request import tariff_input
+from osago.domain.tariff import corridor
+from osago.insurers.simulator import REFUSALS, Behaviour, Simulator, create_simulator_app
+from osago.roles.insurers import default_simulator
+from tests.factories import new_calculation
+
+REQUEST = new_calculation().request
+
+
+class Client:
+    def __init__(self, sim: Simulator) -> None:
+        self.http = create_simulator_app(sim).test_client()
+
+    async def submit(self, code: str, correlation_id: str, req: Any = REQUEST) -> Any:
+        r = await self.http.post(
+            f"/{code}/calculations",
+            json={"correlation_id": correlation_id, "request": req},
+            headers={"Idempotency-Key": correlation_id},
+        )
+        return r.status_code, await r.get_json()
+
+    async def poll(self, code: str, calc_id: str) -> tuple[int, Any, Any]:
+        r = await self.http.get(f"/{code}/calculations/{calc_id}")
+        return r.status_code, await r.get_json(silent=True), r
+
+    async def answer(self, code: str, correlation_id: str, req: Any = REQUEST) -> Any:
+        """Submit and poll until a final answer; {"status": "hang"} after two minutes."""
+        created: Any = None
+        for _ in range(480):  # two minutes of 0.25 s ticks
+            if created is None or created[0] >= 500:
+                created = await self.submit(code, correlation_id, req)
+            if created[0] < 500:
+                status, body, _ = await self.poll(code, created[1]["id"])
+                if status == 200 and body is not None and body["status"] != "pending":
+                    return body
+            await trio.sleep(0.25)
+        return {"status": "hang"}
+
+
+def sim_with(**behaviour: Any) -> Simulator:
+    return Simulator(TrioWallClock(), {"x": Behaviour("X", **behaviour)}, seed=7)
+
+
+async def test_same_seed_same_answers_in_any_order(autojump_clock: MockClock) -> None:
+    settings = Settings(simulator_seed=42)
+    keys = [str(uuid.uuid4()) for _ in range(12)]
+    results = []
+    for order in (keys, list(reversed(keys))):
+        client = Client(default_simulator(settings, TrioWallClock()))
+        got = {}
+        for key in order:
+            body = await client.answer("cedar", key)
+            got[key] = (body["status"], body.get("premium"), body.get("pool"), body.get("message"))
+        results.append(got)
+    assert results[0] == results[1]
+
+
+async def test_delays_are_log_normal_and_repeatable(autojump_clock: MockClock) -> None:
+    sim = sim_with(median_delay=5.0, delay_sigma=0.8)
+    delays = sorted(
+        sim.quote("x", str(i), REQUEST).ready_at - TrioWallClock().now() for i in range(400)
+    )
+    median = delays[len(delays) // 2]
+    assert 4.0 < median < 6.0
+    assert delays[-1] > 5.0 * 3  # a long tail
+    again = sim_with(median_delay=5.0, delay_sigma=0.8)
+    assert again.quote("x", "17", REQUEST).ready_at == sim.quote("x", "17", REQUEST).ready_at
+
+
+async def test_every_premium_lies_in_the_corridor(autojump_clock: MockClock) -> None:
+    client = Client(default_simulator(Settings(simulator_profile="calm"), TrioWallClock()))
+    rng = random.Random(3)
+    for _ in range(20):
+        req = {
+            **REQUEST,
+            "vehicle": {**REQUEST["vehicle"], "engine_power_hp": rng.choice([45, 90, 110, 200])},
+            "policy": {**REQUEST["policy"], "period_months": rng.randint(3, 12)},
+        }
+        low, high = corridor(tariff_input(req))
+        for code in ("aurora", "fjord", "juniper"):
+            body = await client.answer(code, str(uuid.uuid4()), req)
+            assert low <= body["premium"] <= high
+            assert body["breakdown"]["product"] == pytest.approx(
+                body["premium"] / body["breakdown"]["base_rate"], rel=1e-4
+            )
+
+
+async def test_refusal(autojump_clock: MockClock) -> None:
+    body = await Client(sim_with(refusal_rate=1.0)).answer("x", "k")
+    assert body["status"] == "refused"
+    assert body["message"] in REFUSALS
+
+
+async def test_pool_offer(autojump_clock: MockClock) -> None:
+    body = await Client(sim_with(pool_rate=1.0)).answer("x", "k")
+    assert body["pool"] is True
+    assert "mandatory" in body["message"]
+    assert body["premium"] == corridor(tariff_input(REQUEST))[1]
+
+
+async def test_transient_503_with_retry_after(autojump_clock: MockClock) -> None:
+    client = Client(sim_with(error_rate=1.0))
+    status, _ = await client.submit("x", "k")
+    assert status == 503
+
+
+async def test_hang_never_answers(autojump_clock: MockClock) -> None:
+    client = Client(sim_with(hang_rate=1.0, median_delay=0.1))
+    _, created = await client.submit("x", "k")
+    await trio.sleep(3600)
+    status, body, _ = await client.poll("x", created["id"])
+    assert (status, body["status"]) == (200, "pending")
+
+
+async def test_stalled_poll(autojump_clock: MockClock) -> None:
+    client = Client(sim_with(stall_rate=1.0, stall_seconds=30.0))
+    _, created = await client.submit("x", "k")
+    start = trio.current_time()
+    await client.poll("x", created["id"])
+    assert trio.current_time() - start == pytest.approx(30.0)
+
+
+async def test_malformed_body(autojump_clock: MockClock) -> None:
+    client = Client(sim_with(malformed_rate=1.0))
+    _, created = await client.submit("x", "k")
+    status, body, response = await client.poll("x", created["id"])
+    assert status == 200
+    assert body is None
+    assert b"<html>" in await response.get_data()
+
+
+async def test_outage_window_then_back(autojump_clock: MockClock) -> None:
+    sim = sim_with(median_delay=0.0)
+    client = Client(sim)
+    r = await client.http.put("/_control/x", json={"down_for": 10})
+    assert r.status_code == 200
+    status, _ = await client.submit("x", "k")
+    assert status == 503
+    await trio.sleep(10)
+    status, _ = await client.submit("x", "k")
+    assert status == 201
+
+
+async def test_control_rejects_unknown_fields(autojump_clock: MockClock) -> None:
+    client = Client(sim_with())
+    r = await client.http.put("/_control/x", json={"colour": "red"})
+    assert r.status_code == 400
+    r = await client.http.put("/_control/x", json={"refusal_rate": 1})
+    assert (await r.get_json())["refusal_rate"] == 1.0
