@@ -89,6 +89,7 @@ class Settings:
     insurer_codes: tuple[str, ...] | None = None  # None: every insurer of the file
     insurers_file: Path | None = None  # None: the bundled osago/insurers/insurers.toml
     deadline_seconds: float = 60.0
+    late_window_seconds: float = 120.0  # answers after the deadline still shown, marked late
     api_token: str | None = None
     ws_secret: str = "osago-dev-secret"
     requests_queue: str = "/queue/osago.calculations"
@@ -132,7 +133,7 @@ class Settings:
         s = cls()
         get = env.get
 
-        def number(name: str, default: float) -> float:
+        def number(name: str, default: float, *, allow_zero: bool = False) -> float:
             raw = get(name)
             if raw is None or raw == "":
                 return default
@@ -140,7 +141,7 @@ class Settings:
                 value = float(raw)
             except ValueError:
                 raise ConfigError(f"{name}={raw!r} is not a number") from None
-            if value <= 0:
+            if value < 0 or (value == 0 and not allow_zero):
                 raise ConfigError(f"{name}={raw!r} must be positive")
             return value
 
@@ -176,6 +177,9 @@ class Settings:
             else s.insurer_codes,
             insurers_file=Path(file) if (file := get("OSAGO_INSURERS_FILE")) else None,
             deadline_seconds=number("OSAGO_DEADLINE_SECONDS", s.deadline_seconds),
+            late_window_seconds=number(
+                "OSAGO_LATE_WINDOW_SECONDS", s.late_window_seconds, allow_zero=True
+            ),
             api_token=get("OSAGO_API_TOKEN") or None,
             ws_secret=get("OSAGO_WS_SECRET") or s.ws_secret,
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),

@@ -38,6 +38,7 @@ def offer_event(
         "pool": bool(outcome.detail.get("pool", False)),
         "message": outcome.message,
         "breakdown": outcome.detail.get("breakdown"),
+        "late": bool(outcome.detail.get("late", False)),
         "ready_at": iso(outcome.ready_at),
         "received_at": iso(outcome.received_at),
     }

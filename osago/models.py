@@ -66,6 +66,11 @@ class NewCalculation:
     exchanges: tuple[NewExchange, ...]
     stub: JSON
     request_hash: str = ""
+    closes_at: float = 0.0  # deadline + late window; 0 means the deadline itself
+
+    @property
+    def closing(self) -> float:
+        return max(self.closes_at, self.deadline_at)
 
 
 @dataclass(frozen=True)
@@ -106,14 +111,15 @@ class Exchange:
     request: JSON
     created_at: float
     deadline_at: float
+    closes_at: float
     remote_id: str | None
     outcome: OutcomeKind | None
-    completed: bool
+    closed: bool
 
     @property
     def settled(self) -> bool:
         """True when nothing is left to do for this exchange."""
-        return self.outcome is not None or self.completed
+        return self.outcome is not None or self.closed
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,7 @@ class ExchangeView:
             "insurer": self.insurer,
             "insurer_name": self.insurer_name,
             "status": self.status,
+            "late": bool(self.detail.get("late", False)),
             "premium": self.premium,
             "currency": "RUB" if self.premium is not None else None,
             "pool": bool(self.detail.get("pool", False)),
@@ -168,21 +175,26 @@ class CalculationView:
     completed_at: float | None
     stub: JSON
     exchanges: tuple[ExchangeView, ...]
+    closes_at: float = 0.0
+    closed_at: float | None = None
 
     def to_json(self) -> JSON:
         offers = [e.to_json() for e in self.exchanges if e.status == OutcomeKind.OFFER]
+        on_time = [o for o in offers if not o["late"]]
         done = self.completed_at is not None
         return {
             "calculation_id": str(self.id),
             "user_id": self.user_id,
-            "status": "completed" if done else "pending",
+            "status": "closed" if self.closed_at else "completed" if done else "pending",
             "created_at": iso(self.created_at),
             "deadline_at": iso(self.deadline_at),
             "completed_at": iso(self.completed_at),
+            "closes_at": iso(max(self.closes_at, self.deadline_at)),
+            "closed_at": iso(self.closed_at),
             "request": self.request,
             "offers": offers,
             "insurers": [e.to_json() for e in self.exchanges],
-            "stub": self.stub if done and not offers else None,
+            "stub": self.stub if done and not on_time else None,
         }
 
 

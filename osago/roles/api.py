@@ -74,6 +74,7 @@ def create_app(deps: ApiDeps) -> QuartTrio:
             exchanges=tuple(NewExchange(uuid.uuid4(), i.code, i.name) for i in insurers),
             stub=stub_for(valid, s.deadline_seconds),
             request_hash=request_hash(valid),
+            closes_at=now + s.deadline_seconds + s.late_window_seconds,
         )
         created = await deps.store.create_calculation(calc, queue=s.requests_queue)
         headers = {"Location": f"/api/v1/calculations/{calc.id}"}

@@ -48,14 +48,18 @@ async def handle(
         guard = guards.get(ex.insurer)
         if guard is None:
             raise PoisonMessage(f"insurer {ex.insurer} is not configured on this worker")
-        with trio.move_on_at(deps.clock.trio_time(ex.deadline_at)) as scope:
+        # Polling goes on past the deadline, through the late window: a late answer still
+        # reaches the user, marked late. The keeper completes and closes the calculation.
+        with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
             outcome = await run_exchange(ex, guard, deps.store, deps.clock)
         if scope.cancelled_caught:
             # The deadline keeper completes the calculation and marks every exchange still
             # pending as timed out, in one transaction; settling each here would only queue
             # behind its row lock and delay `completed`.
             log.info(
-                "calculation %s: %s did not answer by the deadline", ex.calculation_id, ex.insurer
+                "calculation %s: %s did not answer by the end of the late window",
+                ex.calculation_id,
+                ex.insurer,
             )
             await sub.ack(delivery)
             return

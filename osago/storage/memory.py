@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +34,7 @@ __all__ = ["MemoryStore"]
 class _Calc:
     new: NewCalculation
     completed_at: float | None = None
+    closed_at: float | None = None
     seq: int = 0
 
 
@@ -147,6 +148,8 @@ class MemoryStore:
             calc.completed_at,
             n.stub,
             tuple(sorted(views, key=lambda v: v.insurer)),
+            n.closing,
+            calc.closed_at,
         )
 
     async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxMessage]:
@@ -180,9 +183,10 @@ class MemoryStore:
             n.request,
             n.created_at,
             n.deadline_at,
+            n.closing,
             ex.remote_id,
             ex.outcome.kind if ex.outcome else None,
-            calc.completed_at is not None,
+            calc.closed_at is not None,
         )
 
     async def record_submission(self, correlation_id: UUID, remote_id: str) -> None:
@@ -197,12 +201,11 @@ class MemoryStore:
     def _complete(self, calc: _Calc, *, topic: str, now: float, lease: float) -> list[_Row]:
         """Complete ``calc``; its unsent events in order, ``completed`` last (see postgres)."""
         calc.completed_at = now
-        offers = 0
-        for x in calc.new.exchanges:
-            ex = self.exchanges[x.correlation_id]
-            if ex.outcome is None:
-                ex.outcome = Outcome(OutcomeKind.TIMED_OUT, received_at=now)
-            offers += ex.outcome.kind == OutcomeKind.OFFER
+        offers = sum(
+            1
+            for x in calc.new.exchanges
+            if (o := self.exchanges[x.correlation_id].outcome) and o.kind == OutcomeKind.OFFER
+        )
         calc.seq += 1
         event = completed_event(
             calc.new.id,
@@ -222,6 +225,14 @@ class MemoryStore:
             r.leased_until = now + lease
         return rows
 
+    def _close(self, calc: _Calc, now: float) -> None:
+        """The late window is over: pending exchanges time out, polling stops."""
+        calc.closed_at = now
+        for x in calc.new.exchanges:
+            ex = self.exchanges[x.correlation_id]
+            if ex.outcome is None:
+                ex.outcome = Outcome(OutcomeKind.TIMED_OUT, received_at=now)
+
     async def settle_exchange(
         self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float
     ) -> list[OutboxMessage]:
@@ -230,17 +241,24 @@ class MemoryStore:
         if ex is None:
             raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
         calc = self.calcs[ex.calculation_id]
-        if ex.outcome is not None or calc.completed_at is not None:
+        if ex.outcome is not None or calc.closed_at is not None:
             return []
+        rows: list[_Row] = []
+        if calc.completed_at is None and now >= calc.new.deadline_at:
+            rows = self._complete(calc, topic=topic, now=now, lease=lease)  # `completed` first
+        late = calc.completed_at is not None
+        if late:
+            outcome = replace(outcome, detail={**outcome.detail, "late": True})
         ex.outcome = outcome
-        rows = []
         if outcome.kind != OutcomeKind.TIMED_OUT:
             calc.seq += 1
             n = calc.new
             event = insurer_event(n.id, n.user_id, calc.seq, ex.insurer, ex.insurer_name, outcome)
             rows.append(self._event_row(calc, event, topic, now + lease))
         if all(self.exchanges[x.correlation_id].outcome for x in calc.new.exchanges):
-            rows = self._complete(calc, topic=topic, now=now, lease=lease)
+            if not late:
+                rows = self._complete(calc, topic=topic, now=now, lease=lease)
+            self._close(calc, now)
         return [r.message() for r in rows]
 
     async def complete_due(
@@ -248,17 +266,23 @@ class MemoryStore:
     ) -> list[OutboxMessage]:
         self._check("complete_due")
         due = [
-            c for c in self.calcs.values() if c.completed_at is None and c.new.deadline_at <= now
+            c
+            for c in self.calcs.values()
+            if (c.completed_at is None and c.new.deadline_at <= now)
+            or (c.closed_at is None and c.new.closing <= now)
         ]
-        due = sorted(due, key=lambda c: c.new.deadline_at)[:limit]
         rows = []
-        for calc in due:
-            rows += self._complete(calc, topic=topic, now=now, lease=lease)
+        for calc in sorted(due, key=lambda c: c.new.deadline_at)[:limit]:
+            if calc.completed_at is None:
+                rows += self._complete(calc, topic=topic, now=now, lease=lease)
+            if calc.new.closing <= now:
+                self._close(calc, now)
         return [r.message() for r in rows]
 
     async def next_deadline(self) -> float | None:
-        open_ = [c.new.deadline_at for c in self.calcs.values() if c.completed_at is None]
-        return min(open_, default=None)
+        times = [c.new.deadline_at for c in self.calcs.values() if c.completed_at is None]
+        times += [c.new.closing for c in self.calcs.values() if c.closed_at is None]
+        return min(times, default=None)
 
     @asynccontextmanager
     async def listen(self, channel: str) -> AsyncIterator[Flag]:

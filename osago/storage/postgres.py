@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -75,7 +76,7 @@ class PostgresStore:
         async def body(conn: Conn) -> bool:
             created = await conn.fetchval(
                 "INSERT INTO calculations (id, user_id, request, stub, created_at, deadline_at,"
-                " request_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " request_hash, closes_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                 " ON CONFLICT (id) DO NOTHING RETURNING true",
                 calc.id,
                 calc.user_id,
@@ -84,6 +85,7 @@ class PostgresStore:
                 calc.created_at,
                 calc.deadline_at,
                 calc.request_hash,
+                calc.closing,
             )
             if not created:
                 existing = await conn.fetchval(
@@ -149,6 +151,8 @@ class PostgresStore:
                 c["completed_at"],
                 c["stub"],
                 views,
+                c["closes_at"],
+                c["closed_at"],
             )
 
         return await self._tx("get_calculation", body)
@@ -179,7 +183,8 @@ class PostgresStore:
     async def load_exchange(self, correlation_id: UUID) -> Exchange | None:
         async def body(conn: Conn) -> Exchange | None:
             r = await conn.fetchrow(
-                "SELECT e.*, c.user_id, c.request, c.created_at, c.deadline_at, c.completed_at"
+                "SELECT e.*, c.user_id, c.request, c.created_at, c.deadline_at, c.closes_at,"
+                " c.closed_at"
                 " FROM exchanges e JOIN calculations c ON c.id = e.calculation_id"
                 " WHERE e.correlation_id = $1",
                 correlation_id,
@@ -194,9 +199,10 @@ class PostgresStore:
                 r["request"],
                 r["created_at"],
                 r["deadline_at"],
+                r["closes_at"],
                 r["remote_id"],
                 OutcomeKind(r["outcome"]) if r["outcome"] else None,
-                r["completed_at"] is not None,
+                r["closed_at"] is not None,
             )
 
         return await self._tx("load_exchange", body)
@@ -236,12 +242,6 @@ class PostgresStore:
         ahead of ``completed``, means no user ever sees an offer after the end (the other
         task's copy is a duplicate the notifier drops).
         """
-        await conn.execute(
-            "UPDATE exchanges SET outcome = 'timed_out', received_at = $2"
-            " WHERE calculation_id = $1 AND outcome IS NULL",
-            calc["id"],
-            now,
-        )
         offers = await conn.fetchval(
             "SELECT count(*) FROM exchanges WHERE calculation_id = $1 AND outcome = 'offer'",
             calc["id"],
@@ -265,24 +265,50 @@ class PostgresStore:
         )
         return _messages(rows)
 
+    @staticmethod
+    async def _close(conn: Conn, calculation_id: UUID, now: float) -> None:
+        """The late window is over: pending exchanges time out, polling stops."""
+        await conn.execute(
+            "UPDATE exchanges SET outcome = 'timed_out', received_at = $2"
+            " WHERE calculation_id = $1 AND outcome IS NULL",
+            calculation_id,
+            now,
+        )
+        await conn.execute(
+            "UPDATE calculations SET closed_at = $2 WHERE id = $1", calculation_id, now
+        )
+
     async def settle_exchange(
         self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float
     ) -> list[OutboxMessage]:
         async def body(conn: Conn) -> list[OutboxMessage]:
-            # Lock the calculation row first (as complete_due does): settling and completing
-            # are serialised, so no offer is stored after `completed`.
+            # Lock the calculation row first (as complete_due does): settling, completing and
+            # closing are serialised, so no on-time offer is stored after `completed`.
             calc = await conn.fetchrow(
-                "SELECT c.id, c.user_id, c.stub, c.completed_at FROM calculations c"
-                " WHERE c.id = (SELECT calculation_id FROM exchanges WHERE correlation_id = $1)"
+                "SELECT id, user_id, stub, deadline_at, completed_at, closed_at FROM calculations"
+                " WHERE id = (SELECT calculation_id FROM exchanges WHERE correlation_id = $1)"
                 " FOR UPDATE",
                 correlation_id,
             )
             if calc is None:
                 raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
+            if calc["closed_at"] is not None:
+                return []
+            pending_before = await conn.fetchval(
+                "SELECT outcome IS NULL FROM exchanges WHERE correlation_id = $1", correlation_id
+            )
+            if not pending_before:
+                return []
+            out: list[OutboxMessage] = []
+            late = calc["completed_at"] is not None
+            if not late and now >= calc["deadline_at"]:
+                # Answered after the deadline: `completed` goes out first, then the late offer.
+                out = await self._complete(conn, calc, topic=topic, now=now, lease=lease)
+                late = True
+            detail = {**outcome.detail, "late": True} if late else outcome.detail
             ex = await conn.fetchrow(
                 "UPDATE exchanges SET outcome = $2, premium = $3, message = $4, ready_at = $5,"
-                " received_at = $6, detail = $7"
-                " WHERE correlation_id = $1 AND outcome IS NULL AND $8"
+                " received_at = $6, detail = $7 WHERE correlation_id = $1"
                 " RETURNING insurer, insurer_name",
                 correlation_id,
                 outcome.kind.value,
@@ -290,12 +316,8 @@ class PostgresStore:
                 outcome.message,
                 outcome.ready_at,
                 outcome.received_at,
-                outcome.detail,
-                calc["completed_at"] is None,
+                detail,
             )
-            if ex is None:
-                return []
-            out = []
             if outcome.kind != OutcomeKind.TIMED_OUT:
                 seq = await conn.fetchval(
                     "UPDATE calculations SET event_seq = event_seq + 1 WHERE id = $1"
@@ -303,7 +325,12 @@ class PostgresStore:
                     calc["id"],
                 )
                 event = insurer_event(
-                    calc["id"], calc["user_id"], seq, ex["insurer"], ex["insurer_name"], outcome
+                    calc["id"],
+                    calc["user_id"],
+                    seq,
+                    ex["insurer"],
+                    ex["insurer_name"],
+                    replace(outcome, detail=detail),
                 )
                 out.append(await self._add_event(conn, event, topic, now=now, lease=lease))
             pending = await conn.fetchval(
@@ -311,7 +338,9 @@ class PostgresStore:
                 calc["id"],
             )
             if pending == 0:
-                return await self._complete(conn, calc, topic=topic, now=now, lease=lease)
+                if not late:
+                    out = await self._complete(conn, calc, topic=topic, now=now, lease=lease)
+                await self._close(conn, calc["id"], now)
             return out
 
         return await self._tx("settle_exchange", body)
@@ -321,23 +350,29 @@ class PostgresStore:
     ) -> list[OutboxMessage]:
         async def body(conn: Conn) -> list[OutboxMessage]:
             due = await conn.fetch(
-                "SELECT id, user_id, stub FROM calculations"
-                " WHERE completed_at IS NULL AND deadline_at <= $1"
+                "SELECT id, user_id, stub, completed_at, closes_at FROM calculations"
+                " WHERE (completed_at IS NULL AND deadline_at <= $1)"
+                " OR (closed_at IS NULL AND closes_at <= $1)"
                 " ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED",
                 now,
                 limit,
             )
             out = []
             for calc in due:
-                out += await self._complete(conn, calc, topic=topic, now=now, lease=lease)
+                if calc["completed_at"] is None:
+                    out += await self._complete(conn, calc, topic=topic, now=now, lease=lease)
+                if calc["closes_at"] <= now:
+                    await self._close(conn, calc["id"], now)
             return out
 
         return await self._tx("complete_due", body)
 
     async def next_deadline(self) -> float | None:
         async def body(conn: Conn) -> float | None:
+            # LEAST ignores NULLs: the next completion or closing, whichever comes first.
             value: float | None = await conn.fetchval(
-                "SELECT min(deadline_at) FROM calculations WHERE completed_at IS NULL"
+                "SELECT least(min(deadline_at) FILTER (WHERE completed_at IS NULL),"
+                " min(closes_at) FILTER (WHERE closed_at IS NULL)) FROM calculations"
             )
             return value
 

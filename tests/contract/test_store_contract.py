@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import trio
@@ -109,7 +110,7 @@ async def test_offer_is_stored_once_and_last_settlement_completes(store: Store) 
     view = await store.get_calculation(calc.id)
     assert view is not None
     j = view.to_json()
-    assert j["status"] == "completed"
+    assert j["status"] == "closed"  # every insurer answered: nothing left to wait for
     assert [o["premium"] for o in j["offers"]] == [5000.0]
     assert (await store.load_exchange(a)).settled  # type: ignore[union-attr]
 
@@ -158,6 +159,52 @@ async def test_completion_sends_unsent_offers_of_others_first(store: Store) -> N
         ("completed", 3),
     ]
     assert last[0].id == first[0].id
+
+
+async def test_late_answers_are_shown_marked_late_until_the_calculation_closes(
+    store: Store,
+) -> None:
+    calc = replace(new_calculation(created_at=1000.0, deadline=60.0), closes_at=1180.0)
+    await store.create_calculation(calc, queue=Q)
+    a, b = (x.correlation_id for x in calc.exchanges)
+    done = await store.complete_due(topic=T, now=1060.0, lease=30.0, limit=10)
+    assert [json.loads(e.body)["offers"] for e in done] == [0]
+    assert await store.next_deadline() == 1180.0
+    late = await store.settle_exchange(a, offer(1100.0), topic=T, now=1100.0, lease=30.0)
+    event = json.loads(late[0].body)
+    assert (event["type"], event["late"], event["seq"]) == ("offer", True, 2)
+    view = await store.get_calculation(calc.id)
+    assert view is not None
+    j = view.to_json()
+    assert j["status"] == "completed"
+    assert [o["late"] for o in j["offers"]] == [True]
+    assert j["stub"] == calc.stub  # no offer came in time
+    assert await store.complete_due(topic=T, now=1180.0, lease=30.0, limit=10) == []
+    assert await store.settle_exchange(b, offer(1181.0), topic=T, now=1181.0, lease=30.0) == []
+    closed = await store.get_calculation(calc.id)
+    assert closed is not None
+    assert closed.to_json()["status"] == "closed"
+    assert [e.status for e in closed.exchanges] == ["offer", "timed_out"]
+    assert (await store.load_exchange(b)).settled  # type: ignore[union-attr]
+    assert await store.next_deadline() is None
+
+
+async def test_an_answer_after_the_deadline_completes_first(store: Store) -> None:
+    calc = replace(new_calculation(created_at=1000.0, deadline=60.0), closes_at=1180.0)
+    await store.create_calculation(calc, queue=Q)
+    a, b = (x.correlation_id for x in calc.exchanges)
+    await store.mark_sent(
+        [
+            m.id
+            for m in await store.settle_exchange(a, offer(1010.0), topic=T, now=1010.0, lease=30.0)
+        ],
+        now=1010.0,
+    )
+    # The keeper has not run yet when b's answer arrives just after the deadline.
+    events = await store.settle_exchange(b, offer(1060.5), topic=T, now=1060.5, lease=30.0)
+    bodies = [json.loads(e.body) for e in events]
+    assert [(e["type"], e.get("late")) for e in bodies] == [("completed", None), ("offer", True)]
+    assert bodies[0]["offers"] == 1
 
 
 async def test_orphaned_events_are_relayed_after_their_lease(store: Store) -> None:

@@ -63,6 +63,10 @@ async def test_offers_reach_only_their_user_once_then_completed_or_stub(cluster:
         # cedar answered after the deadline: no offer, and `completed` came at the deadline.
         lateness = frames[-1][0] - ts(accepted["deadline_at"])
         assert -0.05 < lateness < 1.0
+        # ...but within the late window its offer still comes, after `completed`, marked late.
+        with trio.fail_after(5):
+            late = json.loads(await alice.get_message())
+        assert (late["type"], late["insurer"], late["late"]) == ("offer", "cedar", True)
 
         # Now nobody answers in time: the stub, at the deadline.
         for code in ("aurora", "borealis"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -46,13 +46,14 @@ class Harness:
             insurers=self.insurers,
         )
 
-    async def submit(self, **kw: Any) -> Any:
+    async def submit(self, late_window: float = 0.0, **kw: Any) -> Any:
         calc = new_calculation(
             insurers=SETTINGS.insurer_codes,
             created_at=self.clock.now(),
             deadline=SETTINGS.deadline_seconds,
             **kw,
         )
+        calc = replace(calc, closes_at=calc.deadline_at + late_window)
         await self.store.create_calculation(calc, queue=SETTINGS.requests_queue)
         return calc
 
@@ -232,3 +233,32 @@ async def test_a_crash_between_storing_and_publishing_loses_no_event(
         assert len(h.events) == 3  # nacked, redelivered, resumed: published once
     else:
         assert len(h.events) > 3
+
+
+async def test_late_answer_arrives_after_completed_marked_late(autojump_clock: MockClock) -> None:
+    async with harness({"aurora": 1.0, "borealis": 7.0}) as h:
+        await h.submit(late_window=120.0)
+        await trio.sleep(20)
+    assert kinds(h) == [
+        (1.0, "offer", "aurora"),
+        (5.0, "completed", None),
+        (7.0, "offer", "borealis"),
+    ]
+    assert [e.get("late") for _, e in h.events] == [False, None, True]
+    assert h.events[1][1]["offers"] == 1
+
+
+async def test_polling_stops_when_the_late_window_closes(autojump_clock: MockClock) -> None:
+    async with harness({"aurora": 1.0, "borealis": 500.0}) as h:
+        calc = await h.submit(late_window=20.0)
+        await trio.sleep(25.0)  # past the late window (5 + 20)
+        polls = h.insurers.polls
+        await trio.sleep(100.0)
+        assert h.insurers.polls == polls  # nobody polls a closed calculation
+    view = await h.store.get_calculation(calc.id)
+    assert view is not None
+    assert view.to_json()["status"] == "closed"
+    assert {e.insurer: e.status for e in view.exchanges} == {
+        "aurora": "offer",
+        "borealis": "timed_out",
+    }
