@@ -92,6 +92,13 @@ class Settings:
     late_window_seconds: float = 120.0  # answers after the deadline still shown, marked late
     api_token: str | None = None
     ws_secret: str = "osago-dev-secret"
+    ws_ping_interval: float = 20.0
+    ws_ping_timeout: float = 10.0
+    ws_max_message: int = 4096  # bytes a client may send in one frame
+    ws_sessions_per_user: int = 20
+    ws_send_buffer: int = 256  # frames queued for a client before it is dropped as too slow
+    ws_resume_window: float = 300.0  # how long a notifier keeps events for resuming clients
+    dev_endpoints: bool = False  # /dev/token and the demo page's config (osago --role all)
     requests_queue: str = "/queue/osago.calculations"
     results_topic: str = "/topic/osago.results"
     worker_prefetch: int = 500
@@ -181,6 +188,7 @@ class Settings:
                 "OSAGO_LATE_WINDOW_SECONDS", s.late_window_seconds, allow_zero=True
             ),
             api_token=get("OSAGO_API_TOKEN") or None,
+            dev_endpoints=(get("OSAGO_DEV_ENDPOINTS") or "").lower() in ("1", "true", "yes"),
             ws_secret=get("OSAGO_WS_SECRET") or s.ws_secret,
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),

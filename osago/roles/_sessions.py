@@ -1,4 +1,5 @@
-"""WebSocket sessions of one notifier process, indexed by user, and event de-duplication."""
+"""WebSocket sessions of one notifier process: the user index, the recent-event history used
+to resume, and event de-duplication."""
 
 from __future__ import annotations
 
@@ -8,28 +9,97 @@ from dataclasses import dataclass, field
 
 import trio
 
-__all__ = ["Hub", "Session"]
+__all__ = ["CLOSE", "History", "Hub", "Session"]
 
 log = logging.getLogger("osago.notifier")
+
+# Close codes a client can act on (4000-4999 are the application's own).
+CLOSE = {
+    "going_away": (1001, "server shutting down"),
+    "invalid_token": (1008, "invalid token"),
+    "too_big": (1009, "message too big"),
+    "expired": (4001, "token expired: fetch a new one and reconnect"),
+    "too_slow": (4002, "not reading: dropped"),
+    "too_many": (4003, "too many sessions for this user"),
+    "no_pong": (4004, "no pong: connection presumed dead"),
+}
 
 
 @dataclass(eq=False)
 class Session:
-    """One connected browser tab. Its outgoing frames wait in a bounded buffer."""
+    """One connected browser tab. Outgoing frames wait in a bounded buffer."""
 
     user_id: str
+    expires_at: float
     send: trio.MemorySendChannel[str]
     recv: trio.MemoryReceiveChannel[str]
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
-    dropped: bool = False
+    expiry: trio.CancelScope = field(default_factory=trio.CancelScope)  # deadline = token's end
+    close_reason: str | None = None
+
+    def end(self, reason: str) -> None:
+        """Stop the session; it closes with ``CLOSE[reason]``."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        self.cancel.cancel()
+
+
+@dataclass
+class _Calc:
+    user_id: str
+    first_seen: float
+    events: list[tuple[int, str]] = field(default_factory=list)
+
+
+class History:
+    """Recent events per calculation, for clients that reconnect and say what they last saw."""
+
+    def __init__(self, *, started_at: float, retention: float, max_events: int = 200_000) -> None:
+        self.started_at = started_at
+        self.retention = retention
+        self._max_events = max_events
+        self._calcs: OrderedDict[str, _Calc] = OrderedDict()
+        self._count = 0
+
+    def record(self, calc_id: str, user_id: str, seq: int, text: str, now: float) -> None:
+        c = self._calcs.get(calc_id)
+        if c is None:
+            c = self._calcs[calc_id] = _Calc(user_id, now)
+        c.events.append((seq, text))
+        self._count += 1
+        while self._calcs:
+            oldest_id, oldest = next(iter(self._calcs.items()))
+            if oldest.first_seen >= now - self.retention and self._count <= self._max_events:
+                break
+            self._count -= len(oldest.events)
+            del self._calcs[oldest_id]
+
+    def missed(
+        self, calc_id: str, user_id: str, last_seq: int, created_at: float, now: float
+    ) -> list[str] | None:
+        """The events after ``last_seq``, in order; None when this instance cannot know."""
+        if created_at < now - self.retention:
+            return None  # older than what any instance keeps
+        c = self._calcs.get(calc_id)
+        if c is None:
+            # Nothing recorded: fine if we were listening since before it was created.
+            return [] if self.started_at <= created_at else None
+        if c.user_id != user_id:
+            return []
+        seqs = sorted(c.events)
+        complete_from = seqs[0][0] if self.started_at > created_at else 1
+        if last_seq + 1 < complete_from:
+            return None
+        return [text for seq, text in seqs if seq > last_seq]
 
 
 class Hub:
     """Sessions by user id, and the (calculation, seq) pairs already delivered."""
 
-    def __init__(self, *, buffer: int = 256, remember: int = 100_000) -> None:
+    def __init__(self, *, buffer: int = 256, per_user: int = 20, remember: int = 100_000) -> None:
         self._by_user: dict[str, set[Session]] = {}
         self._buffer = buffer
+        self.per_user = per_user
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._remember = remember
 
@@ -41,9 +111,12 @@ class Hub:
         """Every open session."""
         return [s for sessions in self._by_user.values() for s in sessions]
 
-    def open(self, user_id: str) -> Session:
+    def open(self, user_id: str, expires_at: float) -> Session | None:
+        """A new session, or None when the user already holds ``per_user`` sessions."""
+        if len(self._by_user.get(user_id, ())) >= self.per_user:
+            return None
         send, recv = trio.open_memory_channel[str](self._buffer)
-        session = Session(user_id, send, recv)
+        session = Session(user_id, expires_at, send, recv)
         self._by_user.setdefault(user_id, set()).add(session)
         return session
 
@@ -64,16 +137,25 @@ class Hub:
             self._seen.popitem(last=False)
         return True
 
+    @staticmethod
+    def push(session: Session, text: str) -> bool:
+        """Queue one frame; a session whose buffer is full does not read: drop it."""
+        try:
+            session.send.send_nowait(text)
+        except trio.WouldBlock:
+            log.warning("notifier: dropping a session of %s: it does not read", session.user_id)
+            session.end("too_slow")
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
     def deliver(self, user_id: str, text: str) -> int:
-        """Queue ``text`` to every session of ``user_id``; drop sessions that cannot keep up."""
+        """Queue ``text`` to every session of ``user_id``; returns how many took it."""
         count = 0
         for session in list(self._by_user.get(user_id, ())):
-            try:
-                session.send.send_nowait(text)
+            if self.push(session, text):
                 count += 1
-            except trio.WouldBlock:
-                log.warning("notifier: dropping a session of %s: it does not read", user_id)
-                session.dropped = True
-                session.cancel.cancel()
+            else:
                 self.close(session)
         return count

@@ -1,22 +1,31 @@
 """The notifier role: WebSocket sessions (trio-websocket) fed from the results topic.
 
-``ws://<host>:<port>/ws?token=<signed token>``: the token's user receives the events of their
-calculations as JSON text frames. Any number of notifiers run side by side: each subscribes
-to the topic and delivers to the sessions it holds.
+``ws://<host>:<port>/ws?token=<signed token>``. The token's user receives the events of their
+calculations as JSON text frames. Any number of notifiers run side by side: each subscribes to
+the topic, delivers to the sessions it holds, and keeps recent events so that a client that
+reconnects (here or to another instance) gets exactly what it missed.
+
+Client messages: ``{"type": "refresh", "token"}`` extends the session without reconnecting;
+``{"type": "resume", "calculations": [{"calculation_id", "last_seq", "created_at"}]}`` replays
+missed events, or answers ``resume_failed`` (then fetch ``GET /api/v1/calculations/{id}``).
+Close codes are in :data:`osago.roles._sessions.CLOSE` (4001: token expired).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from osago.errors import TokenError, TokenExpired
+from osago.models import iso
 from osago.roles._deps import NotifierDeps
-from osago.roles._sessions import Hub
+from osago.roles._sessions import CLOSE, History, Hub, Session
 from osago.tokens import verify_token
 
 __all__ = ["run"]
@@ -24,8 +33,8 @@ __all__ = ["run"]
 log = logging.getLogger("osago.notifier")
 
 
-async def _pump(deps: NotifierDeps, hub: Hub, sub: object) -> None:
-    async for delivery in sub:  # type: ignore[attr-defined]
+async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Any) -> None:
+    async for delivery in sub:
         try:
             event = json.loads(delivery.body)
             user_id, calc, seq = event["user_id"], event["calculation_id"], int(event["seq"])
@@ -34,7 +43,9 @@ async def _pump(deps: NotifierDeps, hub: Hub, sub: object) -> None:
             continue
         if not hub.first_time(calc, seq):
             continue
-        n = hub.deliver(user_id, delivery.body.decode())
+        text = delivery.body.decode()
+        history.record(calc, user_id, seq, text, deps.clock.now())
+        n = hub.deliver(user_id, text)
         log.info(
             "calculation %s: %s #%d pushed to %d sessions of %s",
             calc,
@@ -45,54 +56,170 @@ async def _pump(deps: NotifierDeps, hub: Hub, sub: object) -> None:
         )
 
 
-def _handler(deps: NotifierDeps, hub: Hub):  # type: ignore[no-untyped-def]
-    async def handle(request: WebSocketRequest) -> None:
+def _timestamp(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+class _Handler:
+    """Everything one session does, from handshake to close."""
+
+    def __init__(self, deps: NotifierDeps, hub: Hub, history: History) -> None:
+        self.deps, self.hub, self.history = deps, hub, history
+
+    async def __call__(self, request: WebSocketRequest) -> None:
         url = urlsplit(request.path)
         if url.path != "/ws":
             await request.reject(404)
             return
+        ws = await request.accept()
         token = (parse_qs(url.query).get("token") or [""])[0]
         try:
-            claims = verify_token(deps.settings.ws_secret, token, now=deps.clock.now())
+            claims = verify_token(self.deps.settings.ws_secret, token, now=self.deps.clock.now())
         except TokenError as exc:
-            log.info("notifier: handshake refused: %s", exc)
-            body = b"token expired" if isinstance(exc, TokenExpired) else b"invalid token"
-            await request.reject(403, body=body)
+            log.info("notifier: session refused: %s", exc)
+            await self._close(ws, "expired" if isinstance(exc, TokenExpired) else "invalid_token")
             return
-        ws = await request.accept()
-        session = hub.open(claims.user_id)
-        log.info("notifier: session opened for %s (%d sessions)", claims.user_id, hub.sessions)
-
-        async def reader() -> None:
-            # Clients have nothing to say yet; reading is how we notice their close.
-            try:
-                while True:
-                    await ws.get_message()
-            except ConnectionClosed:
-                session.cancel.cancel()
-
-        async def writer() -> None:
-            try:
-                async for text in session.recv:
-                    await ws.send_message(text)
-            except ConnectionClosed:
-                session.cancel.cancel()
-
+        session = self.hub.open(claims.user_id, claims.expires_at)
+        if session is None:
+            await self._close(ws, "too_many")
+            return
+        log.info("notifier: session opened for %s (%d sessions)", claims.user_id, self.hub.sessions)
         try:
+            self.hub.push(
+                session,
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "user_id": session.user_id,
+                        "expires_at": iso(session.expires_at),
+                        "resume_window_seconds": self.history.retention,
+                    }
+                ),
+            )
             with session.cancel:
                 async with trio.open_nursery() as n:
-                    n.start_soon(reader)
-                    n.start_soon(writer)
+                    n.start_soon(self._reader, ws, session)
+                    n.start_soon(self._writer, ws, session)
+                    n.start_soon(self._expiry, session)
+                    n.start_soon(self._pinger, ws, session)
         finally:
-            hub.close(session)
-            if session.dropped or deps.stop.is_set():
-                with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    await ws.aclose(
-                        1008 if session.dropped else 1001,
-                        "too slow" if session.dropped else "server shutting down",
-                    )
+            self.hub.close(session)
+            reason = "going_away" if self.deps.stop.is_set() else session.close_reason
+            if reason is not None:
+                await self._close(ws, reason)
 
-    return handle
+    @staticmethod
+    async def _close(ws: WebSocketConnection, reason: str) -> None:
+        code, text = CLOSE[reason]
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            await ws.aclose(code, text)
+
+    async def _reader(self, ws: WebSocketConnection, session: Session) -> None:
+        try:
+            while True:
+                raw = await ws.get_message()
+                self._on_message(session, raw)
+        except ConnectionClosed as exc:
+            if exc.reason is not None and exc.reason.code == 1009:
+                session.end("too_big")
+            session.cancel.cancel()
+
+    def _on_message(self, session: Session, raw: str | bytes) -> None:
+        try:
+            msg = json.loads(raw)
+            kind = msg["type"]
+        except (ValueError, KeyError, TypeError):
+            self.hub.push(
+                session, json.dumps({"type": "error", "message": "send JSON with a type"})
+            )
+            return
+        if kind == "refresh":
+            self._refresh(session, msg)
+        elif kind == "resume":
+            self._resume(session, msg)
+        else:
+            self.hub.push(session, json.dumps({"type": "error", "message": f"unknown {kind!r}"}))
+
+    def _refresh(self, session: Session, msg: dict[str, Any]) -> None:
+        try:
+            claims = verify_token(
+                self.deps.settings.ws_secret, str(msg.get("token")), now=self.deps.clock.now()
+            )
+        except TokenError as exc:
+            session.end("expired" if isinstance(exc, TokenExpired) else "invalid_token")
+            return
+        if claims.user_id != session.user_id:
+            session.end("invalid_token")
+            return
+        session.expires_at = claims.expires_at
+        session.expiry.deadline = self.deps.clock.trio_time(claims.expires_at)
+        self.hub.push(
+            session, json.dumps({"type": "refreshed", "expires_at": iso(claims.expires_at)})
+        )
+
+    def _resume(self, session: Session, msg: dict[str, Any]) -> None:
+        now = self.deps.clock.now()
+        for item in msg.get("calculations") or []:
+            try:
+                calc = str(item["calculation_id"])
+                missed = self.history.missed(
+                    calc,
+                    session.user_id,
+                    int(item.get("last_seq", 0)),
+                    _timestamp(item["created_at"]),
+                    now,
+                )
+            except (KeyError, TypeError, ValueError):
+                self.hub.push(session, json.dumps({"type": "error", "message": "bad resume item"}))
+                continue
+            if missed is None:
+                self.hub.push(
+                    session,
+                    json.dumps(
+                        {
+                            "type": "resume_failed",
+                            "calculation_id": calc,
+                            "message": f"catch up with GET /api/v1/calculations/{calc}",
+                        }
+                    ),
+                )
+                continue
+            for text in missed:
+                if not self.hub.push(session, text):
+                    return
+
+    async def _writer(self, ws: WebSocketConnection, session: Session) -> None:
+        try:
+            async for text in session.recv:
+                await ws.send_message(text)
+        except ConnectionClosed:
+            session.cancel.cancel()
+
+    async def _expiry(self, session: Session) -> None:
+        """Close with 4001 when the token runs out; a refresh moves the scope's deadline."""
+        with session.expiry:
+            session.expiry.deadline = self.deps.clock.trio_time(session.expires_at)
+            await trio.sleep_forever()
+        session.end("expired")
+
+    async def _pinger(self, ws: WebSocketConnection, session: Session) -> None:
+        """Ping idle sessions; a peer that does not pong in time is dropped."""
+        s = self.deps.settings
+        next_ping = trio.current_time() + s.ws_ping_interval
+        while True:
+            await trio.sleep_until(next_ping)
+            next_ping += s.ws_ping_interval
+            with trio.move_on_after(s.ws_ping_timeout) as waited:
+                try:
+                    await ws.ping()
+                except ConnectionClosed:
+                    session.cancel.cancel()
+                    return
+            if waited.cancelled_caught:
+                session.end("no_pong")
+                return
 
 
 async def run(
@@ -100,18 +227,19 @@ async def run(
 ) -> None:
     """Serve sessions until ``deps.stop``; started() gives the bound port."""
     s = deps.settings
-    hub = Hub()
+    hub = Hub(buffer=s.ws_send_buffer, per_user=s.ws_sessions_per_user)
+    history = History(started_at=deps.clock.now(), retention=s.ws_resume_window)
     async with trio.open_nursery() as nursery, deps.broker.subscribe(s.results_topic) as sub:
-        nursery.start_soon(_pump, deps, hub, sub)
-        handlers = trio.open_nursery()
-        async with handlers as handler_nursery:
+        nursery.start_soon(_pump, deps, hub, history, sub)
+        async with trio.open_nursery() as handler_nursery:
             server = await nursery.start(
                 lambda task_status: serve_websocket(
-                    _handler(deps, hub),
+                    _Handler(deps, hub, history),
                     s.notifier_bind.host,
                     s.notifier_bind.port,
                     None,
                     handler_nursery=handler_nursery,
+                    max_message_size=s.ws_max_message,
                     task_status=task_status,
                 )
             )

@@ -44,8 +44,12 @@ def test_framing_round_trip_in_arbitrary_chunks() -> None:
 
 
 async def test_hub_delivers_per_user_once_and_drops_slow_readers() -> None:
-    hub = Hub(buffer=2)
-    a1, a2, b = hub.open("a"), hub.open("a"), hub.open("b")
+    hub = Hub(buffer=2, per_user=2)
+    a1, a2, b = hub.open("a", 1e12), hub.open("a", 1e12), hub.open("b", 1e12)
+    assert a1 is not None
+    assert a2 is not None
+    assert b is not None
+    assert hub.open("a", 1e12) is None  # per-user bound
     assert hub.first_time("c1", 1)
     assert not hub.first_time("c1", 1)
     assert hub.deliver("a", "e1") == 2
@@ -53,9 +57,9 @@ async def test_hub_delivers_per_user_once_and_drops_slow_readers() -> None:
     assert a1.recv.receive_nowait() == "e1"
     hub.deliver("a", "e2")
     hub.deliver("a", "e3")  # a2 holds e1, e2: its buffer is full
-    assert a2.dropped
+    assert a2.close_reason == "too_slow"
     assert a2.cancel.cancel_called
-    assert not a1.dropped
+    assert a1.close_reason is None
     assert hub.sessions == 2
     await trio.lowlevel.checkpoint()
 

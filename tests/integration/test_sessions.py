@@ -1,0 +1,240 @@
+"""WebSocket sessions against real ActiveMQ with two notifier instances: tabs, isolation,
+expiry and refresh, resume after a drop, slow and dead readers."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+
+from osago.broker import Outgoing, open_stomp_broker
+from osago.config import Bind, Settings
+from osago.roles import notifier
+from osago.roles._deps import NotifierDeps
+from osago.tokens import mint_token
+from tests.conftest import STOMP_URL
+
+pytestmark = [
+    pytest.mark.integration,
+    # trio-websocket's CLIENT leaves its socket to the garbage collector when the server
+    # closes first (the leaked socket's local port is the client's ephemeral one); our
+    # server closes its side. Only that warning is ignored, only here.
+    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+]
+SECRET = "sessions-secret"
+
+
+@dataclass
+class Rig:
+    settings: Settings
+    ports: list[int]
+    publish_broker: Any
+    nursery: trio.Nursery
+    stop: trio.Event
+
+    def url(self, i: int, user: str, ttl: float = 600.0) -> str:
+        token = mint_token(SECRET, user, expires_at=time.time() + ttl)
+        return f"ws://127.0.0.1:{self.ports[i]}/ws?token={token}"
+
+    async def publish(self, user: str, calc: str, seq: int, **extra: Any) -> None:
+        event = {"type": "offer", "user_id": user, "calculation_id": calc, "seq": seq, **extra}
+        await self.publish_broker.send(
+            [Outgoing(self.settings.results_topic, json.dumps(event).encode())]
+        )
+
+    async def start_notifier(self) -> int:
+        broker = await self.nursery.start(_broker)
+        port: int = await self.nursery.start(
+            notifier.run, NotifierDeps(self.settings, self.stop, broker=broker)
+        )
+        self.ports.append(port)
+        return port
+
+
+async def _broker(task_status: trio.TaskStatus[Any]) -> None:
+    async with open_stomp_broker(STOMP_URL) as broker:
+        task_status.started(broker)
+        await trio.sleep_forever()
+
+
+@asynccontextmanager
+async def rig(unique: str, **settings: Any) -> AsyncIterator[Rig]:
+    s = Settings(
+        notifier_bind=Bind("127.0.0.1", 0),
+        ws_secret=SECRET,
+        results_topic=f"/topic/osago.sessions.{unique}",
+        **settings,
+    )
+    async with trio.open_nursery() as nursery:
+        publisher = await nursery.start(_broker)
+        r = Rig(s, [], publisher, nursery, trio.Event())
+        await r.start_notifier()
+        await r.start_notifier()
+        yield r
+        r.stop.set()
+        nursery.cancel_scope.cancel()
+
+
+async def receive(ws: WebSocketConnection, within: float = 5.0) -> dict[str, Any]:
+    with trio.fail_after(within):
+        return json.loads(await ws.get_message())  # type: ignore[no-any-return]
+
+
+async def nothing(ws: WebSocketConnection, within: float = 0.5) -> bool:
+    with trio.move_on_after(within):
+        await ws.get_message()
+        return False
+    return True
+
+
+async def close_code(ws: WebSocketConnection, within: float = 5.0) -> int | None:
+    with trio.fail_after(within):
+        try:
+            while True:
+                await ws.get_message()
+        except ConnectionClosed as exc:
+            return exc.reason.code if exc.reason else None
+
+
+async def test_tabs_on_two_instances_both_receive_and_others_nothing(unique: str) -> None:
+    async with (
+        rig(unique) as r,
+        open_websocket_url(r.url(0, "ann")) as tab1,
+        open_websocket_url(r.url(1, "ann")) as tab2,
+        open_websocket_url(r.url(1, "ben")) as other,
+    ):
+        for ws in (tab1, tab2, other):
+            assert (await receive(ws))["type"] == "hello"
+        calc = str(uuid.uuid4())
+        await r.publish("ann", calc, 1)
+        assert (await receive(tab1))["seq"] == 1
+        assert (await receive(tab2))["seq"] == 1
+        assert await nothing(other)
+
+
+async def test_expired_and_invalid_tokens_get_distinct_close_codes(unique: str) -> None:
+    async with rig(unique) as r:
+        async with open_websocket_url(r.url(0, "ann", ttl=-5)) as ws:
+            assert await close_code(ws) == 4001
+        bad = f"ws://127.0.0.1:{r.ports[0]}/ws?token=forged.1.x"
+        async with open_websocket_url(bad) as ws:
+            assert await close_code(ws) == 1008
+
+
+async def test_session_closes_at_expiry_unless_refreshed(unique: str) -> None:
+    async with rig(unique) as r:
+        async with open_websocket_url(r.url(0, "ann", ttl=1.5)) as expiring:
+            await receive(expiring)
+            start = time.monotonic()
+            assert await close_code(expiring) == 4001
+            assert 1.0 < time.monotonic() - start < 3.0
+        async with open_websocket_url(r.url(0, "ann", ttl=1.5)) as refreshed:
+            await receive(refreshed)
+            fresh = mint_token(SECRET, "ann", expires_at=time.time() + 600)
+            await refreshed.send_message(json.dumps({"type": "refresh", "token": fresh}))
+            assert (await receive(refreshed))["type"] == "refreshed"
+            await trio.sleep(2.0)
+            calc = str(uuid.uuid4())
+            await r.publish("ann", calc, 1)
+            assert (await receive(refreshed))["calculation_id"] == calc
+        async with open_websocket_url(r.url(0, "ann")) as hijack:
+            await receive(hijack)
+            other = mint_token(SECRET, "ben", expires_at=time.time() + 600)
+            await hijack.send_message(json.dumps({"type": "refresh", "token": other}))
+            assert await close_code(hijack) == 1008
+
+
+async def test_resume_after_a_drop_misses_nothing_and_duplicates_nothing(unique: str) -> None:
+    async with rig(unique) as r:
+        calc = str(uuid.uuid4())
+        created = time.time()
+        async with open_websocket_url(r.url(0, "ann")) as ws:
+            await receive(ws)
+            await r.publish("ann", calc, 1)
+            assert (await receive(ws))["seq"] == 1
+        for seq in (2, 3):  # while the tab is away
+            await r.publish("ann", calc, seq)
+        await trio.sleep(0.3)
+        async with open_websocket_url(r.url(1, "ann")) as back:  # the other instance
+            await receive(back)
+            await back.send_message(
+                json.dumps(
+                    {
+                        "type": "resume",
+                        "calculations": [
+                            {"calculation_id": calc, "last_seq": 1, "created_at": created}
+                        ],
+                    }
+                )
+            )
+            assert [(await receive(back))["seq"] for _ in range(2)] == [2, 3]
+            await r.publish("ann", calc, 3)  # a duplicate from upstream
+            await r.publish("ann", calc, 4)
+            assert (await receive(back))["seq"] == 4
+
+
+async def test_an_instance_that_started_later_says_resume_failed(unique: str) -> None:
+    async with rig(unique) as r:
+        calc = str(uuid.uuid4())
+        created = time.time()
+        await r.publish("ann", calc, 1)
+        await trio.sleep(0.3)
+        late = await r.start_notifier()
+        async with open_websocket_url(r.url(2, "ann")) as ws:
+            await receive(ws)
+            await ws.send_message(
+                json.dumps(
+                    {
+                        "type": "resume",
+                        "calculations": [
+                            {"calculation_id": calc, "last_seq": 0, "created_at": created}
+                        ],
+                    }
+                )
+            )
+            answer = await receive(ws)
+        assert (answer["type"], answer["calculation_id"]) == ("resume_failed", calc)
+        assert late in r.ports
+
+
+async def test_a_reader_that_stops_is_dropped_without_hurting_others(unique: str) -> None:
+    async with (
+        rig(unique, ws_send_buffer=4, ws_ping_interval=60.0) as r,
+        open_websocket_url(r.url(0, "slow"), message_queue_size=1) as slow,
+        open_websocket_url(r.url(0, "fast")) as fast,
+    ):
+        await receive(fast)
+        padding = "x" * 65536
+        calc_slow, calc_fast = str(uuid.uuid4()), str(uuid.uuid4())
+        for seq in range(1, 301):  # ~20 MB the slow client never reads
+            await r.publish("slow", calc_slow, seq, padding=padding)
+        await r.publish("fast", calc_fast, 1)
+        assert (await receive(fast, within=20))["calculation_id"] == calc_fast
+        # Dropped. Its socket was blocked mid-frame, so no clean close frame can reach it:
+        # the client sees the connection end (4002 only when the drop falls between frames).
+        code = await close_code(slow, within=20)
+        assert code not in (None, 1000, 1001)
+
+
+async def test_a_peer_that_does_not_pong_is_dropped(unique: str) -> None:
+    async with (
+        rig(unique, ws_ping_interval=0.5, ws_ping_timeout=0.5) as r,
+        open_websocket_url(r.url(0, "ann"), message_queue_size=0) as frozen,
+    ):
+        await trio.sleep(3.0)  # its reader is stuck on a full queue: no pong
+        codes = set()
+        try:
+            while True:
+                with trio.fail_after(5):
+                    await frozen.get_message()
+        except ConnectionClosed as exc:
+            codes.add(exc.reason.code if exc.reason else None)
+        assert codes == {4004}
