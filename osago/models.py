@@ -177,6 +177,7 @@ class CalculationView:
     exchanges: tuple[ExchangeView, ...]
     closes_at: float = 0.0
     closed_at: float | None = None
+    last_seq: int = 0  # the seq of the latest event: a client that caught up resumes after it
 
     def to_json(self) -> JSON:
         offers = [e.to_json() for e in self.exchanges if e.status == OutcomeKind.OFFER]
@@ -191,6 +192,7 @@ class CalculationView:
             "completed_at": iso(self.completed_at),
             "closes_at": iso(max(self.closes_at, self.deadline_at)),
             "closed_at": iso(self.closed_at),
+            "last_seq": self.last_seq,
             "request": self.request,
             "offers": offers,
             "insurers": [e.to_json() for e in self.exchanges],

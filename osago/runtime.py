@@ -86,18 +86,28 @@ async def run_role(
                 )
                 if settings.insurers_url is None:
                     settings = settings.with_overrides(insurers_url=urls["insurers"])
+            if role in ("notifier", "all"):
+                port = await nursery.start(
+                    notifier.run, NotifierDeps(settings, stop, clock, broker=broker)
+                )
+                urls["notifier"] = f"ws://{settings.notifier_bind.host}:{port}/ws"
             if role in ("api", "all"):
+                if role == "all":  # the demo page and its stand-in for the core application
+                    settings = settings.with_overrides(dev_endpoints=True)
                 urls["api"] = await nursery.start(
-                    api.run, ApiDeps(settings, stop, clock, store=store, broker=broker)
+                    api.run,
+                    ApiDeps(
+                        settings,
+                        stop,
+                        clock,
+                        store=store,
+                        broker=broker,
+                        ws_url=urls.get("notifier"),
+                    ),
                 )
             if role in ("worker", "all"):
                 await nursery.start(
                     worker.run,
                     WorkerDeps(settings, stop, clock, store=store, broker=broker, insurers=client),
                 )
-            if role in ("notifier", "all"):
-                port = await nursery.start(
-                    notifier.run, NotifierDeps(settings, stop, clock, broker=broker)
-                )
-                urls["notifier"] = f"ws://{settings.notifier_bind.host}:{port}/ws"
             task_status.started(urls)

@@ -78,6 +78,7 @@ class Simulator:
     seed: int = 0
     calcs: dict[str, dict[str, _Calc]] = field(default_factory=dict)
     by_key: dict[tuple[str, str], str] = field(default_factory=dict)
+    submits: dict[tuple[str, str], int] = field(default_factory=dict)  # attempts per key
     _ids: int = 0
 
     def rng(self, *parts: object) -> random.Random:
@@ -144,7 +145,9 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
         if not isinstance(body, dict) or "correlation_id" not in body:
             return {"error": "correlation_id is required"}, 400
         key = request.headers.get("Idempotency-Key") or str(body["correlation_id"])
-        if (failure := unavailable(code, sim.rng(code, key, "submit"))) is not None:
+        # Each attempt draws anew (seeded by its number): a retried submit can succeed.
+        attempt = sim.submits[(code, key)] = sim.submits.get((code, key), 0) + 1
+        if (failure := unavailable(code, sim.rng(code, key, "submit", attempt))) is not None:
             return failure
         existing = sim.by_key.get((code, key))
         if existing is not None:

@@ -31,6 +31,8 @@ class ApiDeps(_Base):
 
     store: Store = field(kw_only=True)
     broker: Broker = field(kw_only=True)
+    # Where the demo page connects (known in `osago --role all`); None: no demo page.
+    ws_url: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

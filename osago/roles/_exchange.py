@@ -53,10 +53,12 @@ async def run_exchange(ex: Exchange, guard: GuardedInsurer, store: Store, clock:
         )
     except (InsurerError, ResilienceError) as exc:
         log.warning("calculation %s: %s failed: %s", ex.calculation_id, ex.insurer, exc)
+        # The user gets a plain sentence; the technical cause stays in the log and detail.
         return Outcome(
             OutcomeKind.FAILED,
             received_at=clock.now(),
-            message=f"{guard.config.name} could not calculate: {exc}",
+            message=f"{guard.config.name} could not calculate a price right now",
+            detail={"error": str(exc)},
         )
     received_at = clock.now()
     if quote.correlation_id != ex.correlation_id:

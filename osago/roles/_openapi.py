@@ -33,7 +33,8 @@ _ACCEPTED = {
     "type": "object",
     "properties": {
         "calculation_id": {"type": "string", "format": "uuid"},
-        "status": {"enum": ["pending", "completed"]},
+        "status": {"enum": ["pending", "completed", "closed"]},
+        "created_at": {"type": "string", "format": "date-time"},
         "deadline_at": {"type": "string", "format": "date-time"},
         "insurers": {"type": "array", "items": {"type": "string"}},
     },

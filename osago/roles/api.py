@@ -19,6 +19,7 @@ from osago.errors import ConflictError, StoreError, ValidationFailed
 from osago.models import NewCalculation, NewExchange, iso
 from osago.roles import relay
 from osago.roles._deps import ApiDeps
+from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
 
 __all__ = ["create_app", "hypercorn_config", "run"]
@@ -86,6 +87,7 @@ def create_app(deps: ApiDeps) -> QuartTrio:
                 {
                     "calculation_id": str(view.id),
                     "status": view.to_json()["status"],
+                    "created_at": iso(view.created_at),
                     "deadline_at": iso(view.deadline_at),
                     "insurers": [e.insurer for e in view.exchanges],
                 },
@@ -103,6 +105,7 @@ def create_app(deps: ApiDeps) -> QuartTrio:
             {
                 "calculation_id": str(calc.id),
                 "status": "pending",
+                "created_at": iso(calc.created_at),
                 "deadline_at": iso(calc.deadline_at),
                 "insurers": [i.code for i in insurers],
             },
@@ -124,6 +127,9 @@ def create_app(deps: ApiDeps) -> QuartTrio:
         if view is None:
             return {"error": "not_found", "message": "no such calculation"}, 404
         return view.to_json()
+
+    if s.dev_endpoints:
+        add_dev_routes(app, deps)
 
     @app.get("/healthz")
     async def health() -> Any:

@@ -150,6 +150,7 @@ class MemoryStore:
             tuple(sorted(views, key=lambda v: v.insurer)),
             n.closing,
             calc.closed_at,
+            calc.seq,
         )
 
     async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxMessage]:

@@ -153,6 +153,7 @@ class PostgresStore:
                 views,
                 c["closes_at"],
                 c["closed_at"],
+                c["event_seq"],
             )
 
         return await self._tx("get_calculation", body)

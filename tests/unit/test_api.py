@@ -131,3 +131,9 @@ async def test_bearer_token_is_required_when_configured() -> None:
     )
     assert ok[0] == 202
     assert (await call("GET", "/healthz", settings=secured))[0] == 200
+
+
+async def test_accepted_carries_what_a_client_needs_to_resume() -> None:
+    status, body, _ = await call("POST", "/api/v1/calculations", json=MINIMAL_BODY)
+    assert status == 202
+    assert {"calculation_id", "created_at", "deadline_at", "status", "insurers"} <= set(body)

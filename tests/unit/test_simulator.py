@@ -162,3 +162,10 @@ async def test_control_rejects_unknown_fields(autojump_clock: MockClock) -> None
     assert r.status_code == 400
     r = await client.http.put("/_control/x", json={"refusal_rate": 1})
     assert (await r.get_json())["refusal_rate"] == 1.0
+
+
+async def test_a_retried_submit_draws_anew(autojump_clock: MockClock) -> None:
+    client = Client(sim_with(error_rate=0.5))
+    statuses = [(await client.submit("x", "same-key"))[0] for _ in range(12)]
+    assert 503 in statuses
+    assert 201 in statuses  # a retry of the same submit got through

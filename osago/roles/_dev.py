@@ -1,0 +1,76 @@
+"""Development endpoints: the demo page and what stands in for the core application.
+
+Enabled by ``OSAGO_DEV_ENDPOINTS=1`` and always in ``osago --role all``. Never expose them
+in production: ``/dev/token`` mints a WebSocket token for any user id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from osago.domain import tables
+from osago.models import iso
+from osago.roles._deps import ApiDeps
+from osago.tokens import mint_token
+
+__all__ = ["add_dev_routes"]
+
+TOKEN_TTL = 600.0
+
+
+def add_dev_routes(app: QuartTrio, deps: ApiDeps) -> None:
+    """The demo page at ``/``, ``GET /dev/config`` and ``POST /dev/token``."""
+    page = resources.files("osago.web").joinpath("index.html").read_text()
+
+    @app.get("/")
+    async def index() -> Any:
+        return Response(page, content_type="text/html; charset=utf-8")
+
+    @app.get("/dev/config")
+    async def config() -> Any:
+        today = datetime.fromtimestamp(deps.clock.now(), UTC).date()
+        return {
+            "ws_url": deps.ws_url,
+            "deadline_seconds": deps.settings.deadline_seconds,
+            "late_window_seconds": deps.settings.late_window_seconds,
+            "territories": [{"name": n, "kladr": k} for n, k, _ in tables.TERRITORIES],
+            "kbm_classes": list(tables.KBM),
+            "sample": {
+                "user_id": "user-42",
+                "policy": {
+                    "start_date": (today + timedelta(days=7)).isoformat(),
+                    "period_months": 12,
+                    "purpose": "personal",
+                    "unlimited_drivers": False,
+                },
+                "vehicle": {"category": "B", "engine_power_hp": 150},
+                "owner": {"region_kladr": "7700000000000"},
+                "drivers": [
+                    {
+                        "birth_date": "1985-04-12",
+                        "experience_start_date": "2005-06-01",
+                        "kbm_class": "3",
+                    }
+                ],
+            },
+        }
+
+    @app.post("/dev/token")
+    async def token() -> Any:
+        body = await request.get_json(silent=True) or {}
+        user_id = str(body.get("user_id") or "").strip()
+        if not user_id:
+            return {
+                "error": "validation_failed",
+                "errors": [{"field": "user_id", "message": "is required"}],
+            }, 422
+        expires_at = deps.clock.now() + TOKEN_TTL
+        return {
+            "token": mint_token(deps.settings.ws_secret, user_id, expires_at=expires_at),
+            "expires_at": iso(expires_at),
+        }

@@ -1,0 +1,103 @@
+"""The demo page in headless Chromium (Debian's package, driven over the DevTools protocol):
+submit, offers before the deadline, the stub when every insurer is slow, a socket dropped
+mid-run with each offer shown exactly once, and validation messages next to their fields."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+from tests.browser import CHROMIUM, Page, chromium_page
+from tests.cluster import SECRET, Cluster
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+        reason="chromium is installed by scripts/test",
+    ),
+]
+
+
+@pytest.fixture
+async def page(pg_url: str) -> AsyncIterator[tuple[Page, Cluster]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSAGO_")}
+    env.update(
+        OSAGO_DATABASE_URL=pg_url,
+        OSAGO_API_BIND="127.0.0.1:0",
+        OSAGO_NOTIFIER_BIND="127.0.0.1:0",
+        OSAGO_INSURERS_BIND="127.0.0.1:0",
+        OSAGO_WS_SECRET=SECRET,
+        OSAGO_DEADLINE_SECONDS="8",
+        OSAGO_INSURERS="aurora,borealis,cedar",
+        OSAGO_SIMULATOR_DELAYS="aurora=1.0,borealis=2.5,cedar=4.0",
+        PYTHONWARNINGS="ignore",
+    )
+    async with trio.open_nursery() as nursery:
+        cluster = Cluster(env, nursery)
+        try:
+            proc = await cluster.start("all", "all")
+            cluster.procs["insurers"] = proc
+            async with chromium_page() as p:
+                await p.goto(proc.urls["api"] + "/")
+                await p.js("osago.waitFor(() => osago.connected, 10000)")
+                yield p, cluster
+        finally:
+            with trio.CancelScope(shield=True):
+                await cluster.stop()
+
+
+async def test_offers_appear_and_a_dropped_socket_loses_and_repeats_nothing(
+    page: tuple[Page, Cluster],
+) -> None:
+    p, _ = page
+    await p.js("osago.reconnectDelay = 2500")  # long enough to miss borealis (t = 2.5 s)
+    await p.js("document.querySelector('#submit').click()")
+    await p.js("osago.waitFor(() => document.querySelectorAll('.offer').length >= 1, 5000)")
+    await p.js("osago.dropSocket()")
+    assert await p.js("osago.connected") is False
+    await p.js("osago.waitFor(() => osago.current.completed, 15000)")
+    insurers = await p.js("[...document.querySelectorAll('.offer')].map(e => e.dataset.insurer)")
+    assert sorted(insurers) == ["aurora", "borealis", "cedar"]
+    applied = await p.js("osago.applied")
+    assert len(applied) == len(set(applied)) == 4  # 3 offers + completed, each once
+    assert await p.js("osago.connected") is True
+    prices = await p.js("[...document.querySelectorAll('.offer .price')].map(e => e.textContent)")
+    assert len(prices) == 3
+    assert "finished" in await p.js("document.querySelector('#countdown').textContent")
+
+
+async def test_the_stub_when_every_insurer_is_slow(page: tuple[Page, Cluster]) -> None:
+    p, cluster = page
+    for code in ("aurora", "borealis", "cedar"):
+        await cluster.control(code, delay=60)
+    await p.js("document.querySelector('#submit').click()")
+    await p.js("osago.waitFor(() => document.querySelector('#stubcard'), 15000)")
+    text = await p.js("document.querySelector('#stubcard').textContent")
+    assert "No insurer answered in time" in text
+    assert await p.js("document.querySelectorAll('.offer').length") == 0
+
+
+async def test_validation_messages_next_to_their_fields(page: tuple[Page, Cluster]) -> None:
+    p, _ = page
+    await p.js(
+        "document.querySelector('[name=hp]').value = '0';"
+        "document.querySelector('[name=start_date]').value = '2020-01-01';"
+        "document.querySelector('#submit').click()"
+    )
+    await p.js(
+        "osago.waitFor(() => document.querySelector("
+        "'.err[data-for=\"vehicle.engine_power_hp\"]').textContent, 5000)"
+    )
+    hp = await p.js(
+        "document.querySelector('.err[data-for=\"vehicle.engine_power_hp\"]').textContent"
+    )
+    start = await p.js("document.querySelector('.err[data-for=\"policy.start_date\"]').textContent")
+    assert "between" in hp
+    assert start == "" or "past" in start  # rules run once every field is well-formed
+    assert await p.js("document.querySelector('[name=hp]').classList.contains('invalid')")
+    assert shutil.which("true")
