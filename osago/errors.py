@@ -15,8 +15,8 @@ always as ``raise X from exc``, so callers never import a driver to catch its er
     │   └── BrokerProtocolError  the broker answered with an ERROR frame
     ├── PoisonMessage          a queue message that can never be processed; .reason
     ├── InsurerError           an insurer call failed; .insurer
-    │   ├── InsurerUnavailable   transport error or 5xx: transient, worth a retry; .retry_after
-    │   └── InsurerRejected      4xx or a body we cannot read: not worth a retry
+    │   ├── InsurerUnavailable   transport, 5xx, 429, non-JSON body: transient; .retry_after
+    │   └── InsurerRejected      4xx or JSON that breaks the protocol: not worth a retry
     ├── ResilienceError        raised by our own primitives (osago.resilience); .name
     │   ├── CircuitOpen          the breaker rejected the call without running it; .retry_after
     │   ├── BulkheadFull         no free slot within the bulkhead's wait
@@ -142,11 +142,11 @@ class InsurerError(OsagoError):
 
 
 class InsurerUnavailable(InsurerError):
-    """Transport error or 5xx: transient."""
+    """Transport error, 5xx, 429 or a body that is not JSON: transient."""
 
 
 class InsurerRejected(InsurerError):
-    """A 4xx or an unreadable body: retrying will not help."""
+    """A 4xx or JSON that breaks the protocol: retrying will not help."""
 
 
 class ResilienceError(OsagoError):

@@ -1,7 +1,8 @@
 """The insurer client port: the asynchronous submit-then-poll protocol, over HTTP.
 
 httpx errors are translated here (and only here) into :class:`InsurerUnavailable`
-(transient: transport errors, 5xx, 429) or :class:`InsurerRejected` (4xx, unreadable body).
+(transient: transport errors, 5xx, 429, a body that is not JSON) or :class:`InsurerRejected`
+(4xx, or JSON that breaks the protocol).
 No timeouts here: the caller wraps every call in a cancel scope.
 """
 
@@ -69,6 +70,7 @@ class HttpInsurerClient:
                 insurer.code,
                 f"{method} {url}: HTTP {response.status_code}",
                 status=response.status_code,
+                retry_after=_retry_after(response),
             )
         if response.status_code >= 400:
             raise InsurerRejected(
@@ -79,7 +81,9 @@ class HttpInsurerClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise InsurerRejected(insurer.code, f"{method} {url}: body is not JSON") from exc
+            # A 200 that is not JSON is a gateway's error page far more often than a broken
+            # insurer: transient, and our calls are idempotent, so it is worth a retry.
+            raise InsurerUnavailable(insurer.code, f"{method} {url}: body is not JSON") from exc
 
     async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
         data = await self._call(

@@ -1,0 +1,58 @@
+"""The HTTP insurer client translates what insurers send into our error tree."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from osago.config import InsurerConfig
+from osago.errors import InsurerRejected, InsurerUnavailable
+from osago.insurers import HttpInsurerClient
+
+INSURER = InsurerConfig(code="x", name="X", base_url="http://insurer.test/x")
+
+
+def client(status: int, body: bytes, headers: dict[str, str] | None = None) -> HttpInsurerClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, headers=headers or {})
+
+    return HttpInsurerClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+
+
+async def test_503_is_transient_with_its_retry_after() -> None:
+    with pytest.raises(InsurerUnavailable) as info:
+        await client(503, b"{}", {"Retry-After": "7"}).poll(INSURER, "1")
+    assert (info.value.status, info.value.retry_after) == (503, 7.0)
+
+
+async def test_a_gateway_page_is_transient() -> None:
+    with pytest.raises(InsurerUnavailable, match="not JSON"):
+        await client(200, b"<html>bad gateway</html>").poll(INSURER, "1")
+
+
+async def test_4xx_and_protocol_breaches_are_rejections() -> None:
+    with pytest.raises(InsurerRejected):
+        await client(400, b'{"error": "no"}').submit(INSURER, uuid.uuid4(), {})
+    with pytest.raises(InsurerRejected, match="unreadable"):
+        await client(200, b'{"status": "weird"}').poll(INSURER, "1")
+    with pytest.raises(InsurerRejected, match="no id"):
+        await client(201, b'{"status": "accepted"}').submit(INSURER, uuid.uuid4(), {})
+
+
+async def test_a_ready_answer_is_parsed() -> None:
+    cid = uuid.uuid4()
+    body = (
+        b'{"status": "ready", "premium": 5000.5, "correlation_id": "%s", "pool": true,'
+        b' "breakdown": {"kt": 1.8}, "ready_at": 12.5}' % str(cid).encode()
+    )
+    quote = await client(200, body).poll(INSURER, "1")
+    assert quote is not None
+    assert (quote.premium, quote.pool, quote.breakdown, quote.ready_at) == (
+        5000.5,
+        True,
+        {"kt": 1.8},
+        12.5,
+    )
+    assert await client(200, b'{"status": "pending"}').poll(INSURER, "1") is None
