@@ -22,15 +22,17 @@ __all__ = [
 ]
 
 
+def _header(kind: str, calculation_id: UUID, user_id: str, seq: int) -> dict[str, Any]:
+    """What every event starts with: its type, whose calculation it is, and its order."""
+    return {"type": kind, "calculation_id": str(calculation_id), "user_id": user_id, "seq": seq}
+
+
 def offer_event(
     calculation_id: UUID, user_id: str, seq: int, insurer: str, insurer_name: str, outcome: Outcome
 ) -> dict[str, Any]:
     """The event that shows one insurer's offer to the user."""
     return {
-        "type": "offer",
-        "calculation_id": str(calculation_id),
-        "user_id": user_id,
-        "seq": seq,
+        **_header("offer", calculation_id, user_id, seq),
         "insurer": insurer,
         "insurer_name": insurer_name,
         "premium": outcome.premium,
@@ -49,10 +51,7 @@ def no_offer_event(
 ) -> dict[str, Any]:
     """An insurer that will not make an offer: refused, unavailable or failed, and why."""
     return {
-        "type": "no_offer",
-        "calculation_id": str(calculation_id),
-        "user_id": user_id,
-        "seq": seq,
+        **_header("no_offer", calculation_id, user_id, seq),
         "insurer": insurer,
         "insurer_name": insurer_name,
         "outcome": outcome.kind.value,
@@ -80,10 +79,7 @@ def completed_event(
 ) -> dict[str, Any]:
     """The last event of a calculation; carries the stub when no offer was delivered."""
     return {
-        "type": "completed",
-        "calculation_id": str(calculation_id),
-        "user_id": user_id,
-        "seq": seq,
+        **_header("completed", calculation_id, user_id, seq),
         "offers": offers,
         "stub": None if offers else stub,
         "completed_at": iso(completed_at),

@@ -91,6 +91,9 @@ class Cluster:
     async def websocket(self, notifier: str, user_id: str) -> AsyncIterator[WebSocketConnection]:
         url = f"{self.url(notifier, 'notifier')}?token={self.token(user_id)}"
         async with open_websocket_url(url) as ws:
+            with trio.fail_after(5):
+                hello = json.loads(await ws.get_message())
+            assert hello["type"] == "hello", hello
             yield ws
 
     async def post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -126,11 +129,26 @@ async def receive_until_completed(
     with trio.fail_after(within):
         while True:
             event = json.loads(await ws.get_message())
-            if event["calculation_id"] != calculation_id:
+            if event.get("calculation_id") != calculation_id:
                 continue
             got.append((time.time(), event))
             if event["type"] == "completed":
                 return got
+
+
+def all_role_env(**settings: str) -> dict[str, str]:
+    """The environment of an `osago --role all` test process: no OSAGO_* from outside,
+    free ports, the test secret, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSAGO_")}
+    env.update(
+        OSAGO_API_BIND="127.0.0.1:0",
+        OSAGO_NOTIFIER_BIND="127.0.0.1:0",
+        OSAGO_INSURERS_BIND="127.0.0.1:0",
+        OSAGO_WS_SECRET=SECRET,
+        PYTHONWARNINGS="ignore",
+        **settings,
+    )
+    return env
 
 
 @asynccontextmanager

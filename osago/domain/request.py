@@ -20,6 +20,13 @@ from osago.errors import FieldError, ValidationFailed
 __all__ = ["QUOTE_REQUEST", "request_hash", "tariff_input", "validate_request"]
 
 KBM_CLASSES = tuple(tables.KBM)
+
+
+def _digits(n: int) -> Str:
+    """A string of exactly ``n`` digits (document series and numbers, KPP, OGRN)."""
+    return Str(max_len=n, pattern=rf"\d{{{n}}}", pattern_message=f"must be {n} digits")
+
+
 # Cyrillic letters that look Latin (as on plates) and their Latin twins.
 _PLATE_LETTERS = "ABEKMHOPCTYXАВЕКМНОРСТУХ"
 _VIN = r"[A-HJ-NPR-Z0-9]{17}"  # no I, O, Q
@@ -144,20 +151,12 @@ QUOTE_REQUEST = Obj(
                         Obj(
                             fields={
                                 "series": (
-                                    Str(
-                                        max_len=4,
-                                        pattern=r"\d{4}",
-                                        pattern_message="must be 4 digits",
-                                    ),
+                                    _digits(4),
                                     True,
                                     None,
                                 ),
                                 "number": (
-                                    Str(
-                                        max_len=6,
-                                        pattern=r"\d{6}",
-                                        pattern_message="must be 6 digits",
-                                    ),
+                                    _digits(6),
                                     True,
                                     None,
                                 ),
@@ -176,12 +175,12 @@ QUOTE_REQUEST = Obj(
                         None,
                     ),
                     "kpp": (
-                        Str(max_len=9, pattern=r"\d{9}", pattern_message="must be 9 digits"),
+                        _digits(9),
                         False,
                         None,
                     ),
                     "ogrn": (
-                        Str(max_len=13, pattern=r"\d{13}", pattern_message="must be 13 digits"),
+                        _digits(13),
                         False,
                         None,
                     ),
@@ -207,11 +206,7 @@ QUOTE_REQUEST = Obj(
                                         None,
                                     ),
                                     "number": (
-                                        Str(
-                                            max_len=6,
-                                            pattern=r"\d{6}",
-                                            pattern_message="must be 6 digits",
-                                        ),
+                                        _digits(6),
                                         True,
                                         None,
                                     ),

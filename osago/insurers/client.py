@@ -8,6 +8,7 @@ No timeouts here: the caller wraps every call in a cancel scope.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -49,9 +50,10 @@ def _retry_after(response: httpx.Response) -> float | None:
     """The Retry-After header in seconds (the HTTP-date form is not used by insurers)."""
     value = response.headers.get("Retry-After", "")
     try:
-        return max(0.0, float(value)) if value else None
+        seconds = float(value) if value else None
     except ValueError:
         return None
+    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
 class HttpInsurerClient:

@@ -131,8 +131,9 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
     def unavailable(code: str, rng: random.Random) -> Any:
         """A 503 when the insurer is down or draws a transient error; else None."""
         left = sim.down(code)
-        if left is not None:
-            return {"error": "down for maintenance"}, 503, {"Retry-After": f"{left:.0f}"}
+        if left is not None:  # a hint only for an outage with a known end
+            hint = {"Retry-After": f"{left:.0f}"} if math.isfinite(left) else {}
+            return {"error": "down for maintenance"}, 503, hint
         if rng.random() < sim.behaviours[code].error_rate:
             return {"error": "temporarily unavailable"}, 503, {"Retry-After": "1"}
         return None

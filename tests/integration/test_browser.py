@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from tests.browser import CHROMIUM, Page, chromium_page
-from tests.cluster import SECRET, Cluster
+from tests.cluster import Cluster, all_role_env
 
 pytestmark = [
     pytest.mark.integration,
@@ -25,17 +25,11 @@ pytestmark = [
 
 @pytest.fixture
 async def page(pg_url: str) -> AsyncIterator[tuple[Page, Cluster]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OSAGO_")}
-    env.update(
+    env = all_role_env(
         OSAGO_DATABASE_URL=pg_url,
-        OSAGO_API_BIND="127.0.0.1:0",
-        OSAGO_NOTIFIER_BIND="127.0.0.1:0",
-        OSAGO_INSURERS_BIND="127.0.0.1:0",
-        OSAGO_WS_SECRET=SECRET,
         OSAGO_DEADLINE_SECONDS="8",
         OSAGO_INSURERS="aurora,borealis,cedar",
         OSAGO_SIMULATOR_DELAYS="aurora=1.0,borealis=2.5,cedar=4.0",
-        PYTHONWARNINGS="ignore",
     )
     async with trio.open_nursery() as nursery:
         cluster = Cluster(env, nursery)
@@ -59,7 +53,7 @@ async def test_offers_appear_and_a_dropped_socket_loses_and_repeats_nothing(
     await p.js("document.querySelector('#submit').click()")
     await p.js("osago.waitFor(() => document.querySelectorAll('.offer').length >= 1, 5000)")
     await p.js("osago.dropSocket()")
-    assert await p.js("osago.connected") is False
+    await p.js("osago.waitFor(() => !osago.connected, 5000)")
     await p.js("osago.waitFor(() => osago.current.completed, 15000)")
     insurers = await p.js("[...document.querySelectorAll('.offer')].map(e => e.dataset.insurer)")
     assert sorted(insurers) == ["aurora", "borealis", "cedar"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -12,7 +11,7 @@ import pytest
 import trio
 
 from osago.broker import Outgoing, open_stomp_broker
-from tests.cluster import SECRET, Cluster, receive_until_completed, start_cluster
+from tests.cluster import Cluster, all_role_env, receive_until_completed, start_cluster
 from tests.conftest import STOMP_URL
 from tests.factories import MINIMAL_BODY
 
@@ -143,16 +142,8 @@ async def test_a_worker_killed_mid_poll_is_replaced(cluster: Cluster) -> None:
 async def test_all_role_on_embedded_defaults(unique: str) -> None:
     """`osago --role all` with no database or broker settings serves the whole flow."""
     data_dir = f"/tmp/osago-e2e-{unique}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OSAGO_")}
-    env.update(
-        OSAGO_DATA_DIR=data_dir,
-        OSAGO_API_BIND="127.0.0.1:0",
-        OSAGO_NOTIFIER_BIND="127.0.0.1:0",
-        OSAGO_INSURERS_BIND="127.0.0.1:0",
-        OSAGO_WS_SECRET=SECRET,
-        OSAGO_DEADLINE_SECONDS="5",
-        OSAGO_SIMULATOR_PROFILE="calm",
-        PYTHONWARNINGS="ignore",
+    env = all_role_env(
+        OSAGO_DATA_DIR=data_dir, OSAGO_DEADLINE_SECONDS="5", OSAGO_SIMULATOR_PROFILE="calm"
     )
     async with trio.open_nursery() as nursery:
         c = Cluster(env, nursery)

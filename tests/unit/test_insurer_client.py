@@ -56,3 +56,10 @@ async def test_a_ready_answer_is_parsed() -> None:
         12.5,
     )
     assert await client(200, b'{"status": "pending"}').poll(INSURER, "1") is None
+
+
+async def test_a_nonsense_retry_after_is_ignored() -> None:
+    for hint in ("inf", "soon", "-3"):
+        with pytest.raises(InsurerUnavailable) as info:
+            await client(503, b"{}", {"Retry-After": hint}).poll(INSURER, "1")
+        assert info.value.retry_after in (None, 0.0)
