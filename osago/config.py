@@ -64,6 +64,8 @@ class InsurerConfig:
     name: str
     base_url: str
     poll_interval: float = 0.25
+    # After the deadline only late offers remain: poll gently, leaving CPU to what is on time.
+    late_poll_interval: float = 2.0
     submit_timeout: float = 5.0
     poll_timeout: float = 2.0
     hedge_delay: float | None = None  # start a second poll if the first takes longer

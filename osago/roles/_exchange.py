@@ -24,7 +24,7 @@ __all__ = ["run_exchange"]
 log = logging.getLogger("osago.worker")
 
 
-async def _answer(ex: Exchange, guard: GuardedInsurer, store: Store) -> Quote:
+async def _answer(ex: Exchange, guard: GuardedInsurer, store: Store, clock: Clock) -> Quote:
     remote_id = ex.remote_id
     if remote_id is None:
         remote_id = await guard.submit(ex.correlation_id, ex.request)
@@ -32,10 +32,13 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, store: Store) -> Quote:
         log.info("calculation %s: submitted to %s as %s", ex.calculation_id, ex.insurer, remote_id)
     else:
         log.info("calculation %s: resuming %s poll of %s", ex.calculation_id, ex.insurer, remote_id)
-    interval = guard.config.poll_interval
+    c = guard.config
     next_poll = trio.current_time()
     while (quote := await guard.poll(remote_id)) is None:
-        next_poll = max(next_poll + interval, trio.current_time())
+        late = clock.now() >= ex.deadline_at
+        next_poll = max(
+            next_poll + (c.late_poll_interval if late else c.poll_interval), trio.current_time()
+        )
         await trio.sleep_until(next_poll)
     return quote
 
@@ -43,7 +46,7 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, store: Store) -> Quote:
 async def run_exchange(ex: Exchange, guard: GuardedInsurer, store: Store, clock: Clock) -> Outcome:
     """Run (or resume) ``ex`` to its outcome. Store errors propagate (the job is NACKed)."""
     try:
-        quote = await _answer(ex, guard, store)
+        quote = await _answer(ex, guard, store, clock)
     except CircuitOpen as exc:
         return Outcome(
             OutcomeKind.UNAVAILABLE,

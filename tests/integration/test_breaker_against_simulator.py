@@ -150,8 +150,10 @@ async def test_outage_opens_breaker_others_unaffected_then_recovers(tmp_path: Pa
         assert all(d["borealis"][1] < 0.05 for d in during[1:])  # not waited for
         assert all(d["aurora"][0] == "offer" for d in during)
         slowed = statistics.median(d["aurora"][1] for d in during)
-        print(f"aurora time to offer: median {statistics.median(baseline):.3f} s before the "
-              f"outage, {slowed:.3f} s during borealis's outage")
+        print(
+            f"aurora time to offer: median {statistics.median(baseline):.3f} s before the "
+            f"outage, {slowed:.3f} s during borealis's outage"
+        )
         assert abs(slowed - statistics.median(baseline)) < 0.1
 
         await r.set("borealis", fail=False)

@@ -251,7 +251,11 @@ async def test_late_answer_arrives_after_completed_marked_late(autojump_clock: M
 async def test_polling_stops_when_the_late_window_closes(autojump_clock: MockClock) -> None:
     async with harness({"aurora": 1.0, "borealis": 500.0}) as h:
         calc = await h.submit(late_window=20.0)
-        await trio.sleep(25.0)  # past the late window (5 + 20)
+        await trio.sleep(6.0)
+        before = h.insurers.polls
+        await trio.sleep(10.0)
+        assert h.insurers.polls - before == 5  # late window: every 2 s, not every 0.25 s
+        await trio.sleep(9.0)  # past the late window (5 + 20)
         polls = h.insurers.polls
         await trio.sleep(100.0)
         assert h.insurers.polls == polls  # nobody polls a closed calculation
