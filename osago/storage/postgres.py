@@ -19,7 +19,7 @@ import trio
 import trio_asyncio
 
 from osago.errors import ConflictError, StoreError
-from osago.events import completed_event, encode_event, event_headers, insurer_event
+from osago.events import insurer_event
 from osago.models import (
     CalculationView,
     Exchange,
@@ -31,6 +31,7 @@ from osago.models import (
     OutcomeKind,
 )
 from osago.storage._migrate import migrate
+from osago.storage._pg_lifecycle import OUTBOX_COLUMNS, add_event, close, complete, messages
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
 from osago.storage._wakeup import Flag
 
@@ -39,16 +40,9 @@ __all__ = ["PostgresStore", "open_postgres_store"]
 T = TypeVar("T")
 Conn = Any  # asyncpg.Connection (untyped library)
 
-_OUTBOX_COLUMNS = "id, destination, body, headers"
-
 
 async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
-def _messages(rows: Sequence[Any]) -> list[OutboxMessage]:
-    msgs = [OutboxMessage(r["id"], r["destination"], bytes(r["body"]), r["headers"]) for r in rows]
-    return sorted(msgs, key=lambda m: m.id)
 
 
 class PostgresStore:
@@ -166,12 +160,12 @@ class PostgresStore:
                 f"UPDATE outbox SET leased_until = $1 + $2 WHERE id IN ("
                 f" SELECT id FROM outbox WHERE sent_at IS NULL"
                 f" AND (leased_until IS NULL OR leased_until < $1)"
-                f" ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {_OUTBOX_COLUMNS}",
+                f" ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {OUTBOX_COLUMNS}",
                 now,
                 lease,
                 limit,
             )
-            return _messages(rows)
+            return messages(rows)
 
         return await self._tx("claim_outbox", body)
 
@@ -218,67 +212,6 @@ class PostgresStore:
 
         await self._tx("record_submission", body)
 
-    @staticmethod
-    async def _add_event(
-        conn: Conn, event: dict[str, Any], topic: str, *, now: float, lease: float
-    ) -> OutboxMessage:
-        row = await conn.fetchrow(
-            "INSERT INTO outbox (destination, body, headers, calculation_id, created_at,"
-            f" leased_until) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_OUTBOX_COLUMNS}",
-            topic,
-            encode_event(event),
-            event_headers(event),
-            UUID(event["calculation_id"]),
-            now,
-            now + lease,
-        )
-        return _messages([row])[0]
-
-    async def _complete(
-        self, conn: Conn, calc: Any, *, topic: str, now: float, lease: float
-    ) -> list[OutboxMessage]:
-        """Complete ``calc``; return ALL its unsent events, in order, ``completed`` last.
-
-        Why all: an offer stored by another task may not be published yet; sending it here,
-        ahead of ``completed``, means no user ever sees an offer after the end (the other
-        task's copy is a duplicate the notifier drops).
-        """
-        offers = await conn.fetchval(
-            "SELECT count(*) FROM exchanges WHERE calculation_id = $1 AND outcome = 'offer'",
-            calc["id"],
-        )
-        seq = await conn.fetchval(
-            "UPDATE calculations SET completed_at = $2, event_seq = event_seq + 1"
-            " WHERE id = $1 RETURNING event_seq",
-            calc["id"],
-            now,
-        )
-        event = completed_event(
-            calc["id"], calc["user_id"], seq, offers=offers, stub=calc["stub"], completed_at=now
-        )
-        await self._add_event(conn, event, topic, now=now, lease=lease)
-        rows = await conn.fetch(
-            f"UPDATE outbox SET leased_until = $3 WHERE calculation_id = $1"
-            f" AND sent_at IS NULL AND destination = $2 RETURNING {_OUTBOX_COLUMNS}",
-            calc["id"],
-            topic,
-            now + lease,
-        )
-        return _messages(rows)
-
-    @staticmethod
-    async def _close(conn: Conn, calculation_id: UUID, now: float) -> None:
-        """The late window is over: pending exchanges time out, polling stops."""
-        await conn.execute(
-            "UPDATE exchanges SET outcome = 'timed_out', received_at = $2"
-            " WHERE calculation_id = $1 AND outcome IS NULL",
-            calculation_id,
-            now,
-        )
-        await conn.execute(
-            "UPDATE calculations SET closed_at = $2 WHERE id = $1", calculation_id, now
-        )
-
     async def settle_exchange(
         self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float
     ) -> list[OutboxMessage]:
@@ -304,7 +237,7 @@ class PostgresStore:
             late = calc["completed_at"] is not None
             if not late and now >= calc["deadline_at"]:
                 # Answered after the deadline: `completed` goes out first, then the late offer.
-                out = await self._complete(conn, calc, topic=topic, now=now, lease=lease)
+                out = await complete(conn, calc, topic=topic, now=now, lease=lease)
                 late = True
             detail = {**outcome.detail, "late": True} if late else outcome.detail
             ex = await conn.fetchrow(
@@ -333,15 +266,15 @@ class PostgresStore:
                     ex["insurer_name"],
                     replace(outcome, detail=detail),
                 )
-                out.append(await self._add_event(conn, event, topic, now=now, lease=lease))
+                out.append(await add_event(conn, event, topic, now=now, lease=lease))
             pending = await conn.fetchval(
                 "SELECT count(*) FROM exchanges WHERE calculation_id = $1 AND outcome IS NULL",
                 calc["id"],
             )
             if pending == 0:
                 if not late:
-                    out = await self._complete(conn, calc, topic=topic, now=now, lease=lease)
-                await self._close(conn, calc["id"], now)
+                    out = await complete(conn, calc, topic=topic, now=now, lease=lease)
+                await close(conn, calc["id"], now)
             return out
 
         return await self._tx("settle_exchange", body)
@@ -361,9 +294,9 @@ class PostgresStore:
             out = []
             for calc in due:
                 if calc["completed_at"] is None:
-                    out += await self._complete(conn, calc, topic=topic, now=now, lease=lease)
+                    out += await complete(conn, calc, topic=topic, now=now, lease=lease)
                 if calc["closes_at"] <= now:
-                    await self._close(conn, calc["id"], now)
+                    await close(conn, calc["id"], now)
             return out
 
         return await self._tx("complete_due", body)

@@ -238,3 +238,10 @@ async def test_a_peer_that_does_not_pong_is_dropped(unique: str) -> None:
         except ConnectionClosed as exc:
             codes.add(exc.reason.code if exc.reason else None)
         assert codes == {4004}
+
+
+async def test_shutdown_closes_every_session_with_1001(unique: str) -> None:
+    async with rig(unique) as r, open_websocket_url(r.url(0, "ann")) as ws:
+        await receive(ws)
+        r.stop.set()
+        assert await close_code(ws) == 1001
