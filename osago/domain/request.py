@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from osago.domain import tables
-from osago.domain.schema import Arr, Bool, Day, Int, Num, Obj, Str, Uuid, check
+from osago.domain.schema import Arr, Bool, Day, Int, Num, Obj, Str, Uuid, check, opt, req
 from osago.domain.tariff import Driver, TariffInput, kvs, territory, years_between
 from osago.errors import FieldError, ValidationFailed
 
@@ -29,206 +29,115 @@ def _digits(n: int) -> Str:
 
 # Cyrillic letters that look Latin (as on plates) and their Latin twins.
 _PLATE_LETTERS = "ABEKMHOPCTYXАВЕКМНОРСТУХ"
+_PLATE = f"[{_PLATE_LETTERS}]\\d{{3}}[{_PLATE_LETTERS}]{{2}}\\d{{2,3}}"
 _VIN = r"[A-HJ-NPR-Z0-9]{17}"  # no I, O, Q
 
 PERSON = {
-    "last_name": (Str(max_len=100), False, None),
-    "first_name": (Str(max_len=100), False, None),
-    "middle_name": (Str(max_len=100), False, None),
-    "birth_date": (Day(), False, None),
+    "last_name": opt(Str(max_len=100)),
+    "first_name": opt(Str(max_len=100)),
+    "middle_name": opt(Str(max_len=100)),
+    "birth_date": opt(Day()),
 }
+
+POLICY = Obj(
+    fields={
+        "start_date": req(Day(description="Not in the past, at most 60 days ahead.")),
+        "period_months": req(Int(3, 12, description="Months of use in the year.")),
+        "purpose": opt(Str(enum=("personal", "taxi")), "personal"),
+        "unlimited_drivers": opt(Bool(), False),
+    }
+)
+
+VEHICLE = Obj(
+    fields={
+        "category": req(Str(enum=("A", "B", "BE"))),
+        "engine_power_hp": req(Num(1, 2000)),
+        "year": opt(Int(1950, 2100)),
+        "plate": opt(
+            Str(max_len=12, pattern=_PLATE, pattern_message="must be a plate like А123ВС77")
+        ),
+        "vin": opt(
+            Str(
+                max_len=17,
+                pattern=_VIN,
+                pattern_message="must be 17 characters, digits and Latin letters except I, O, Q",
+            )
+        ),
+        "body_number": opt(Str(max_len=32)),
+        "chassis_number": opt(Str(max_len=32)),
+        "trailer": opt(Bool(), False),
+        "registration_document": opt(
+            Obj(
+                fields={
+                    "type": req(Str(enum=("STS", "PTS", "EPTS"))),
+                    "series": opt(Str(max_len=4, pattern=r"[0-9A-ZА-Я]{2,4}")),
+                    "number": req(
+                        Str(
+                            max_len=15,
+                            pattern=r"\d{6,15}",
+                            pattern_message="must be 6 to 15 digits",
+                        )
+                    ),
+                    "issued_at": opt(Day()),
+                }
+            )
+        ),
+    }
+)
+
+OWNER = Obj(
+    fields={
+        "type": opt(Str(enum=("individual", "legal")), "individual"),
+        "region_kladr": req(
+            Str(max_len=13, pattern=r"\d{13}", pattern_message="must be a 13-digit KLADR code")
+        ),
+        "kbm_class": opt(Str(enum=KBM_CLASSES, description="For an unlimited list.")),
+        **PERSON,
+        "passport": opt(Obj(fields={"series": req(_digits(4)), "number": req(_digits(6))})),
+        "inn": opt(
+            Str(
+                max_len=12,
+                pattern=r"\d{10}|\d{12}",
+                pattern_message="must be 10 (legal) or 12 digits",
+            )
+        ),
+        "kpp": opt(_digits(9)),
+        "ogrn": opt(_digits(13)),
+    }
+)
+
+DRIVER = Obj(
+    fields={
+        "birth_date": req(Day()),
+        "experience_start_date": req(Day()),
+        "licence": opt(
+            Obj(
+                fields={
+                    "series": req(Str(max_len=4, pattern=r"[0-9А-ЯA-Z]{4}")),
+                    "number": req(_digits(6)),
+                }
+            )
+        ),
+        "kbm_class": opt(
+            Str(enum=KBM_CLASSES, description="Bonus-malus class; absent means the start class 3.")
+        ),
+    }
+)
 
 QUOTE_REQUEST = Obj(
     description="An OSAGO quote request.",
     fields={
-        "request_id": (
+        "request_id": opt(
             Uuid(
-                description="Idempotency key: the same id and body give the same "
-                "calculation; another body with it gives 409."
-            ),
-            False,
-            None,
+                description="Idempotency key: the same id and body give the "
+                "same calculation; another body with it gives 409."
+            )
         ),
-        "user_id": (Str(description="The core application's user."), True, None),
-        "policy": (
-            Obj(
-                fields={
-                    "start_date": (
-                        Day(description="Not in the past, at most 60 days ahead."),
-                        True,
-                        None,
-                    ),
-                    "period_months": (
-                        Int(3, 12, description="Months of use in the year."),
-                        True,
-                        None,
-                    ),
-                    "purpose": (Str(enum=("personal", "taxi")), False, "personal"),
-                    "unlimited_drivers": (Bool(), False, False),
-                }
-            ),
-            True,
-            None,
-        ),
-        "vehicle": (
-            Obj(
-                fields={
-                    "category": (Str(enum=("A", "B", "BE")), True, None),
-                    "engine_power_hp": (Num(1, 2000), True, None),
-                    "year": (Int(1950, 2100), False, None),
-                    "plate": (
-                        Str(
-                            max_len=12,
-                            pattern=f"[{_PLATE_LETTERS}]\\d{{3}}[{_PLATE_LETTERS}]{{2}}"
-                            r"\d{2,3}",
-                            pattern_message="must be a plate like А123ВС77",
-                        ),
-                        False,
-                        None,
-                    ),
-                    "vin": (
-                        Str(
-                            max_len=17,
-                            pattern=_VIN,
-                            pattern_message="must be 17 characters, digits and Latin letters "
-                            "except I, O, Q",
-                        ),
-                        False,
-                        None,
-                    ),
-                    "body_number": (Str(max_len=32), False, None),
-                    "chassis_number": (Str(max_len=32), False, None),
-                    "trailer": (Bool(), False, False),
-                    "registration_document": (
-                        Obj(
-                            fields={
-                                "type": (Str(enum=("STS", "PTS", "EPTS")), True, None),
-                                "series": (
-                                    Str(max_len=4, pattern=r"[0-9A-ZА-Я]{2,4}"),
-                                    False,
-                                    None,
-                                ),
-                                "number": (
-                                    Str(
-                                        max_len=15,
-                                        pattern=r"\d{6,15}",
-                                        pattern_message="must be 6 to 15 digits",
-                                    ),
-                                    True,
-                                    None,
-                                ),
-                                "issued_at": (Day(), False, None),
-                            }
-                        ),
-                        False,
-                        None,
-                    ),
-                }
-            ),
-            True,
-            None,
-        ),
-        "owner": (
-            Obj(
-                fields={
-                    "type": (Str(enum=("individual", "legal")), False, "individual"),
-                    "region_kladr": (
-                        Str(
-                            max_len=13,
-                            pattern=r"\d{13}",
-                            pattern_message="must be a 13-digit KLADR code",
-                        ),
-                        True,
-                        None,
-                    ),
-                    "kbm_class": (
-                        Str(enum=KBM_CLASSES, description="For an unlimited list."),
-                        False,
-                        None,
-                    ),
-                    **PERSON,
-                    "passport": (
-                        Obj(
-                            fields={
-                                "series": (
-                                    _digits(4),
-                                    True,
-                                    None,
-                                ),
-                                "number": (
-                                    _digits(6),
-                                    True,
-                                    None,
-                                ),
-                            }
-                        ),
-                        False,
-                        None,
-                    ),
-                    "inn": (
-                        Str(
-                            max_len=12,
-                            pattern=r"\d{10}|\d{12}",
-                            pattern_message="must be 10 (legal) or 12 digits",
-                        ),
-                        False,
-                        None,
-                    ),
-                    "kpp": (
-                        _digits(9),
-                        False,
-                        None,
-                    ),
-                    "ogrn": (
-                        _digits(13),
-                        False,
-                        None,
-                    ),
-                }
-            ),
-            True,
-            None,
-        ),
-        "drivers": (
-            Arr(
-                min_items=0,
-                max_items=5,
-                items=Obj(
-                    fields={
-                        "birth_date": (Day(), True, None),
-                        "experience_start_date": (Day(), True, None),
-                        "licence": (
-                            Obj(
-                                fields={
-                                    "series": (
-                                        Str(max_len=4, pattern=r"[0-9А-ЯA-Z]{4}"),
-                                        True,
-                                        None,
-                                    ),
-                                    "number": (
-                                        _digits(6),
-                                        True,
-                                        None,
-                                    ),
-                                }
-                            ),
-                            False,
-                            None,
-                        ),
-                        "kbm_class": (
-                            Str(
-                                enum=KBM_CLASSES,
-                                description="Bonus-malus class; absent means the start class 3.",
-                            ),
-                            False,
-                            None,
-                        ),
-                    }
-                ),
-            ),
-            False,
-            None,
-        ),
+        "user_id": req(Str(description="The core application's user.")),
+        "policy": req(POLICY),
+        "vehicle": req(VEHICLE),
+        "owner": req(OWNER),
+        "drivers": opt(Arr(min_items=0, max_items=5, items=DRIVER)),
     },
 )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from osago.errors import FieldError
 
-__all__ = ["Arr", "Bool", "Day", "Int", "Node", "Num", "Obj", "Str", "Uuid", "check"]
+__all__ = ["Arr", "Bool", "Day", "Int", "Node", "Num", "Obj", "Str", "Uuid", "check", "opt", "req"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Str(Node):
         if self.enum is not None:
             s["enum"] = list(self.enum)
         if self.pattern is not None:
-            s["pattern"] = f"^{self.pattern}$"
+            s["pattern"] = f"^(?:{self.pattern})$"  # a group: alternations stay anchored
         return self._doc(s)
 
 
@@ -210,6 +210,16 @@ class Obj(Node):
         if required:
             s["required"] = required
         return self._doc(s)
+
+
+def req(node: Node) -> tuple[Node, bool, Any]:
+    """A required field of an :class:`Obj`."""
+    return node, True, None
+
+
+def opt(node: Node, default: Any = None) -> tuple[Node, bool, Any]:
+    """An optional field of an :class:`Obj`, filled with ``default`` when absent."""
+    return node, False, default
 
 
 def check(node: Node, value: Any) -> tuple[Any, list[FieldError]]:
