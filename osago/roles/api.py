@@ -30,6 +30,7 @@ log = logging.getLogger("osago.api")
 def create_app(deps: ApiDeps) -> QuartTrio:
     """The Quart-Trio application of the api role."""
     app = QuartTrio("osago-api")
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a quote request is a few hundred bytes
     s = deps.settings
     insurers = s.insurers()
 
@@ -49,6 +50,10 @@ def create_app(deps: ApiDeps) -> QuartTrio:
             "error": "validation_failed",
             "errors": [{"field": e.field, "message": e.message} for e in exc.errors],
         }, 422
+
+    @app.errorhandler(413)
+    async def too_large(_: Exception) -> Any:
+        return {"error": "too_large", "message": "the body must be at most 64 KiB"}, 413
 
     @app.errorhandler(ConflictError)
     async def conflict(exc: ConflictError) -> Any:

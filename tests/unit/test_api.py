@@ -137,3 +137,12 @@ async def test_accepted_carries_what_a_client_needs_to_resume() -> None:
     status, body, _ = await call("POST", "/api/v1/calculations", json=MINIMAL_BODY)
     assert status == 202
     assert {"calculation_id", "created_at", "deadline_at", "status", "insurers"} <= set(body)
+
+
+async def test_an_oversized_body_is_a_413() -> None:
+    status, answer, store = await call(
+        "POST", "/api/v1/calculations", json={**MINIMAL_BODY, "padding": "x" * 100_000}
+    )
+    assert status == 413
+    assert answer["error"] == "too_large"
+    assert store.calcs == {}
