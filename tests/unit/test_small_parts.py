@@ -82,3 +82,30 @@ def test_settings_from_env_and_role_checks() -> None:
         check_role("worker", Settings())
     check_role("worker", Settings(broker_url="stomp://127.0.0.1:61613"))
     check_role("all", Settings())
+
+
+def test_osago_token_prints_a_token_the_notifier_accepts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from osago.cli import main
+
+    monkeypatch.setenv("OSAGO_WS_SECRET", "cli-secret")
+    assert main(["token", "user-7", "--ttl", "60"]) == 0
+    token = capsys.readouterr().out.strip()
+    claims = verify_token("cli-secret", token, now=time.time())
+    assert claims.user_id == "user-7"
+    assert 55 < claims.expires_at - time.time() <= 60
+
+
+def test_a_role_that_cannot_work_exits_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from osago.cli import main
+
+    monkeypatch.delenv("OSAGO_BROKER_URL", raising=False)
+    assert main(["--role", "worker"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "OSAGO_BROKER_URL=stomp://" in err
