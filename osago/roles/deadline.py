@@ -1,4 +1,5 @@
-"""The deadline keeper: completes calculations at their deadline, from any worker process.
+"""The deadline keeper: completes calculations at their deadline (the user gets `completed`,
+with the stub when no offer came) and closes them when their late window ends.
 
 Deadlines live in the database, so a keeper in any process completes any calculation: if the
 process that ran its exchanges was killed, another keeper still fires on time. Several keepers
@@ -46,8 +47,8 @@ async def run(
                     continue
                 nxt = await store.next_deadline()
                 if nxt is not None:
-                    # Due but not completed: another keeper (or a settling worker) holds its
-                    # row. Look again shortly rather than spin on it.
+                    # Already due yet not done: another keeper (or a settling worker) holds
+                    # its row. Look again shortly rather than spin on it.
                     due_in = nxt - clock.now()
                     wake_at = min(wake_at, trio.current_time() + (due_in if due_in > 0 else _BUSY))
             except (StoreError, BrokerError) as exc:

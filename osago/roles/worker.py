@@ -53,9 +53,9 @@ async def handle(
         with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
             outcome = await run_exchange(ex, guard, deps.store, deps.clock)
         if scope.cancelled_caught:
-            # The deadline keeper completes the calculation and marks every exchange still
+            # The keeper closes the calculation at closes_at and marks every exchange still
             # pending as timed out, in one transaction; settling each here would only queue
-            # behind its row lock and delay `completed`.
+            # behind its row lock.
             log.info(
                 "calculation %s: %s did not answer by the end of the late window",
                 ex.calculation_id,
