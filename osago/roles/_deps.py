@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import trio
 
@@ -14,7 +15,22 @@ from osago.insurers.simulator import Simulator
 from osago.resilience import Hook, log_hook
 from osago.storage import Store
 
-__all__ = ["ApiDeps", "NotifierDeps", "SimulatorDeps", "WorkerDeps"]
+__all__ = ["ApiDeps", "NotifierDeps", "RelayDeps", "SimulatorDeps", "WorkerDeps"]
+
+
+class RelayDeps(Protocol):
+    """What the outbox relay needs; both the api's and the worker's deps provide it."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def stop(self) -> trio.Event: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def broker(self) -> Broker: ...
 
 
 @dataclass(frozen=True)

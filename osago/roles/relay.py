@@ -1,5 +1,8 @@
 """The outbox relay: publishes what the api stored, and anything orphaned by a crash.
 
+It runs in the api and in every worker: events a crashed worker left in the outbox go out
+when their lease ends as long as any api or worker is alive.
+
 Wakes on NOTIFY (sub-millisecond after the COMMIT) and on a slow drift-free safety tick that
 catches leases run out and lost notifications. Claims with SKIP LOCKED under a lease, so any
 number of relays run side by side without publishing a row twice (short of a crash).
@@ -14,7 +17,7 @@ import trio
 from osago._aio import wait_any
 from osago.errors import BrokerError, StoreError
 from osago.outbox import publish
-from osago.roles._deps import ApiDeps
+from osago.roles._deps import RelayDeps
 from osago.storage import OUTBOX_CHANNEL
 
 __all__ = ["run"]
@@ -23,7 +26,7 @@ log = logging.getLogger("osago.relay")
 
 
 async def run(
-    deps: ApiDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    deps: RelayDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Relay until ``deps.stop``; rows not yet published stay for the next relay."""
     s = deps.settings

@@ -18,7 +18,7 @@ from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.models import Job
 from osago.outbox import publish
-from osago.roles import deadline
+from osago.roles import deadline, relay
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import run_exchange
 
@@ -101,6 +101,7 @@ async def run(
     guards = guard_insurers(s.insurers(), deps.insurers, deps.hooks)
     async with trio.open_nursery() as outer:
         await outer.start(deadline.run, deps)
+        await outer.start(relay.run, deps)
         async with (
             deps.broker.subscribe(s.requests_queue, prefetch=s.worker_prefetch) as sub,
             trio.open_nursery() as jobs,

@@ -104,3 +104,19 @@ async def test_topic_reaches_every_current_subscriber_only(broker: Broker, uniqu
         got_a = [(await next_delivery(a)).body for _ in range(2)]
         got_b = [(await next_delivery(b)).body for _ in range(2)]
     assert got_a == got_b == [b"e1", b"e2"]
+
+
+async def test_consumers_leaving_never_dead_letter_a_message(broker: Broker, unique: str) -> None:
+    """A worker that stops without acking (shutdown, crash) is not a failed attempt."""
+    q = f"/queue/test.leaving.{unique}"
+    await broker.send([Outgoing(q, b"job")])
+    for _ in range(4):  # more than the 2 redeliveries a NACKed message gets
+        async with broker.subscribe(q) as sub:
+            d = await next_delivery(sub)
+    async with broker.subscribe(q) as sub:
+        d = await next_delivery(sub)
+        await sub.ack(d)
+    assert d.body == b"job"
+    assert d.redelivered
+    async with broker.subscribe(f"/queue/DLQ.test.leaving.{unique}") as dlq:
+        assert await nothing_within(dlq, 1.0)

@@ -16,7 +16,7 @@ from osago.broker import Outgoing, open_memory_broker
 from osago.broker.memory import MemoryBroker
 from osago.clock import TrioWallClock
 from osago.config import Settings
-from osago.models import Job
+from osago.models import Job, Outcome, OutcomeKind
 from osago.roles import relay, worker
 from osago.roles._deps import ApiDeps, WorkerDeps
 from osago.storage import MemoryStore
@@ -59,7 +59,9 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(delays: dict[str, float], *, workers: int = 1) -> AsyncIterator[Harness]:
+async def harness(
+    delays: dict[str, float], *, workers: int = 1, api_relay: bool = True
+) -> AsyncIterator[Harness]:
     clock = TrioWallClock(EPOCH)
     async with open_memory_broker() as broker, trio.open_nursery() as nursery:
         h = Harness(MemoryStore(), broker, clock, FakeInsurers(clock, delays), [], nursery)
@@ -71,9 +73,10 @@ async def harness(delays: dict[str, float], *, workers: int = 1) -> AsyncIterato
                     h.events.append((trio.current_time(), json.loads(d.body)))
 
         await nursery.start(collect)
-        await nursery.start(
-            relay.run, ApiDeps(SETTINGS, trio.Event(), clock, store=h.store, broker=broker)
-        )
+        if api_relay:
+            await nursery.start(
+                relay.run, ApiDeps(SETTINGS, trio.Event(), clock, store=h.store, broker=broker)
+            )
         for _ in range(workers):
             await nursery.start(worker.run, h.worker_deps())
         yield h
@@ -266,3 +269,25 @@ async def test_polling_stops_when_the_late_window_closes(autojump_clock: MockClo
         "aurora": "offer",
         "borealis": "timed_out",
     }
+
+
+async def test_a_worker_alone_relays_what_a_crashed_worker_left(autojump_clock: MockClock) -> None:
+    async with harness({"aurora": 0.5, "borealis": 500.0}, workers=0, api_relay=False) as h:
+        calc = new_calculation(
+            insurers=SETTINGS.insurer_codes, created_at=h.clock.now(), deadline=100.0
+        )  # still open when the lease ends
+        await h.store.create_calculation(calc, queue=SETTINGS.requests_queue)
+        ex = calc.exchanges[0]
+        # A worker stored aurora's offer, then died before publishing it (lease: 30 s).
+        await h.store.settle_exchange(
+            ex.correlation_id,
+            Outcome(OutcomeKind.OFFER, received_at=h.clock.now(), premium=1.0),
+            topic=SETTINGS.results_topic,
+            now=h.clock.now(),
+            lease=SETTINGS.outbox_lease,
+        )
+        await h.nursery.start(worker.run, h.worker_deps())  # no api anywhere
+        await trio.sleep(60)
+    offers = [t for t, e in h.events if e.get("insurer") == "aurora"]
+    assert len(offers) == 1
+    assert SETTINGS.outbox_lease <= offers[0] <= SETTINGS.outbox_lease + SETTINGS.relay_tick
