@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import TracebackType
 from typing import Literal
@@ -133,14 +133,9 @@ class CircuitBreaker:
         self._open_wait = policy.open_wait
         self._open_until = 0.0
         self._trials_admitted = 0
-        self._trials = _Window(
-            BreakerPolicy(
-                window="count",
-                window_size=policy.half_open_calls,
-                failure_rate=policy.failure_rate,
-                slow_call_rate=policy.slow_call_rate,
-            )
-        )
+        # Half-open trials are judged by the same rates over exactly half_open_calls calls.
+        self._trial_policy = replace(policy, window="count", window_size=policy.half_open_calls)
+        self._trials = _Window(self._trial_policy)
         self._calls: dict[trio.lowlevel.Task, list[_Call]] = {}
 
     # -- state ---------------------------------------------------------------------------
@@ -171,7 +166,7 @@ class CircuitBreaker:
             self._open_until = now + self._open_wait
         elif new is State.HALF_OPEN:
             self._trials_admitted = 0
-            self._trials = _Window(self._trials._policy)
+            self._trials = _Window(self._trial_policy)
         else:
             self._window = _Window(self.policy)
             self._open_wait = self.policy.open_wait

@@ -88,6 +88,20 @@ async def receive(ws: WebSocketConnection, within: float = 5.0) -> dict[str, Any
         return json.loads(await ws.get_message())  # type: ignore[no-any-return]
 
 
+async def resume(ws: WebSocketConnection, calc: str, *, last_seq: int, created_at: float) -> None:
+    """Say, as a reconnecting tab does, what was last seen of ``calc``."""
+    await ws.send_message(
+        json.dumps(
+            {
+                "type": "resume",
+                "calculations": [
+                    {"calculation_id": calc, "last_seq": last_seq, "created_at": created_at}
+                ],
+            }
+        )
+    )
+
+
 async def nothing(ws: WebSocketConnection, within: float = 0.5) -> bool:
     with trio.move_on_after(within):
         await ws.get_message()
@@ -166,16 +180,7 @@ async def test_resume_after_a_drop_misses_nothing_and_duplicates_nothing(unique:
         await trio.sleep(0.3)
         async with open_websocket_url(r.url(1, "ann")) as back:  # the other instance
             await receive(back)
-            await back.send_message(
-                json.dumps(
-                    {
-                        "type": "resume",
-                        "calculations": [
-                            {"calculation_id": calc, "last_seq": 1, "created_at": created}
-                        ],
-                    }
-                )
-            )
+            await resume(back, calc, last_seq=1, created_at=created)
             assert [(await receive(back))["seq"] for _ in range(2)] == [2, 3]
             await r.publish("ann", calc, 3)  # a duplicate from upstream
             await r.publish("ann", calc, 4)
@@ -191,16 +196,7 @@ async def test_an_instance_that_started_later_says_resume_failed(unique: str) ->
         late = await r.start_notifier()
         async with open_websocket_url(r.url(2, "ann")) as ws:
             await receive(ws)
-            await ws.send_message(
-                json.dumps(
-                    {
-                        "type": "resume",
-                        "calculations": [
-                            {"calculation_id": calc, "last_seq": 0, "created_at": created}
-                        ],
-                    }
-                )
-            )
+            await resume(ws, calc, last_seq=0, created_at=created)
             answer = await receive(ws)
         assert (answer["type"], answer["calculation_id"]) == ("resume_failed", calc)
         assert late in r.ports
