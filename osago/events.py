@@ -10,7 +10,7 @@ import json
 from typing import Any
 from uuid import UUID
 
-from osago.models import Outcome, iso
+from osago.models import Outcome, OutcomeKind, answer_fields, iso
 
 __all__ = [
     "completed_event",
@@ -35,14 +35,7 @@ def offer_event(
         **_header("offer", calculation_id, user_id, seq),
         "insurer": insurer,
         "insurer_name": insurer_name,
-        "premium": outcome.premium,
-        "currency": "RUB",
-        "pool": bool(outcome.detail.get("pool", False)),
-        "message": outcome.message,
-        "breakdown": outcome.detail.get("breakdown"),
-        "late": bool(outcome.detail.get("late", False)),
-        "ready_at": iso(outcome.ready_at),
-        "received_at": iso(outcome.received_at),
+        **answer_fields(outcome),
     }
 
 
@@ -64,7 +57,7 @@ def insurer_event(
     calculation_id: UUID, user_id: str, seq: int, insurer: str, insurer_name: str, outcome: Outcome
 ) -> dict[str, Any]:
     """The event for one insurer's outcome: an offer, or why there is none."""
-    build = offer_event if outcome.kind.value == "offer" else no_offer_event
+    build = offer_event if outcome.kind is OutcomeKind.OFFER else no_offer_event
     return build(calculation_id, user_id, seq, insurer, insurer_name, outcome)
 
 

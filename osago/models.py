@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from osago.domain.tariff import CURRENCY
 from osago.errors import PoisonMessage
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "OutboxMessage",
     "Outcome",
     "OutcomeKind",
+    "answer_fields",
     "iso",
 ]
 
@@ -124,42 +126,98 @@ class Exchange:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an exchange ended; ``received_at`` is when the worker got the insurer's answer."""
+    """How an exchange ended; ``received_at`` is when the worker got the insurer's answer.
+
+    Every field is typed: ``pool`` and ``breakdown`` come with an offer, ``late`` is set by
+    the lifecycle for an answer after the deadline, ``error`` is the technical cause of a
+    failure (for logs and support, never shown to the user) and ``retry_after`` says when an
+    unavailable insurer's breaker may let calls through again.
+    """
 
     kind: OutcomeKind
     received_at: float
     premium: float | None = None
     message: str | None = None
     ready_at: float | None = None
-    detail: JSON = field(default_factory=dict)
+    pool: bool = False
+    breakdown: Mapping[str, Any] | None = None
+    late: bool = False
+    error: str | None = None
+    retry_after: float | None = None
+
+    def extras(self) -> JSON:
+        """The fields kept beside the columns (PostgreSQL's ``detail``), defaults left out."""
+        return {
+            name: value
+            for name, value, default in (
+                ("pool", self.pool, False),
+                ("breakdown", self.breakdown, None),
+                ("late", self.late, False),
+                ("error", self.error, None),
+                ("retry_after", self.retry_after, None),
+            )
+            if value != default
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        kind: str,
+        received_at: float,
+        premium: float | None,
+        message: str | None,
+        ready_at: float | None,
+        extras: Mapping[str, Any] | None,
+    ) -> Outcome:
+        """The outcome as stored: its columns and :meth:`extras`."""
+        x = extras or {}
+        return cls(
+            OutcomeKind(kind),
+            received_at,
+            premium,
+            message,
+            ready_at,
+            pool=bool(x.get("pool", False)),
+            breakdown=x.get("breakdown"),
+            late=bool(x.get("late", False)),
+            error=x.get("error"),
+            retry_after=x.get("retry_after"),
+        )
+
+
+def answer_fields(outcome: Outcome | None) -> JSON:
+    """An insurer's answer as users see it, in events and in the api (one shape, one place)."""
+    o = outcome or Outcome(OutcomeKind.TIMED_OUT, received_at=0.0)
+    return {
+        "premium": o.premium,
+        "currency": CURRENCY if o.premium is not None else None,
+        "pool": o.pool,
+        "message": o.message,
+        "breakdown": dict(o.breakdown) if o.breakdown is not None else None,
+        "late": o.late,
+        "ready_at": iso(o.ready_at),
+        "received_at": iso(o.received_at) if outcome is not None else None,
+    }
 
 
 @dataclass(frozen=True)
 class ExchangeView:
-    """One insurer's state as the API shows it."""
+    """One insurer's state as the API shows it; ``outcome`` is None while pending."""
 
     insurer: str
     insurer_name: str
-    status: str
-    premium: float | None
-    message: str | None
-    ready_at: float | None
-    received_at: float | None
-    detail: JSON = field(default_factory=dict)
+    outcome: Outcome | None = None
+
+    @property
+    def status(self) -> str:
+        return self.outcome.kind.value if self.outcome else "pending"
 
     def to_json(self) -> JSON:
         return {
             "insurer": self.insurer,
             "insurer_name": self.insurer_name,
             "status": self.status,
-            "late": bool(self.detail.get("late", False)),
-            "premium": self.premium,
-            "currency": "RUB" if self.premium is not None else None,
-            "pool": bool(self.detail.get("pool", False)),
-            "breakdown": self.detail.get("breakdown"),
-            "message": self.message,
-            "ready_at": iso(self.ready_at),
-            "received_at": iso(self.received_at),
+            **answer_fields(self.outcome),
         }
 
 

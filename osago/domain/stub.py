@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from osago.domain.request import tariff_input
-from osago.domain.tariff import coefficients, corridor
+from osago.domain.tariff import CURRENCY, coefficients, corridor
 
 __all__ = ["stub_for"]
 
@@ -23,6 +23,6 @@ def stub_for(req: dict[str, Any], deadline_seconds: float) -> dict[str, Any]:
         ).replace(",", " "),
         "premium_min": low,
         "premium_max": high,
-        "currency": "RUB",
+        "currency": CURRENCY,
         "breakdown": coefficients(t).to_json(),
     }

@@ -11,7 +11,11 @@ from datetime import date
 
 from osago.domain import tables
 
+# Premiums, corridors and stubs are in roubles.
+CURRENCY = "RUB"
+
 __all__ = [
+    "CURRENCY",
     "Breakdown",
     "Driver",
     "TariffInput",

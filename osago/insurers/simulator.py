@@ -24,7 +24,7 @@ from quart_trio import QuartTrio
 
 from osago.clock import Clock
 from osago.domain.request import tariff_input
-from osago.domain.tariff import base_corridor, coefficients, premium
+from osago.domain.tariff import CURRENCY, base_corridor, coefficients, premium
 
 __all__ = ["REFUSALS", "Behaviour", "Simulator", "create_simulator_app"]
 
@@ -184,7 +184,7 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
             **base,
             "status": "ready",
             "premium": calc.premium,
-            "currency": "RUB",
+            "currency": CURRENCY,
             "pool": calc.pool,
             "message": calc.message,
             "breakdown": calc.breakdown,

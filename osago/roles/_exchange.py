@@ -52,16 +52,16 @@ async def run_exchange(ex: Exchange, guard: GuardedInsurer, store: Store, clock:
             OutcomeKind.UNAVAILABLE,
             received_at=clock.now(),
             message=f"{guard.config.name} is not available right now",
-            detail={"retry_after": round(exc.retry_after, 3)},
+            retry_after=round(exc.retry_after, 3),
         )
     except (InsurerError, ResilienceError) as exc:
         log.warning("calculation %s: %s failed: %s", ex.calculation_id, ex.insurer, exc)
-        # The user gets a plain sentence; the technical cause stays in the log and detail.
+        # The user gets a plain sentence; the technical cause stays in the log and `error`.
         return Outcome(
             OutcomeKind.FAILED,
             received_at=clock.now(),
             message=f"{guard.config.name} could not calculate a price right now",
-            detail={"error": str(exc)},
+            error=str(exc),
         )
     received_at = clock.now()
     if quote.correlation_id != ex.correlation_id:
@@ -77,7 +77,8 @@ async def run_exchange(ex: Exchange, guard: GuardedInsurer, store: Store, clock:
             premium=quote.premium,
             ready_at=quote.ready_at,
             message=quote.message,
-            detail={"pool": quote.pool, "breakdown": quote.breakdown},
+            pool=quote.pool,
+            breakdown=quote.breakdown,
         )
     return Outcome(
         OutcomeKind.REFUSED, received_at=received_at, message=quote.message, ready_at=quote.ready_at

@@ -8,12 +8,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from osago.errors import ConflictError, StoreError
-from osago.events import completed_event, encode_event, event_headers, insurer_event
+from osago.lifecycle import CalcState, ExchangeState, Plan, on_answer, on_due
 from osago.models import (
     CalculationView,
     Exchange,
@@ -122,22 +121,10 @@ class MemoryStore:
         calc = self.calcs.get(calculation_id)
         if calc is None:
             return None
-        views = []
-        for x in calc.new.exchanges:
-            ex = self.exchanges[x.correlation_id]
-            o = ex.outcome
-            views.append(
-                ExchangeView(
-                    ex.insurer,
-                    ex.insurer_name,
-                    o.kind.value if o else "pending",
-                    o.premium if o else None,
-                    o.message if o else None,
-                    o.ready_at if o else None,
-                    o.received_at if o else None,
-                    o.detail if o else {},
-                )
-            )
+        views = [
+            ExchangeView(ex.insurer, ex.insurer_name, ex.outcome)
+            for ex in (self.exchanges[x.correlation_id] for x in calc.new.exchanges)
+        ]
         n = calc.new
         return CalculationView(
             n.id,
@@ -196,43 +183,61 @@ class MemoryStore:
         if ex is not None:
             ex.remote_id = remote_id
 
-    def _event_row(self, calc: _Calc, event: dict[str, Any], topic: str, lease: float) -> _Row:
-        return self._add_row(topic, encode_event(event), event_headers(event), calc.new.id, lease)
-
-    def _complete(self, calc: _Calc, *, topic: str, now: float, lease: float) -> list[_Row]:
-        """Complete ``calc``; its unsent events in order, ``completed`` last (see postgres)."""
-        calc.completed_at = now
-        offers = sum(
-            1
-            for x in calc.new.exchanges
-            if (o := self.exchanges[x.correlation_id].outcome) and o.kind == OutcomeKind.OFFER
-        )
-        calc.seq += 1
-        event = completed_event(
-            calc.new.id,
-            calc.new.user_id,
+    def _state(self, calc: _Calc) -> CalcState:
+        n = calc.new
+        return CalcState(
+            n.id,
+            n.user_id,
+            n.stub,
+            n.deadline_at,
+            n.closing,
+            calc.completed_at,
+            calc.closed_at,
             calc.seq,
-            offers=offers,
-            stub=calc.new.stub,
-            completed_at=now,
+            tuple(
+                ExchangeState(
+                    x.correlation_id,
+                    x.insurer,
+                    x.insurer_name,
+                    o.kind if (o := self.exchanges[x.correlation_id].outcome) else None,
+                )
+                for x in n.exchanges
+            ),
         )
-        self._event_row(calc, event, topic, now + lease)
-        rows = [
-            r
-            for r in self.outbox.values()
-            if r.calculation_id == calc.new.id and r.sent_at is None and r.destination == topic
-        ]
-        for r in rows:
-            r.leased_until = now + lease
-        return rows
 
-    def _close(self, calc: _Calc, now: float) -> None:
-        """The late window is over: pending exchanges time out, polling stops."""
-        calc.closed_at = now
-        for x in calc.new.exchanges:
-            ex = self.exchanges[x.correlation_id]
-            if ex.outcome is None:
-                ex.outcome = Outcome(OutcomeKind.TIMED_OUT, received_at=now)
+    def _carry_out(
+        self,
+        calc: _Calc,
+        plan: Plan,
+        *,
+        exchange: UUID | None,
+        topic: str,
+        now: float,
+        lease: float,
+    ) -> list[OutboxMessage]:
+        """Apply ``plan`` (see :class:`osago.lifecycle.Plan`); the events to publish."""
+        if plan.settle is not None and exchange is not None:
+            self.exchanges[exchange].outcome = plan.settle
+        for cid in plan.timed_out:
+            self.exchanges[cid].outcome = Outcome(OutcomeKind.TIMED_OUT, received_at=now)
+        calc.seq = plan.seq
+        if plan.complete:
+            calc.completed_at = now
+        if plan.close:
+            calc.closed_at = now
+        rows = [
+            self._add_row(topic, e.body, dict(e.headers), calc.new.id, now + lease)
+            for e in plan.events
+        ]
+        if plan.flush:
+            rows = [
+                r
+                for r in self.outbox.values()
+                if r.calculation_id == calc.new.id and r.sent_at is None and r.destination == topic
+            ]
+            for r in rows:
+                r.leased_until = now + lease
+        return [r.message() for r in rows]
 
     async def settle_exchange(
         self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float
@@ -242,47 +247,25 @@ class MemoryStore:
         if ex is None:
             raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
         calc = self.calcs[ex.calculation_id]
-        if ex.outcome is not None or calc.closed_at is not None:
-            return []
-        rows: list[_Row] = []
-        if calc.completed_at is None and now >= calc.new.deadline_at:
-            rows = self._complete(calc, topic=topic, now=now, lease=lease)  # `completed` first
-        late = calc.completed_at is not None
-        if late:
-            outcome = replace(outcome, detail={**outcome.detail, "late": True})
-        ex.outcome = outcome
-        if outcome.kind != OutcomeKind.TIMED_OUT:
-            calc.seq += 1
-            n = calc.new
-            event = insurer_event(n.id, n.user_id, calc.seq, ex.insurer, ex.insurer_name, outcome)
-            rows.append(self._event_row(calc, event, topic, now + lease))
-        if all(self.exchanges[x.correlation_id].outcome for x in calc.new.exchanges):
-            if not late:
-                rows = self._complete(calc, topic=topic, now=now, lease=lease)
-            self._close(calc, now)
-        return [r.message() for r in rows]
+        plan = on_answer(self._state(calc), correlation_id, outcome, now)
+        return self._carry_out(
+            calc, plan, exchange=correlation_id, topic=topic, now=now, lease=lease
+        )
 
     async def complete_due(
         self, *, topic: str, now: float, lease: float, limit: int
     ) -> list[OutboxMessage]:
         self._check("complete_due")
-        due = [
-            c
-            for c in self.calcs.values()
-            if (c.completed_at is None and c.new.deadline_at <= now)
-            or (c.closed_at is None and c.new.closing <= now)
-        ]
-        rows = []
-        for calc in sorted(due, key=lambda c: c.new.deadline_at)[:limit]:
-            if calc.completed_at is None:
-                rows += self._complete(calc, topic=topic, now=now, lease=lease)
-            if calc.new.closing <= now:
-                self._close(calc, now)
-        return [r.message() for r in rows]
+        states = [(c, self._state(c)) for c in self.calcs.values()]
+        due = [(c, st) for c, st in states if (t := st.next_due) is not None and t <= now]
+        out: list[OutboxMessage] = []
+        for calc, state in sorted(due, key=lambda d: d[1].deadline_at)[:limit]:
+            plan = on_due(state, now)
+            out += self._carry_out(calc, plan, exchange=None, topic=topic, now=now, lease=lease)
+        return out
 
     async def next_deadline(self) -> float | None:
-        times = [c.new.deadline_at for c in self.calcs.values() if c.completed_at is None]
-        times += [c.new.closing for c in self.calcs.values() if c.closed_at is None]
+        times = [t for c in self.calcs.values() if (t := self._state(c).next_due) is not None]
         return min(times, default=None)
 
     @asynccontextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -19,7 +18,7 @@ import trio
 import trio_asyncio
 
 from osago.errors import ConflictError, StoreError
-from osago.events import insurer_event
+from osago.lifecycle import on_answer, on_due
 from osago.models import (
     CalculationView,
     Exchange,
@@ -31,7 +30,13 @@ from osago.models import (
     OutcomeKind,
 )
 from osago.storage._migrate import migrate
-from osago.storage._pg_lifecycle import OUTBOX_COLUMNS, add_event, close, complete, messages
+from osago.storage._pg_lifecycle import (
+    CALC_COLUMNS,
+    OUTBOX_COLUMNS,
+    carry_out,
+    load_states,
+    messages,
+)
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
 from osago.storage._wakeup import Flag
 
@@ -127,12 +132,16 @@ class PostgresStore:
                 ExchangeView(
                     x["insurer"],
                     x["insurer_name"],
-                    x["outcome"] or "pending",
-                    x["premium"],
-                    x["message"],
-                    x["ready_at"],
-                    x["received_at"],
-                    x["detail"] or {},
+                    Outcome.restore(
+                        x["outcome"],
+                        x["received_at"],
+                        x["premium"],
+                        x["message"],
+                        x["ready_at"],
+                        x["detail"],
+                    )
+                    if x["outcome"]
+                    else None,
                 )
                 for x in xs
             )
@@ -219,63 +228,18 @@ class PostgresStore:
             # Lock the calculation row first (as complete_due does): settling, completing and
             # closing are serialised, so no on-time offer is stored after `completed`.
             calc = await conn.fetchrow(
-                "SELECT id, user_id, stub, deadline_at, completed_at, closed_at FROM calculations"
+                f"SELECT {CALC_COLUMNS} FROM calculations"
                 " WHERE id = (SELECT calculation_id FROM exchanges WHERE correlation_id = $1)"
                 " FOR UPDATE",
                 correlation_id,
             )
             if calc is None:
                 raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
-            if calc["closed_at"] is not None:
-                return []
-            pending_before = await conn.fetchval(
-                "SELECT outcome IS NULL FROM exchanges WHERE correlation_id = $1", correlation_id
+            [state] = await load_states(conn, [calc])
+            plan = on_answer(state, correlation_id, outcome, now)
+            return await carry_out(
+                conn, state, plan, exchange=correlation_id, topic=topic, now=now, lease=lease
             )
-            if not pending_before:
-                return []
-            out: list[OutboxMessage] = []
-            late = calc["completed_at"] is not None
-            if not late and now >= calc["deadline_at"]:
-                # Answered after the deadline: `completed` goes out first, then the late offer.
-                out = await complete(conn, calc, topic=topic, now=now, lease=lease)
-                late = True
-            detail = {**outcome.detail, "late": True} if late else outcome.detail
-            ex = await conn.fetchrow(
-                "UPDATE exchanges SET outcome = $2, premium = $3, message = $4, ready_at = $5,"
-                " received_at = $6, detail = $7 WHERE correlation_id = $1"
-                " RETURNING insurer, insurer_name",
-                correlation_id,
-                outcome.kind.value,
-                outcome.premium,
-                outcome.message,
-                outcome.ready_at,
-                outcome.received_at,
-                detail,
-            )
-            if outcome.kind != OutcomeKind.TIMED_OUT:
-                seq = await conn.fetchval(
-                    "UPDATE calculations SET event_seq = event_seq + 1 WHERE id = $1"
-                    " RETURNING event_seq",
-                    calc["id"],
-                )
-                event = insurer_event(
-                    calc["id"],
-                    calc["user_id"],
-                    seq,
-                    ex["insurer"],
-                    ex["insurer_name"],
-                    replace(outcome, detail=detail),
-                )
-                out.append(await add_event(conn, event, topic, now=now, lease=lease))
-            pending = await conn.fetchval(
-                "SELECT count(*) FROM exchanges WHERE calculation_id = $1 AND outcome IS NULL",
-                calc["id"],
-            )
-            if pending == 0:
-                if not late:
-                    out = await complete(conn, calc, topic=topic, now=now, lease=lease)
-                await close(conn, calc["id"], now)
-            return out
 
         return await self._tx("settle_exchange", body)
 
@@ -283,8 +247,9 @@ class PostgresStore:
         self, *, topic: str, now: float, lease: float, limit: int
     ) -> list[OutboxMessage]:
         async def body(conn: Conn) -> list[OutboxMessage]:
+            # SKIP LOCKED: a row being settled (or held by another keeper) is left for later.
             due = await conn.fetch(
-                "SELECT id, user_id, stub, completed_at, closes_at FROM calculations"
+                f"SELECT {CALC_COLUMNS} FROM calculations"
                 " WHERE (completed_at IS NULL AND deadline_at <= $1)"
                 " OR (closed_at IS NULL AND closes_at <= $1)"
                 " ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED",
@@ -292,11 +257,11 @@ class PostgresStore:
                 limit,
             )
             out = []
-            for calc in due:
-                if calc["completed_at"] is None:
-                    out += await complete(conn, calc, topic=topic, now=now, lease=lease)
-                if calc["closes_at"] <= now:
-                    await close(conn, calc["id"], now)
+            for state in await load_states(conn, due):
+                plan = on_due(state, now)
+                out += await carry_out(
+                    conn, state, plan, exchange=None, topic=topic, now=now, lease=lease
+                )
             return out
 
         return await self._tx("complete_due", body)
