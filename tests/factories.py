@@ -21,6 +21,11 @@ MINIMAL_BODY: dict[str, Any] = {
 }
 
 
+def validated(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as the api stores it after validation."""
+    return validate_request(body, today=date.today())
+
+
 def new_calculation(
     *,
     insurers: tuple[str, ...] = ("aurora", "borealis"),
@@ -31,7 +36,7 @@ def new_calculation(
     return NewCalculation(
         id=uuid.uuid4(),
         user_id=user_id,
-        request=validate_request({**MINIMAL_BODY, "user_id": user_id}, today=date.today()),
+        request=validated({**MINIMAL_BODY, "user_id": user_id}),
         created_at=created_at,
         deadline_at=created_at + deadline,
         exchanges=tuple(NewExchange(uuid.uuid4(), code, code.title()) for code in insurers),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import trio
@@ -84,127 +83,6 @@ async def test_submission_is_remembered_for_redelivery(store: Store) -> None:
         False,
     )
     assert ex.deadline_at == calc.deadline_at
-
-
-async def test_offer_is_stored_once_and_last_settlement_completes(store: Store) -> None:
-    calc = new_calculation()
-    await store.create_calculation(calc, queue=Q)
-    a, b = (x.correlation_id for x in calc.exchanges)
-    events = await store.settle_exchange(a, offer(1010.0), topic=T, now=1010.0, lease=30.0)
-    assert [json.loads(e.body)["type"] for e in events] == ["offer"]
-    body = json.loads(events[0].body)
-    assert (body["seq"], body["insurer"], body["premium"], body["user_id"]) == (
-        1,
-        "aurora",
-        5000.0,
-        "user-42",
-    )
-    assert await store.settle_exchange(a, offer(1011.0, 1.0), topic=T, now=1011, lease=30) == []
-    await store.mark_sent([events[0].id], now=1010.5)
-    refused = Outcome(OutcomeKind.REFUSED, received_at=1012.0, message="scoring")
-    events = await store.settle_exchange(b, refused, topic=T, now=1012.0, lease=30.0)
-    assert [json.loads(e.body)["type"] for e in events] == ["no_offer", "completed"]
-    no_offer, done = (json.loads(e.body) for e in events)
-    assert (no_offer["outcome"], no_offer["message"], no_offer["seq"]) == ("refused", "scoring", 2)
-    assert (done["seq"], done["offers"], done["stub"]) == (3, 1, None)
-    view = await store.get_calculation(calc.id)
-    assert view is not None
-    j = view.to_json()
-    assert j["status"] == "closed"  # every insurer answered: nothing left to wait for
-    assert [o["premium"] for o in j["offers"]] == [5000.0]
-    assert (await store.load_exchange(a)).settled  # type: ignore[union-attr]
-
-
-async def test_deadline_completes_with_stub_and_later_answers_are_ignored(store: Store) -> None:
-    calc = new_calculation(created_at=1000.0, deadline=60.0)
-    await store.create_calculation(calc, queue=Q)
-    assert await store.next_deadline() == 1060.0
-    assert await store.complete_due(topic=T, now=1059.9, lease=30.0, limit=10) == []
-    events = await store.complete_due(topic=T, now=1060.0, lease=30.0, limit=10)
-    assert [json.loads(e.body)["type"] for e in events] == ["completed"]
-    done = json.loads(events[0].body)
-    assert done["offers"] == 0
-    assert done["stub"] == calc.stub
-    a = calc.exchanges[0].correlation_id
-    assert await store.settle_exchange(a, offer(1061.0), topic=T, now=1061.0, lease=30.0) == []
-    view = await store.get_calculation(calc.id)
-    assert view is not None
-    assert [e.status for e in view.exchanges] == ["timed_out", "timed_out"]
-    assert view.to_json()["stub"] == calc.stub
-    assert await store.next_deadline() is None
-    assert await store.complete_due(topic=T, now=2000.0, lease=30.0, limit=10) == []
-
-
-async def test_deadline_republishes_unsent_offers_before_completed(store: Store) -> None:
-    calc = new_calculation()
-    await store.create_calculation(calc, queue=Q)
-    await store.settle_exchange(
-        calc.exchanges[0].correlation_id, offer(1010.0), topic=T, now=1010.0, lease=300.0
-    )  # leased, never marked sent
-    events = await store.complete_due(topic=T, now=1060.0, lease=30.0, limit=10)
-    assert [json.loads(e.body)["type"] for e in events] == ["offer", "completed"]
-    assert json.loads(events[1].body)["offers"] == 1
-
-
-async def test_completion_sends_unsent_offers_of_others_first(store: Store) -> None:
-    calc = new_calculation()
-    await store.create_calculation(calc, queue=Q)
-    a, b = (x.correlation_id for x in calc.exchanges)
-    first = await store.settle_exchange(a, offer(1010.0), topic=T, now=1010.0, lease=30.0)
-    # `a`'s task has not published yet when `b` completes the calculation:
-    last = await store.settle_exchange(b, offer(1010.0, 7.0), topic=T, now=1010.0, lease=30.0)
-    assert [(json.loads(e.body)["type"], json.loads(e.body)["seq"]) for e in last] == [
-        ("offer", 1),
-        ("offer", 2),
-        ("completed", 3),
-    ]
-    assert last[0].id == first[0].id
-
-
-async def test_late_answers_are_shown_marked_late_until_the_calculation_closes(
-    store: Store,
-) -> None:
-    calc = replace(new_calculation(created_at=1000.0, deadline=60.0), closes_at=1180.0)
-    await store.create_calculation(calc, queue=Q)
-    a, b = (x.correlation_id for x in calc.exchanges)
-    done = await store.complete_due(topic=T, now=1060.0, lease=30.0, limit=10)
-    assert [json.loads(e.body)["offers"] for e in done] == [0]
-    assert await store.next_deadline() == 1180.0
-    late = await store.settle_exchange(a, offer(1100.0), topic=T, now=1100.0, lease=30.0)
-    event = json.loads(late[0].body)
-    assert (event["type"], event["late"], event["seq"]) == ("offer", True, 2)
-    view = await store.get_calculation(calc.id)
-    assert view is not None
-    j = view.to_json()
-    assert j["status"] == "completed"
-    assert [o["late"] for o in j["offers"]] == [True]
-    assert j["stub"] == calc.stub  # no offer came in time
-    assert await store.complete_due(topic=T, now=1180.0, lease=30.0, limit=10) == []
-    assert await store.settle_exchange(b, offer(1181.0), topic=T, now=1181.0, lease=30.0) == []
-    closed = await store.get_calculation(calc.id)
-    assert closed is not None
-    assert closed.to_json()["status"] == "closed"
-    assert [e.status for e in closed.exchanges] == ["offer", "timed_out"]
-    assert (await store.load_exchange(b)).settled  # type: ignore[union-attr]
-    assert await store.next_deadline() is None
-
-
-async def test_an_answer_after_the_deadline_completes_first(store: Store) -> None:
-    calc = replace(new_calculation(created_at=1000.0, deadline=60.0), closes_at=1180.0)
-    await store.create_calculation(calc, queue=Q)
-    a, b = (x.correlation_id for x in calc.exchanges)
-    await store.mark_sent(
-        [
-            m.id
-            for m in await store.settle_exchange(a, offer(1010.0), topic=T, now=1010.0, lease=30.0)
-        ],
-        now=1010.0,
-    )
-    # The keeper has not run yet when b's answer arrives just after the deadline.
-    events = await store.settle_exchange(b, offer(1060.5), topic=T, now=1060.5, lease=30.0)
-    bodies = [json.loads(e.body) for e in events]
-    assert [(e["type"], e.get("late")) for e in bodies] == [("completed", None), ("offer", True)]
-    assert bodies[0]["offers"] == 1
 
 
 async def test_orphaned_events_are_relayed_after_their_lease(store: Store) -> None:
