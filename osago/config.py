@@ -12,29 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from osago.errors import ConfigError
-from osago.resilience import BreakerPolicy, BudgetPolicy, BulkheadPolicy, RetryPolicy
 
-__all__ = [
-    "DEFAULT_INSURERS",
-    "Bind",
-    "InsurerConfig",
-    "Settings",
-    "parse_bind",
-]
-
-# Fictional insurers served by the simulator (code, display name).
-DEFAULT_INSURERS: tuple[tuple[str, str], ...] = (
-    ("aurora", "Aurora Insurance"),
-    ("borealis", "Borealis Mutual"),
-    ("cedar", "Cedar Guarantee"),
-    ("delta", "Delta Shield"),
-    ("ember", "Ember Assurance"),
-    ("fjord", "Fjord Casualty"),
-    ("granite", "Granite General"),
-    ("harbor", "Harbor Protect"),
-    ("iris", "Iris Motor"),
-    ("juniper", "Juniper Re"),
-)
+__all__ = ["Bind", "Settings", "parse_bind"]
 
 
 @dataclass(frozen=True)
@@ -54,27 +33,6 @@ def parse_bind(value: str, *, name: str) -> Bind:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{name}={value!r} is not host:port")
     return Bind(host, int(port))
-
-
-@dataclass(frozen=True)
-class InsurerConfig:
-    """One insurer we ask for quotes, and how every call to it is protected."""
-
-    code: str
-    name: str
-    base_url: str
-    poll_interval: float = 0.25
-    # After the deadline only late offers remain: poll gently, leaving CPU to what is on time.
-    late_poll_interval: float = 2.0
-    submit_timeout: float = 5.0
-    poll_timeout: float = 2.0
-    hedge_delay: float | None = None  # start a second poll if the first takes longer
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    budget: BudgetPolicy = field(default_factory=BudgetPolicy)
-    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
-    bulkhead: BulkheadPolicy = field(default_factory=BulkheadPolicy)
-    # Errors the breaker counts as failures: unavailable (5xx, transport), timeout, rejected.
-    failures: tuple[str, ...] = ("unavailable", "timeout")
 
 
 @dataclass(frozen=True)
@@ -105,9 +63,12 @@ class Settings:
     results_topic: str = "/topic/osago.results"
     worker_prefetch: int = 500
     relay_batch: int = 200
-    relay_tick: float = 2.0
+    relay_tick: float = 2.0  # the relay's safety tick (it wakes on NOTIFY)
+    keeper_tick: float = 2.0  # the deadline keeper's safety tick (it sleeps until the next due)
+    keeper_busy_retry: float = 0.005  # a due calculation whose row another process holds
     outbox_lease: float = 30.0
     shutdown_grace: float = 5.0
+    # Acks, nacks, closes and disconnects on the way out: shielded, each bounded by this.
     cleanup_timeout: float = 3.0
     log_level: str = "INFO"
     simulator_delays: Mapping[str, float] = field(default_factory=dict)
@@ -123,13 +84,6 @@ class Settings:
     def in_process_broker(self) -> bool:
         """True for ``memory://``: queues live inside this process only."""
         return self.broker_url.startswith("memory:")
-
-    def insurers(self) -> tuple[InsurerConfig, ...]:
-        """The insurers to fan out to, from the insurers file, with their base URLs."""
-        from osago.insurers.catalog import load_insurers
-
-        base = (self.insurers_url or f"http://{self.insurers_bind}").rstrip("/")
-        return load_insurers(self.insurers_file, default_base=base, codes=self.insurer_codes)
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced (``None`` values are ignored)."""
@@ -196,6 +150,7 @@ class Settings:
             ws_secret=get("OSAGO_WS_SECRET") or s.ws_secret,
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
+            keeper_tick=number("OSAGO_KEEPER_TICK", s.keeper_tick),
             outbox_lease=number("OSAGO_OUTBOX_LEASE", s.outbox_lease),
             log_level=(get("OSAGO_LOG_LEVEL") or s.log_level).upper(),
             requests_queue=get("OSAGO_REQUESTS_QUEUE") or s.requests_queue,

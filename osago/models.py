@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from osago.domain.tariff import CURRENCY
@@ -25,6 +25,7 @@ __all__ = [
     "OutcomeKind",
     "answer_fields",
     "iso",
+    "receipt",
 ]
 
 JSON = dict[str, Any]
@@ -45,6 +46,28 @@ class OutcomeKind(StrEnum):
     UNAVAILABLE = "unavailable"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+
+
+class _Insurer(Protocol):
+    @property
+    def insurer(self) -> str: ...
+
+
+def receipt(
+    calculation_id: UUID,
+    status: str,
+    created_at: float,
+    deadline_at: float,
+    exchanges: Sequence[_Insurer],
+) -> JSON:
+    """What the api answers to an accepted request (202): one shape, new or replayed."""
+    return {
+        "calculation_id": str(calculation_id),
+        "status": status,
+        "created_at": iso(created_at),
+        "deadline_at": iso(deadline_at),
+        "insurers": [x.insurer for x in exchanges],
+    }
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,10 @@ class NewCalculation:
     @property
     def closing(self) -> float:
         return max(self.closes_at, self.deadline_at)
+
+    def receipt(self) -> JSON:
+        """The api's 202 body for a calculation just accepted."""
+        return receipt(self.id, "pending", self.created_at, self.deadline_at, self.exchanges)
 
 
 @dataclass(frozen=True)
@@ -237,6 +264,15 @@ class CalculationView:
     closed_at: float | None = None
     last_seq: int = 0  # the seq of the latest event: a client that caught up resumes after it
 
+    def receipt(self) -> JSON:
+        """The api's 202 body, for a replayed request: as the first time, status now."""
+        return receipt(self.id, self.status, self.created_at, self.deadline_at, self.exchanges)
+
+    @property
+    def status(self) -> str:
+        """pending, completed (the user has had ``completed``) or closed (nothing to wait for)."""
+        return "closed" if self.closed_at else "completed" if self.completed_at else "pending"
+
     def to_json(self) -> JSON:
         offers = [e.to_json() for e in self.exchanges if e.status == OutcomeKind.OFFER]
         on_time = [o for o in offers if not o["late"]]
@@ -244,7 +280,7 @@ class CalculationView:
         return {
             "calculation_id": str(self.id),
             "user_id": self.user_id,
-            "status": "closed" if self.closed_at else "completed" if done else "pending",
+            "status": self.status,
             "created_at": iso(self.created_at),
             "deadline_at": iso(self.deadline_at),
             "completed_at": iso(self.completed_at),

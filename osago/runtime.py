@@ -9,13 +9,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 import trio
 
+from osago import simulator
 from osago.broker import Broker, open_broker
 from osago.clock import Clock, SystemClock
 from osago.config import Settings
 from osago.errors import ConfigError
-from osago.insurers import HttpInsurerClient
-from osago.roles import api, insurers, notifier, worker
-from osago.roles._deps import ApiDeps, NotifierDeps, SimulatorDeps, WorkerDeps
+from osago.insurers import HttpInsurerClient, insurers_for
+from osago.roles import api, notifier, worker
+from osago.roles._deps import ApiDeps, NotifierDeps, WorkerDeps
 from osago.storage import Store
 from osago.storage.embedded import start_embedded_postgres
 from osago.storage.postgres import open_postgres_store
@@ -43,7 +44,7 @@ def check_role(role: str, settings: Settings) -> None:
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     """PostgreSQL at OSAGO_DATABASE_URL, or the embedded one."""
     url = settings.database_url or await start_embedded_postgres(settings.data_dir)
-    async with open_postgres_store(url) as store:
+    async with open_postgres_store(url, cleanup_timeout=settings.cleanup_timeout) as store:
         yield store
 
 
@@ -73,19 +74,23 @@ async def run_role(
     urls: dict[str, str] = {}
     async with AsyncExitStack() as stack:
         if role != "insurers":
-            broker: Broker = await stack.enter_async_context(open_broker(settings.broker_url))
+            broker: Broker = await stack.enter_async_context(
+                open_broker(settings.broker_url, cleanup_timeout=settings.cleanup_timeout)
+            )
         if role in ("api", "worker", "all"):
             store = await stack.enter_async_context(open_store(settings))
         if role in ("worker", "all"):
             client = await stack.enter_async_context(open_http())
         async with trio.open_nursery() as nursery:
             if role in ("insurers", "all"):
-                sim = insurers.default_simulator(settings, clock)
+                sim = simulator.default_simulator(settings, clock)
                 urls["insurers"] = await nursery.start(
-                    insurers.run, SimulatorDeps(settings, stop, clock, simulator=sim)
+                    simulator.run, simulator.SimulatorDeps(settings, stop, sim)
                 )
                 if settings.insurers_url is None:
                     settings = settings.with_overrides(insurers_url=urls["insurers"])
+            # Loaded once, when the simulator's address is known; api and worker share it.
+            catalog = insurers_for(settings) if role in ("api", "worker", "all") else ()
             if role in ("notifier", "all"):
                 port = await nursery.start(
                     notifier.run, NotifierDeps(settings, stop, clock, broker=broker)
@@ -102,12 +107,21 @@ async def run_role(
                         clock,
                         store=store,
                         broker=broker,
+                        insurers=catalog,
                         ws_url=urls.get("notifier"),
                     ),
                 )
             if role in ("worker", "all"):
                 await nursery.start(
                     worker.run,
-                    WorkerDeps(settings, stop, clock, store=store, broker=broker, insurers=client),
+                    WorkerDeps(
+                        settings,
+                        stop,
+                        clock,
+                        store=store,
+                        broker=broker,
+                        insurers=catalog,
+                        client=client,
+                    ),
                 )
             task_status.started(urls)

@@ -9,9 +9,8 @@ from uuid import UUID
 import trio
 
 from osago.clock import Clock
-from osago.config import InsurerConfig
 from osago.errors import InsurerUnavailable
-from osago.insurers import Quote
+from osago.insurers import InsurerConfig, Quote
 
 
 @dataclass

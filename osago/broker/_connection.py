@@ -184,6 +184,7 @@ async def open_stomp_connection(
     login: str | None = None,
     passcode: str | None = None,
     heartbeat: float = 4.0,
+    cleanup_timeout: float = 3.0,
 ) -> AsyncIterator[StompConnection]:
     """Connect, negotiate heart-beats, run the reader; DISCONNECT cleanly on exit."""
     try:
@@ -208,7 +209,7 @@ async def open_stomp_connection(
                 if conn.error is None:
                     with (
                         trio.CancelScope(shield=True),
-                        trio.move_on_after(2),
+                        trio.move_on_after(cleanup_timeout),
                         suppress(BrokerError),
                     ):
                         await conn.request([("DISCONNECT", {}, b"")])

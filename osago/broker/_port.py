@@ -46,7 +46,13 @@ class Delivery:
 class Subscription(Protocol):
     """Messages of one destination. On a queue each must be acked or nacked."""
 
-    def __aiter__(self) -> AsyncIterator[Delivery]: ...
+    def __aiter__(self) -> AsyncIterator[Delivery]:
+        """Every delivery, as it arrives, until the subscription ends."""
+        ...
+
+    async def receive(self) -> Delivery:
+        """The next delivery (waits for it)."""
+        ...
 
     async def ack(self, delivery: Delivery) -> None:
         """Done with it: the broker forgets it."""

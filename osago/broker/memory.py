@@ -41,6 +41,9 @@ class _Consumer:
     def __aiter__(self) -> AsyncIterator[Delivery]:
         return self.recv.__aiter__()
 
+    async def receive(self) -> Delivery:
+        return await self.recv.receive()
+
     async def ack(self, delivery: Delivery) -> None:
         await trio.lowlevel.checkpoint()
         if self.inflight.pop(delivery.ack_id, None) is not None:

@@ -43,29 +43,16 @@ class _Sub:
     def __aiter__(self) -> AsyncIterator[Delivery]:
         return self.recv.__aiter__()
 
-    async def _settle(self, cmd: str, delivery: Delivery) -> None:
-        if self.ack_mode == "auto":
-            return
-        conn = self.broker._conn
-        if conn is None or conn.generation != delivery.generation:
-            # The connection it came on is gone; the broker redelivers it (consumers are
-            # idempotent), so there is nothing to settle on the new connection.
-            log.info("%s skipped: message %s came on a closed connection", cmd, delivery.message_id)
-            return
-        try:
-            await conn.send_frame(cmd, {"id": delivery.ack_id})
-        except BrokerUnavailable:
-            log.info(
-                "%s lost with the connection: message %s will be redelivered",
-                cmd,
-                delivery.message_id,
-            )
+    async def receive(self) -> Delivery:
+        return await self.recv.receive()
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._settle("ACK", delivery)
+        if self.ack_mode != "auto":
+            await self.broker.settle("ACK", delivery)
 
     async def nack(self, delivery: Delivery) -> None:
-        await self._settle("NACK", delivery)
+        if self.ack_mode != "auto":
+            await self.broker.settle("NACK", delivery)
 
     def subscribe_frame(self) -> tuple[str, dict[str, str], bytes]:
         return (
@@ -84,9 +71,16 @@ class StompBroker:
     """The Broker port on ActiveMQ. Open with :func:`open_stomp_broker`."""
 
     def __init__(
-        self, host: str, port: int, login: str | None, passcode: str | None, heartbeat: float
+        self,
+        host: str,
+        port: int,
+        login: str | None,
+        passcode: str | None,
+        heartbeat: float,
+        cleanup_timeout: float = 3.0,
     ) -> None:
         self._host, self._port = host, port
+        self._cleanup_timeout = cleanup_timeout
         self._login, self._passcode = login, passcode
         self._heartbeat = heartbeat
         self._conn: StompConnection | None = None
@@ -126,6 +120,7 @@ class StompBroker:
                     login=self._login,
                     passcode=self._passcode,
                     heartbeat=self._heartbeat,
+                    cleanup_timeout=self._cleanup_timeout,
                 ) as conn:
                     if self._subs:
                         await conn.request([s.subscribe_frame() for s in self._subs.values()])
@@ -155,6 +150,26 @@ class StompBroker:
                     self._connected = trio.Event()
             await trio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, 5.0)
+
+    async def settle(self, cmd: str, delivery: Delivery) -> None:
+        """ACK or NACK ``delivery`` on the connection it came on (by its ``ack`` id).
+
+        Why not on the current one: ActiveMQ knows an ack id only on its own connection. If
+        that connection is gone, the broker redelivers the message anyway (consumers are
+        idempotent), so there is nothing to settle.
+        """
+        conn = self._conn
+        if conn is None or conn.generation != delivery.generation:
+            log.info("%s skipped: message %s came on a closed connection", cmd, delivery.message_id)
+            return
+        try:
+            await conn.send_frame(cmd, {"id": delivery.ack_id})
+        except BrokerUnavailable:
+            log.info(
+                "%s lost with the connection: message %s will be redelivered",
+                cmd,
+                delivery.message_id,
+            )
 
     async def _connection(self) -> StompConnection:
         while self._conn is None:
@@ -200,20 +215,30 @@ class StompBroker:
             if conn is not None:
                 with (
                     trio.CancelScope(shield=True),
-                    trio.move_on_after(2),
+                    trio.move_on_after(self._cleanup_timeout),
                     suppress(BrokerError),
                 ):
                     await conn.request([("UNSUBSCRIBE", {"id": sub.id}, b"")])
 
 
 @asynccontextmanager
-async def open_stomp_broker(url: str, *, heartbeat: float = 4.0) -> AsyncIterator[StompBroker]:
-    """Connect to ``stomp://[user:pass@]host:port``; fail with BrokerUnavailable if unreachable."""
+async def open_stomp_broker(
+    url: str, *, heartbeat: float = 4.0, cleanup_timeout: float = 3.0
+) -> AsyncIterator[StompBroker]:
+    """Connect to ``stomp://[user:pass@]host:port``; fail with BrokerUnavailable if unreachable.
+
+    ``cleanup_timeout`` bounds each shielded goodbye (UNSUBSCRIBE, DISCONNECT) on the way out.
+    """
     parts = urlsplit(url)
     if parts.scheme != "stomp" or not parts.hostname:
         raise ConfigError(f"broker URL {url!r} is not stomp://host:port")
     broker = StompBroker(
-        parts.hostname, parts.port or 61613, parts.username, parts.password, heartbeat
+        parts.hostname,
+        parts.port or 61613,
+        parts.username,
+        parts.password,
+        heartbeat,
+        cleanup_timeout,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(broker._supervise)

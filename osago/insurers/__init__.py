@@ -1,5 +1,16 @@
-"""Insurer client port (with its HTTP implementation) and the insurer simulator."""
+"""The insurers we ask: their configuration (the insurers file), the client port with its HTTP
+implementation, and the guard (retry, breaker, bulkhead, timeouts) around every call."""
 
+from osago.insurers.catalog import insurers_for, load_insurers
 from osago.insurers.client import HttpInsurerClient, InsurerClient, Quote
+from osago.insurers.config import FAILURE_KINDS, InsurerConfig
 
-__all__ = ["HttpInsurerClient", "InsurerClient", "Quote"]
+__all__ = [
+    "FAILURE_KINDS",
+    "HttpInsurerClient",
+    "InsurerClient",
+    "InsurerConfig",
+    "Quote",
+    "insurers_for",
+    "load_insurers",
+]

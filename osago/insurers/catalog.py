@@ -9,11 +9,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from osago.config import InsurerConfig
+from osago.config import Settings
 from osago.errors import ConfigError
+from osago.insurers.config import FAILURE_KINDS, InsurerConfig
 from osago.resilience import BreakerPolicy, BudgetPolicy, BulkheadPolicy, RetryPolicy
 
-__all__ = ["load_insurers"]
+__all__ = ["insurers_for", "load_insurers"]
 
 _POLICIES: dict[str, type] = {
     "retry": RetryPolicy,
@@ -21,7 +22,6 @@ _POLICIES: dict[str, type] = {
     "breaker": BreakerPolicy,
     "bulkhead": BulkheadPolicy,
 }
-_FAILURE_KINDS = {"unavailable", "timeout", "rejected"}
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -46,8 +46,10 @@ def _insurer(raw: dict[str, Any], defaults: dict[str, Any], base: str, where: st
         section = {**defaults.get(key, {}), **raw.get(key, {})}
         merged[key] = _build(cls, section, f"{where} [{raw['code']}.{key}]")
     failures = tuple(merged.get("failures", InsurerConfig.failures))
-    if not set(failures) <= _FAILURE_KINDS:
-        raise ConfigError(f"{where} [{raw['code']}]: failures must be among {_FAILURE_KINDS}")
+    if not set(failures) <= set(FAILURE_KINDS):
+        raise ConfigError(
+            f"{where} [{raw['code']}]: failures must be among {sorted(FAILURE_KINDS)}"
+        )
     merged["failures"] = failures
     return _build(InsurerConfig, merged, f"{where} [{raw['code']}]")  # type: ignore[no-any-return]
 
@@ -83,3 +85,10 @@ def load_insurers(
     return tuple(
         _insurer(listed.get(code, {"code": code}), defaults, default_base, where) for code in chosen
     )
+
+
+def insurers_for(settings: Settings) -> tuple[InsurerConfig, ...]:
+    """The insurers to fan out to: OSAGO_INSURERS_FILE (or the bundled file), OSAGO_INSURERS
+    selecting, based at OSAGO_INSURERS_URL (or the simulator's address)."""
+    base = (settings.insurers_url or f"http://{settings.insurers_bind}").rstrip("/")
+    return load_insurers(settings.insurers_file, default_base=base, codes=settings.insurer_codes)

@@ -15,8 +15,8 @@ from uuid import UUID
 
 import httpx
 
-from osago.config import InsurerConfig
 from osago.errors import InsurerRejected, InsurerUnavailable
+from osago.insurers.config import InsurerConfig
 
 __all__ = ["HttpInsurerClient", "InsurerClient", "Quote"]
 

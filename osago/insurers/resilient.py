@@ -6,7 +6,8 @@
         └ breaker      per insurer; rejects without calling while open
           └ bulkhead   per insurer; at most N concurrent calls
             └ attempt timeout  (submit_timeout / poll_timeout, inside the deadline)
-              └ hedge  polls only, when hedge_delay is set
+              └ hedge  polls only, when hedge_delay is set; the second call takes its own
+                │      bulkhead slot
                 └ HTTP call
 
 Why breaker outside bulkhead: a rejected call should not even queue for a slot. Why retry
@@ -20,15 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
-from osago.config import InsurerConfig
-from osago.errors import (
-    AttemptTimeout,
-    BulkheadFull,
-    InsurerRejected,
-    InsurerUnavailable,
-    ResultRejected,
-)
+from osago.errors import AttemptTimeout, BulkheadFull, InsurerUnavailable, ResultRejected
 from osago.insurers.client import InsurerClient, Quote
+from osago.insurers.config import FAILURE_KINDS, InsurerConfig
 from osago.resilience import (
     Bulkhead,
     CircuitBreaker,
@@ -46,11 +41,6 @@ T = TypeVar("T")
 
 # Transient: worth another attempt. CircuitOpen is deliberately absent.
 _RETRYABLE = (InsurerUnavailable, AttemptTimeout, BulkheadFull, ResultRejected)
-_FAILURE_KINDS: dict[str, tuple[type[BaseException], ...]] = {
-    "unavailable": (InsurerUnavailable, ResultRejected),
-    "timeout": (AttemptTimeout,),
-    "rejected": (InsurerRejected,),
-}
 
 
 class GuardedInsurer:
@@ -60,7 +50,7 @@ class GuardedInsurer:
         self.config = config
         self._client = client
         self._hooks = hooks
-        counted = tuple(t for kind in config.failures for t in _FAILURE_KINDS[kind])
+        counted = tuple(t for kind in config.failures for t in FAILURE_KINDS[kind])
         self.breaker = CircuitBreaker(
             config.code,
             config.breaker,
@@ -85,11 +75,29 @@ class GuardedInsurer:
                     with attempt_timeout(c.code, seconds, self._hooks):
                         if hedge and c.hedge_delay is not None:
                             result = await hedged(
-                                c.code, fn, delay=c.hedge_delay, hooks=self._hooks
+                                c.code,
+                                self._own_slot_after_first(fn),
+                                delay=c.hedge_delay,
+                                hooks=self._hooks,
                             )
                         else:
                             result = await fn()
         return result
+
+    def _own_slot_after_first(self, fn: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        """``fn`` for :func:`hedged`: the first call runs in the slot already held, the hedge
+        takes a slot of its own, so the bulkhead bounds calls in flight, hedges included."""
+        calls = 0
+
+        async def call() -> T:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return await fn()
+            async with self.bulkhead:
+                return await fn()
+
+        return call
 
     async def submit(self, correlation_id: UUID, request: Any) -> str:
         """Create the insurer's calculation. Retried: the correlation id is its idempotency

@@ -133,6 +133,7 @@ class CircuitBreaker:
         self._open_wait = policy.open_wait
         self._open_until = 0.0
         self._trials_admitted = 0
+        self._first_trial_at: float | None = None  # the half-open max wait runs from here
         # Half-open trials are judged by the same rates over exactly half_open_calls calls.
         self._trial_policy = replace(policy, window="count", window_size=policy.half_open_calls)
         self._trials = _Window(self._trial_policy)
@@ -141,8 +142,21 @@ class CircuitBreaker:
     # -- state ---------------------------------------------------------------------------
     @property
     def state(self) -> State:
-        """The current state (timed transitions are applied when read)."""
-        self._tick(trio.current_time())
+        """The current state, read without side effects (no transition, no hook).
+
+        Timed transitions are dated when they fall due, not when someone looks: an OPEN
+        breaker whose wait has elapsed reads HALF_OPEN; HALF_OPEN trials that ran out of
+        time read OPEN (and HALF_OPEN again once that wait elapsed too). The next call
+        makes it so, with the same dates.
+        """
+        now = trio.current_time()
+        if self._state is State.OPEN:
+            return State.HALF_OPEN if now >= self._open_until else State.OPEN
+        if self._state is State.HALF_OPEN and self._first_trial_at is not None:
+            expired = self._first_trial_at + self.policy.half_open_max_wait
+            if now >= expired:
+                reopen = expired + self._next_open_wait()
+                return State.HALF_OPEN if now >= reopen else State.OPEN
         return self._state
 
     @property
@@ -154,18 +168,21 @@ class CircuitBreaker:
     def trials_admitted(self) -> int:
         return self._trials_admitted
 
+    def _next_open_wait(self) -> float:
+        """The wait of a reopening from HALF_OPEN: longer each time, capped."""
+        return min(self._open_wait * self.policy.open_wait_multiplier, self.policy.max_open_wait)
+
     def _move(self, new: State, reason: str, now: float) -> None:
         old, self._state = self._state, new
         self._since = now
         self._generation += 1
         if new is State.OPEN:
             if old is State.HALF_OPEN:
-                self._open_wait = min(
-                    self._open_wait * self.policy.open_wait_multiplier, self.policy.max_open_wait
-                )
+                self._open_wait = self._next_open_wait()
             self._open_until = now + self._open_wait
         elif new is State.HALF_OPEN:
             self._trials_admitted = 0
+            self._first_trial_at = None
             self._trials = _Window(self._trial_policy)
         else:
             self._window = _Window(self.policy)
@@ -173,10 +190,19 @@ class CircuitBreaker:
         emit(self._hooks, BreakerTransition(self.name, now, old.value, new.value, reason))
 
     def _tick(self, now: float) -> None:
-        if self._state is State.OPEN and now >= self._open_until:
-            self._move(State.HALF_OPEN, "open wait elapsed", now)
-        if self._state is State.HALF_OPEN and now - self._since >= self.policy.half_open_max_wait:
-            self._move(State.OPEN, "half-open trials did not finish in time", now)
+        """Apply the timed transitions due by ``now``, each at the time it fell due."""
+        while True:
+            if self._state is State.OPEN and now >= self._open_until:
+                self._move(State.HALF_OPEN, "open wait elapsed", self._open_until)
+            elif (
+                self._state is State.HALF_OPEN
+                and self._first_trial_at is not None
+                and now >= self._first_trial_at + self.policy.half_open_max_wait
+            ):
+                expired = self._first_trial_at + self.policy.half_open_max_wait
+                self._move(State.OPEN, "half-open trials did not finish in time", expired)
+            else:
+                return
 
     def _reject(self, now: float, retry_after: float) -> CircuitOpen:
         emit(self._hooks, CallRejected(self.name, now, retry_after))
@@ -194,6 +220,8 @@ class CircuitBreaker:
             if self._trials_admitted >= self.policy.half_open_calls:
                 raise self._reject(now, self._since + self.policy.half_open_max_wait - now)
             self._trials_admitted += 1
+            if self._first_trial_at is None:
+                self._first_trial_at = now
             trial = True
         task = trio.lowlevel.current_task()
         self._calls.setdefault(task, []).append(_Call(now, self._generation, trial))
@@ -210,6 +238,7 @@ class CircuitBreaker:
         if not stack:
             del self._calls[task]
         now = trio.current_time()
+        self._tick(now)
         if call.generation != self._generation:
             return  # admitted under another state: its outcome says nothing about this one
         if exc is not None and not self._is_failure(exc):

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import trio
 
 from osago.broker import Broker
 from osago.clock import Clock, SystemClock
 from osago.config import Settings
-from osago.insurers import InsurerClient
-from osago.insurers.simulator import Simulator
+from osago.insurers import InsurerClient, InsurerConfig
 from osago.resilience import Hook, log_hook
 from osago.storage import Store
 
-__all__ = ["ApiDeps", "NotifierDeps", "RelayDeps", "SimulatorDeps", "WorkerDeps"]
-
-
-class RelayDeps(Protocol):
-    """What the outbox relay needs; both the api's and the worker's deps provide it."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def stop(self) -> trio.Event: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def store(self) -> Store: ...
-    @property
-    def broker(self) -> Broker: ...
+__all__ = ["ApiDeps", "NotifierDeps", "WorkerDeps"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +30,7 @@ class ApiDeps(_Base):
 
     store: Store = field(kw_only=True)
     broker: Broker = field(kw_only=True)
+    insurers: tuple[InsurerConfig, ...] = field(kw_only=True)  # whom each calculation asks
     # Where the demo page connects (known in `osago --role all`); None: no demo page.
     ws_url: str | None = field(default=None, kw_only=True)
 
@@ -57,7 +41,8 @@ class WorkerDeps(_Base):
 
     store: Store = field(kw_only=True)
     broker: Broker = field(kw_only=True)
-    insurers: InsurerClient = field(kw_only=True)
+    insurers: tuple[InsurerConfig, ...] = field(kw_only=True)
+    client: InsurerClient = field(kw_only=True)
     # Receive every retry, breaker transition, rejection and timeout (log, metrics, tests).
     hooks: tuple[Hook, ...] = field(default=(log_hook,), kw_only=True)
 
@@ -67,10 +52,3 @@ class NotifierDeps(_Base):
     """WebSocket sessions fed from the results topic."""
 
     broker: Broker = field(kw_only=True)
-
-
-@dataclass(frozen=True)
-class SimulatorDeps(_Base):
-    """The insurer simulator."""
-
-    simulator: Simulator = field(kw_only=True)

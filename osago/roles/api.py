@@ -8,21 +8,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import trio
-from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart import request
 from quart_trio import QuartTrio
 
-from osago.domain.request import request_hash, validate_request
-from osago.domain.stub import stub_for
+from osago.domain.request import validate_request
 from osago.errors import ConflictError, StoreError, ValidationFailed
-from osago.models import NewCalculation, NewExchange, iso
-from osago.roles import relay
+from osago.lifecycle import Timing, accept
+from osago.loops import relay
+from osago.models import iso
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
+from osago.web.server import hypercorn_config
 
-__all__ = ["create_app", "hypercorn_config", "run"]
+__all__ = ["create_app", "run"]
 
 log = logging.getLogger("osago.api")
 
@@ -32,7 +32,7 @@ def create_app(deps: ApiDeps) -> QuartTrio:
     app = QuartTrio("osago-api")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a quote request is a few hundred bytes
     s = deps.settings
-    insurers = s.insurers()
+    timing = Timing(s.deadline_seconds, s.late_window_seconds)
 
     @app.before_request
     async def authorise() -> Any:
@@ -71,52 +71,22 @@ def create_app(deps: ApiDeps) -> QuartTrio:
             return {"error": "bad_request", "message": "body must be JSON"}, 400
         now = deps.clock.now()
         valid = validate_request(body, today=datetime.fromtimestamp(now, UTC).date())
-        calc = NewCalculation(
-            id=uuid.UUID(valid["request_id"]) if valid.get("request_id") else uuid.uuid4(),
-            user_id=valid["user_id"],
-            request=valid,
-            created_at=now,
-            deadline_at=now + s.deadline_seconds,
-            exchanges=tuple(NewExchange(uuid.uuid4(), i.code, i.name) for i in insurers),
-            stub=stub_for(valid, s.deadline_seconds),
-            request_hash=request_hash(valid),
-            closes_at=now + s.deadline_seconds + s.late_window_seconds,
-        )
+        calc = accept(valid, deps.insurers, now=now, timing=timing)
         created = await deps.store.create_calculation(calc, queue=s.requests_queue)
         headers = {"Location": f"/api/v1/calculations/{calc.id}"}
         if not created:  # the same request again: answer as the first time
             view = await deps.store.get_calculation(calc.id)
             assert view is not None
             headers["Idempotent-Replayed"] = "true"
-            return (
-                {
-                    "calculation_id": str(view.id),
-                    "status": view.to_json()["status"],
-                    "created_at": iso(view.created_at),
-                    "deadline_at": iso(view.deadline_at),
-                    "insurers": [e.insurer for e in view.exchanges],
-                },
-                202,
-                headers,
-            )
+            return view.receipt(), 202, headers
         log.info(
             "calculation %s: accepted for user %s, %d insurers, deadline %s",
             calc.id,
             calc.user_id,
-            len(insurers),
+            len(calc.exchanges),
             iso(calc.deadline_at),
         )
-        return (
-            {
-                "calculation_id": str(calc.id),
-                "status": "pending",
-                "created_at": iso(calc.created_at),
-                "deadline_at": iso(calc.deadline_at),
-                "insurers": [i.code for i in insurers],
-            },
-            202,
-            headers,
-        )
+        return calc.receipt(), 202, headers
 
     @app.get("/api/v1/openapi.json")
     async def openapi() -> Any:
@@ -141,16 +111,6 @@ def create_app(deps: ApiDeps) -> QuartTrio:
         return {"status": "ok"}
 
     return app
-
-
-def hypercorn_config(bind: str, grace: float) -> Config:
-    """Hypercorn settings shared by our HTTP roles."""
-    config = Config()
-    config.bind = [bind]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = grace
-    return config
 
 
 async def run(

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
+from osago.broker import Subscription
 from osago.errors import TokenError, TokenExpired
 from osago.models import iso
 from osago.roles._deps import NotifierDeps
@@ -33,7 +34,7 @@ __all__ = ["run"]
 log = logging.getLogger("osago.notifier")
 
 
-async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Any) -> None:
+async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Subscription) -> None:
     async for delivery in sub:
         try:
             event = json.loads(delivery.body)
@@ -110,10 +111,9 @@ class _Handler:
             if reason is not None:
                 await self._close(ws, reason)
 
-    @staticmethod
-    async def _close(ws: WebSocketConnection, reason: str) -> None:
+    async def _close(self, ws: WebSocketConnection, reason: str) -> None:
         code, text = CLOSE[reason]
-        with trio.CancelScope(shield=True), trio.move_on_after(1):
+        with trio.CancelScope(shield=True), trio.move_on_after(self.deps.settings.cleanup_timeout):
             await ws.aclose(code, text)
 
     async def _reader(self, ws: WebSocketConnection, session: Session) -> None:

@@ -16,9 +16,9 @@ import trio
 from osago.broker import Delivery, Subscription
 from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
+from osago.loops import keeper, relay
 from osago.models import Job
 from osago.outbox import publish
-from osago.roles import deadline, relay
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import run_exchange
 
@@ -98,9 +98,9 @@ async def run(
     messages to another worker, which resumes them.
     """
     s = deps.settings
-    guards = guard_insurers(s.insurers(), deps.insurers, deps.hooks)
+    guards = guard_insurers(deps.insurers, deps.client, deps.hooks)
     async with trio.open_nursery() as outer:
-        await outer.start(deadline.run, deps)
+        await outer.start(keeper.run, deps)
         await outer.start(relay.run, deps)
         async with (
             deps.broker.subscribe(s.requests_queue, prefetch=s.worker_prefetch) as sub,

@@ -53,8 +53,9 @@ async def _init_connection(conn: Conn) -> None:
 class PostgresStore:
     """Store on a PostgreSQL pool. Create with :func:`open_postgres_store`."""
 
-    def __init__(self, loop: Any, pool: Any, url: str) -> None:
+    def __init__(self, loop: Any, pool: Any, url: str, cleanup_timeout: float = 3.0) -> None:
         self._loop = loop
+        self._cleanup_timeout = cleanup_timeout
         self._pool = pool
         self._url = url
 
@@ -293,15 +294,18 @@ class PostgresStore:
         try:
             yield flag
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+            with trio.CancelScope(shield=True), trio.move_on_after(self._cleanup_timeout):
                 await self._loop.run_aio_coroutine(conn.close())
 
 
 @asynccontextmanager
 async def open_postgres_store(
-    url: str, *, min_size: int = 2, max_size: int = 10
+    url: str, *, min_size: int = 2, max_size: int = 10, cleanup_timeout: float = 3.0
 ) -> AsyncIterator[PostgresStore]:
-    """Open a pool on ``url``, apply pending migrations, and yield the store."""
+    """Open a pool on ``url``, apply pending migrations, and yield the store.
+
+    ``cleanup_timeout`` bounds each shielded close (a LISTEN connection, the pool).
+    """
     async with trio_asyncio.open_loop() as loop:
         try:
             pool = await loop.run_aio_coroutine(
@@ -313,7 +317,7 @@ async def open_postgres_store(
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StoreError("open", f"{type(exc).__name__}: {exc}") from exc
         try:
-            yield PostgresStore(loop, pool, url)
+            yield PostgresStore(loop, pool, url, cleanup_timeout)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+            with trio.CancelScope(shield=True), trio.move_on_after(cleanup_timeout):
                 await loop.run_aio_coroutine(pool.close())

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import trio
 
-from osago.broker import Broker, Delivery, Outgoing
+from osago.broker import Broker, Delivery, Outgoing, Subscription
 
 
-async def next_delivery(sub: object, within: float = 5.0) -> Delivery:
+async def next_delivery(sub: Subscription, within: float = 5.0) -> Delivery:
     with trio.fail_after(within):
-        return await sub.__aiter__().__anext__()  # type: ignore[attr-defined, no-any-return]
+        return await sub.receive()
 
 
-async def nothing_within(sub: object, seconds: float) -> bool:
+async def nothing_within(sub: Subscription, seconds: float) -> bool:
     with trio.move_on_after(seconds):
-        await sub.__aiter__().__anext__()  # type: ignore[attr-defined]
+        await sub.receive()
         return False
     return True
 
@@ -25,12 +25,12 @@ async def test_queue_message_goes_to_exactly_one_consumer(broker: Broker, unique
         await broker.send([Outgoing(q, f"m{i}".encode()) for i in range(20)])
         got: list[bytes] = []
 
-        async def drain(sub: object) -> None:
+        async def drain(sub: Subscription) -> None:
             while True:
                 with trio.move_on_after(1.0):
                     d = await next_delivery(sub)
                     got.append(d.body)
-                    await sub.ack(d)  # type: ignore[attr-defined]
+                    await sub.ack(d)
                     continue
                 return
 

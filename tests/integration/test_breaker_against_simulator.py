@@ -13,14 +13,17 @@ from pathlib import Path
 import httpx
 import trio
 
+from osago import simulator
 from osago.broker import open_memory_broker
 from osago.clock import SystemClock
 from osago.config import Bind, Settings
-from osago.insurers.simulator import Behaviour, Simulator
+from osago.insurers import insurers_for
+from osago.loops import relay
 from osago.resilience.events import BreakerTransition, ResilienceEvent
-from osago.roles import insurers, relay, worker
-from osago.roles._deps import ApiDeps, SimulatorDeps, WorkerDeps
+from osago.roles import worker
+from osago.roles._deps import ApiDeps, WorkerDeps
 from osago.runtime import open_http
+from osago.simulator import Behaviour, Simulator
 from osago.storage import MemoryStore
 from tests.factories import new_calculation
 
@@ -70,7 +73,8 @@ class Rig:
         view = await self.store.get_calculation(calc.id)
         assert view is not None
         return {
-            e.insurer: (e.status, (e.received_at or 0) - calc.created_at) for e in view.exchanges
+            e.insurer: (e.status, (e.outcome.received_at if e.outcome else 0) - calc.created_at)
+            for e in view.exchanges
         }
 
     async def set(self, code: str, **behaviour: object) -> None:
@@ -109,10 +113,14 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         open_http() as client,
         trio.open_nursery() as nursery,
     ):
-        url = await nursery.start(insurers.run, SimulatorDeps(base, stop, clock, simulator=sim))
+        url = await nursery.start(simulator.run, simulator.SimulatorDeps(base, stop, sim))
         settings = base.with_overrides(insurers_url=url)
         store = MemoryStore()
-        await nursery.start(relay.run, ApiDeps(settings, stop, clock, store=store, broker=broker))
+        catalog = insurers_for(settings)
+        await nursery.start(
+            relay.run,
+            ApiDeps(settings, stop, clock, store=store, broker=broker, insurers=catalog),
+        )
         send, recv = trio.open_memory_channel[str](100)
 
         async def completions(task_status: trio.TaskStatus[None]) -> None:
@@ -127,7 +135,14 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         await nursery.start(
             worker.run,
             WorkerDeps(
-                settings, stop, clock, store=store, broker=broker, insurers=client, hooks=(hook,)
+                settings,
+                stop,
+                clock,
+                store=store,
+                broker=broker,
+                insurers=catalog,
+                client=client,
+                hooks=(hook,),
             ),
         )
         yield Rig(recv, store, sim, url, transitions, settings)

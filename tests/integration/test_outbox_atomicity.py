@@ -10,6 +10,7 @@ import trio_asyncio
 
 from osago.broker import open_stomp_broker
 from osago.config import Bind, Settings
+from osago.insurers import insurers_for
 from osago.roles import api
 from osago.roles._deps import ApiDeps
 from osago.storage.postgres import open_postgres_store
@@ -51,7 +52,10 @@ async def test_failed_request_transaction_leaves_no_rows_and_no_message(
         open_stomp_broker(STOMP_URL) as broker,
         trio.open_nursery() as nursery,
     ):
-        base = await nursery.start(api.run, ApiDeps(settings, stop, store=store, broker=broker))
+        base = await nursery.start(
+            api.run,
+            ApiDeps(settings, stop, store=store, broker=broker, insurers=insurers_for(settings)),
+        )
         async with httpx.AsyncClient() as http:
             r = await http.post(f"{base}/api/v1/calculations", json=MINIMAL_BODY)
         assert r.status_code == 503

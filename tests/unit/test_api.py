@@ -12,6 +12,7 @@ import trio
 from osago.broker import open_memory_broker
 from osago.clock import SystemClock
 from osago.config import Settings
+from osago.insurers import insurers_for
 from osago.models import Job
 from osago.roles._deps import ApiDeps
 from osago.roles.api import create_app
@@ -31,7 +32,16 @@ async def call(
 ) -> tuple[int, Any, MemoryStore]:
     store = store or MemoryStore()
     async with open_memory_broker() as broker:
-        app = create_app(ApiDeps(settings, trio.Event(), SystemClock(), store=store, broker=broker))
+        app = create_app(
+            ApiDeps(
+                settings,
+                trio.Event(),
+                SystemClock(),
+                store=store,
+                broker=broker,
+                insurers=insurers_for(settings),
+            )
+        )
         response = await app.test_client().open(path, method=method, **kw)
         return response.status_code, await response.get_json(), store
 

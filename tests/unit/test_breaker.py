@@ -266,3 +266,21 @@ async def test_hedge_not_started_when_the_first_is_fast(autojump_clock: MockCloc
 
     assert await hedged("x", poll, delay=0.5) == 7
     assert calls == 1
+
+
+async def test_reading_the_state_changes_nothing_and_transitions_keep_their_dates(
+    autojump_clock: MockClock,
+) -> None:
+    seen: list[ResilienceEvent] = []
+    b = CircuitBreaker("x", POLICY, hooks=(seen.append,))
+    start = trio.current_time()
+    for _ in range(4):
+        await outcome(b, fail=True)
+    await trio.sleep(7.0)  # the 2 s open wait elapsed long ago
+    fired = len(seen)
+    assert b.state is State.HALF_OPEN
+    assert b.state is State.HALF_OPEN
+    assert len(seen) == fired  # a gauge may read it as often as it likes
+    assert await outcome(b) == "ok"  # the next call is a trial
+    moves = [(e.new, e.at - start) for e in seen if isinstance(e, BreakerTransition)]
+    assert moves == [("open", 0.0), ("half_open", 2.0)]  # dated when due, not when seen

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import trio
 from trio.testing import MockClock
 
+from osago.insurers import InsurerConfig, Quote
+from osago.insurers.resilient import GuardedInsurer
+from osago.resilience import BulkheadPolicy
 from tests.unit import test_flow
 from tests.unit.test_flow import harness, kinds
 
@@ -62,3 +67,31 @@ async def test_down_insurer_is_unavailable_at_once_then_recovers(
     assert sorted(e["type"] for e in third_events) == ["completed", "no_offer", "offer"]
     last = [k for _, k, _ in kinds(h)][-3:]
     assert last == ["offer", "offer", "completed"]
+
+
+async def test_a_hedged_poll_holds_a_bulkhead_slot_per_call_in_flight(
+    autojump_clock: MockClock,
+) -> None:
+    in_flight: list[int] = []
+
+    class Slow:
+        async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
+            raise NotImplementedError
+
+        async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | None:
+            in_flight.append(guard.bulkhead.in_use)
+            await trio.sleep(1.0)
+            return None
+
+    config = InsurerConfig(
+        code="x",
+        name="X",
+        base_url="http://x.test",
+        hedge_delay=0.3,
+        poll_timeout=5.0,
+        bulkhead=BulkheadPolicy(max_concurrent=5, max_wait=0.1),
+    )
+    guard = GuardedInsurer(config, Slow(), ())
+    assert await guard.poll("r1") is None
+    assert in_flight == [1, 2]  # the first poll, then its hedge in a slot of its own
+    assert guard.bulkhead.in_use == 0

@@ -16,8 +16,10 @@ from osago.broker import Outgoing, open_memory_broker
 from osago.broker.memory import MemoryBroker
 from osago.clock import TrioWallClock
 from osago.config import Settings
+from osago.insurers import insurers_for
+from osago.loops import relay
 from osago.models import Job, Outcome, OutcomeKind
-from osago.roles import relay, worker
+from osago.roles import worker
 from osago.roles._deps import ApiDeps, WorkerDeps
 from osago.storage import MemoryStore
 from tests.factories import new_calculation
@@ -43,7 +45,8 @@ class Harness:
             self.clock,
             store=self.store,
             broker=self.broker,
-            insurers=self.insurers,
+            insurers=insurers_for(SETTINGS),
+            client=self.insurers,
         )
 
     async def submit(self, late_window: float = 0.0, **kw: Any) -> Any:
@@ -75,7 +78,15 @@ async def harness(
         await nursery.start(collect)
         if api_relay:
             await nursery.start(
-                relay.run, ApiDeps(SETTINGS, trio.Event(), clock, store=h.store, broker=broker)
+                relay.run,
+                ApiDeps(
+                    SETTINGS,
+                    trio.Event(),
+                    clock,
+                    store=h.store,
+                    broker=broker,
+                    insurers=insurers_for(SETTINGS),
+                ),
             )
         for _ in range(workers):
             await nursery.start(worker.run, h.worker_deps())

@@ -7,9 +7,8 @@ import uuid
 import httpx
 import pytest
 
-from osago.config import InsurerConfig
 from osago.errors import InsurerRejected, InsurerUnavailable
-from osago.insurers import HttpInsurerClient
+from osago.insurers import HttpInsurerClient, InsurerConfig
 
 INSURER = InsurerConfig(code="x", name="X", base_url="http://insurer.test/x")
 

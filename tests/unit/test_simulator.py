@@ -15,8 +15,7 @@ from osago.clock import TrioWallClock
 from osago.config import Settings
 from osago.domain.request import tariff_input
 from osago.domain.tariff import corridor
-from osago.insurers.simulator import REFUSALS, Behaviour, Simulator, create_simulator_app
-from osago.roles.insurers import default_simulator
+from osago.simulator import REFUSALS, Behaviour, Simulator, create_simulator_app, default_simulator
 from tests.factories import new_calculation
 
 REQUEST = new_calculation().request

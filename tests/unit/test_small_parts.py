@@ -8,6 +8,7 @@ import trio
 from osago.broker._framing import FrameParser, encode_frame
 from osago.config import Settings
 from osago.errors import ConfigError, TokenExpired, TokenInvalid
+from osago.insurers import insurers_for
 from osago.roles._sessions import Hub
 from osago.runtime import check_role
 from osago.tokens import mint_token, verify_token
@@ -73,7 +74,7 @@ def test_settings_from_env_and_role_checks() -> None:
         }
     )
     assert (s.deadline_seconds, s.insurer_codes, s.api_bind.port) == (7.5, ("a", "b"), 9000)
-    assert s.insurers()[0].base_url == "http://127.0.0.1:8082/a"
+    assert insurers_for(s)[0].base_url == "http://127.0.0.1:8082/a"
     with pytest.raises(ConfigError, match="OSAGO_DEADLINE_SECONDS"):
         Settings.from_env({"OSAGO_DEADLINE_SECONDS": "soon"})
     with pytest.raises(ConfigError, match="OSAGO_API_BIND"):

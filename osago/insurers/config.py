@@ -1,0 +1,39 @@
+"""One insurer's configuration: where it is and how every call to it is protected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from osago.errors import AttemptTimeout, InsurerRejected, InsurerUnavailable, ResultRejected
+from osago.resilience import BreakerPolicy, BudgetPolicy, BulkheadPolicy, RetryPolicy
+
+__all__ = ["FAILURE_KINDS", "InsurerConfig"]
+
+# What an insurers file may name in ``failures`` (what its breaker counts), and the errors
+# each name stands for.
+FAILURE_KINDS: dict[str, tuple[type[BaseException], ...]] = {
+    "unavailable": (InsurerUnavailable, ResultRejected),
+    "timeout": (AttemptTimeout,),
+    "rejected": (InsurerRejected,),
+}
+
+
+@dataclass(frozen=True)
+class InsurerConfig:
+    """One insurer we ask for quotes, and how every call to it is protected."""
+
+    code: str
+    name: str
+    base_url: str
+    poll_interval: float = 0.25
+    # After the deadline only late offers remain: poll gently, leaving CPU to what is on time.
+    late_poll_interval: float = 2.0
+    submit_timeout: float = 5.0
+    poll_timeout: float = 2.0
+    hedge_delay: float | None = None  # start a second poll if the first takes longer
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    budget: BudgetPolicy = field(default_factory=BudgetPolicy)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    bulkhead: BulkheadPolicy = field(default_factory=BulkheadPolicy)
+    # Errors the breaker counts as failures: unavailable (5xx, transport), timeout, rejected.
+    failures: tuple[str, ...] = ("unavailable", "timeout")

@@ -1,0 +1,57 @@
+"""The deadline keeper: completes calculations at their deadline (the user gets `completed`,
+with the stub when no offer came) and closes them when their late window ends.
+
+Deadlines live in the database, so a keeper in any process completes any calculation: if the
+process that ran its exchanges was killed, another keeper still fires on time. Several keepers
+race harmlessly -- completion happens under the calculation's row lock, taken with SKIP LOCKED.
+The keeper sleeps until the earliest deadline (drift-free ``sleep_until``), woken early by
+NOTIFY when a new calculation arrives, with a slow safety tick.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from osago.loops._deps import LoopDeps
+from osago.loops._woken import run_woken
+from osago.outbox import publish
+from osago.storage import CALCULATIONS_CHANNEL
+
+__all__ = ["run"]
+
+log = logging.getLogger("osago.deadline")
+
+
+async def run(
+    deps: LoopDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Complete and close due calculations until ``deps.stop``."""
+    s, store, clock = deps.settings, deps.store, deps.clock
+
+    async def step() -> float:
+        events = await store.complete_due(
+            topic=s.results_topic, now=clock.now(), lease=s.outbox_lease, limit=100
+        )
+        if events:
+            done = sum(1 for m in events if m.headers.get("event-type") == "completed")
+            log.info("deadline: completed %d calculations", done)
+            await publish(deps.broker, store, clock, events)
+            return trio.current_time()  # there may be more due: look again at once
+        nxt = await store.next_deadline()
+        if nxt is None:
+            return trio.current_time() + s.keeper_tick
+        # Already due yet not done: another keeper (or a settling worker) holds its row.
+        # Look again shortly rather than spin on it.
+        return trio.current_time() + max(nxt - clock.now(), s.keeper_busy_retry)
+
+    await run_woken(
+        store,
+        CALCULATIONS_CHANNEL,
+        deps.stop,
+        step,
+        tick=s.keeper_tick,
+        log=log,
+        task_status=task_status,
+    )

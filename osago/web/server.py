@@ -1,0 +1,19 @@
+"""Hypercorn settings shared by every HTTP role (api, notifier's health, simulator)."""
+
+from __future__ import annotations
+
+import logging
+
+from hypercorn.config import Config
+
+__all__ = ["hypercorn_config"]
+
+
+def hypercorn_config(bind: str, grace: float) -> Config:
+    """Serve on ``bind``; no access log; in-flight requests get ``grace`` seconds at stop."""
+    config = Config()
+    config.bind = [bind]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = grace
+    return config
