@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from typing import Any
 
+import trio
+from quart_trio import QuartTrio
+
+from osago.broker import open_memory_broker
+from osago.clock import SystemClock
+from osago.config import Settings
 from osago.domain.request import validate_request
+from osago.insurers import insurers_for
 from osago.models import NewCalculation, NewExchange
+from osago.roles._deps import ApiDeps
+from osago.roles.api import create_app
+from osago.storage import MemoryStore, Store
 
 # Relative to today: a fixed start date would fall out of the 60-day window.
 START = (date.today() + timedelta(days=7)).isoformat()
@@ -42,3 +54,19 @@ def new_calculation(
         exchanges=tuple(NewExchange(uuid.uuid4(), code, code.title()) for code in insurers),
         stub={"message": "no insurer answered in time"},
     )
+
+
+@asynccontextmanager
+async def api_app(settings: Settings, store: Store | None = None) -> AsyncIterator[QuartTrio]:
+    """The api's app on a memory broker and ``store`` (a fresh MemoryStore by default)."""
+    async with open_memory_broker() as broker:
+        yield create_app(
+            ApiDeps(
+                settings,
+                trio.Event(),
+                SystemClock(),
+                store=store if store is not None else MemoryStore(),
+                broker=broker,
+                insurers=insurers_for(settings),
+            )
+        )

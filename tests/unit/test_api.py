@@ -7,17 +7,11 @@ import uuid
 from typing import Any
 
 import pytest
-import trio
 
-from osago.broker import open_memory_broker
-from osago.clock import SystemClock
 from osago.config import Settings
-from osago.insurers import insurers_for
 from osago.models import Job
-from osago.roles._deps import ApiDeps
-from osago.roles.api import create_app
 from osago.storage import MemoryStore
-from tests.factories import MINIMAL_BODY
+from tests.factories import MINIMAL_BODY, api_app
 
 SETTINGS = Settings(insurer_codes=("aurora", "borealis", "cedar"), deadline_seconds=60.0)
 
@@ -31,17 +25,7 @@ async def call(
     **kw: Any,
 ) -> tuple[int, Any, MemoryStore]:
     store = store or MemoryStore()
-    async with open_memory_broker() as broker:
-        app = create_app(
-            ApiDeps(
-                settings,
-                trio.Event(),
-                SystemClock(),
-                store=store,
-                broker=broker,
-                insurers=insurers_for(settings),
-            )
-        )
+    async with api_app(settings, store) as app:
         response = await app.test_client().open(path, method=method, **kw)
         return response.status_code, await response.get_json(), store
 

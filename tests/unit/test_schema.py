@@ -12,15 +12,10 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from osago.broker import open_memory_broker
-from osago.clock import SystemClock
 from osago.config import Settings
 from osago.domain.request import QUOTE_REQUEST
-from osago.insurers import insurers_for
-from osago.roles._deps import ApiDeps
-from osago.roles.api import create_app
 from osago.storage import MemoryStore
-from tests.factories import MINIMAL_BODY
+from tests.factories import MINIMAL_BODY, api_app
 
 SETTINGS = Settings(insurer_codes=("aurora", "borealis"))
 TODAY = date.today()
@@ -31,18 +26,7 @@ def day(offset: int) -> str:
 
 
 async def post(body: Any, store: MemoryStore | None = None) -> tuple[int, Any, Any]:
-    store = store if store is not None else MemoryStore()
-    async with open_memory_broker() as broker:
-        app = create_app(
-            ApiDeps(
-                SETTINGS,
-                trio.Event(),
-                SystemClock(),
-                store=store,
-                broker=broker,
-                insurers=insurers_for(SETTINGS),
-            )
-        )
+    async with api_app(SETTINGS, store) as app:
         r = await app.test_client().post("/api/v1/calculations", json=body)
         return r.status_code, await r.get_json(), r.headers  # case-insensitive
 
@@ -151,17 +135,7 @@ async def test_same_request_id_and_body_is_the_same_calculation() -> None:
 
 
 async def test_openapi_is_generated_from_the_validating_model() -> None:
-    async with open_memory_broker() as broker:
-        app = create_app(
-            ApiDeps(
-                SETTINGS,
-                trio.Event(),
-                SystemClock(),
-                store=MemoryStore(),
-                broker=broker,
-                insurers=insurers_for(SETTINGS),
-            )
-        )
+    async with api_app(SETTINGS) as app:
         r = await app.test_client().get("/api/v1/openapi.json")
         doc = await r.get_json()
     schema = doc["components"]["schemas"]["QuoteRequest"]
