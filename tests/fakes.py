@@ -10,7 +10,7 @@ import trio
 
 from osago.clock import Clock
 from osago.errors import InsurerUnavailable
-from osago.insurers import InsurerConfig, Quote
+from osago.insurers import InsurerConfig, Pending, Quote
 
 
 @dataclass
@@ -22,6 +22,8 @@ class FakeInsurers:
     refuse: set[str] = field(default_factory=set)
     flaky_polls: dict[str, int] = field(default_factory=dict)  # code -> failures to inject
     down: set[str] = field(default_factory=set)  # every call fails with a 503
+    hints: dict[str, float] = field(default_factory=dict)  # code -> poll_after when pending
+    poll_times: list[tuple[str, float]] = field(default_factory=list)  # (code, Trio time)
     submits: list[tuple[str, UUID]] = field(default_factory=list)
     polls: int = 0
     _calcs: dict[str, tuple[UUID, float, str]] = field(default_factory=dict)
@@ -37,9 +39,10 @@ class FakeInsurers:
             self._calcs[remote] = (correlation_id, ready, insurer.code)
         return remote
 
-    async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | None:
+    async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | Pending:
         await trio.lowlevel.checkpoint()
         self.polls += 1
+        self.poll_times.append((insurer.code, trio.current_time()))
         if insurer.code in self.down:
             raise InsurerUnavailable(insurer.code, "down", status=503)
         if self.flaky_polls.get(insurer.code, 0) > 0:
@@ -47,7 +50,7 @@ class FakeInsurers:
             raise InsurerUnavailable(insurer.code, "injected 503", status=503)
         correlation_id, ready, code = self._calcs[remote_id]
         if self.clock.now() < ready:
-            return None
+            return Pending(self.hints.get(code))
         if code in self.refuse:
             return Quote(correlation_id, "refused", None, "scoring refusal", ready)
         return Quote(correlation_id, "ready", 1000.0 + 100 * len(code), None, ready)

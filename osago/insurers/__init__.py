@@ -2,7 +2,7 @@
 implementation, and the guard (retry, breaker, bulkhead, timeouts) around every call."""
 
 from osago.insurers.catalog import insurers_for, load_insurers
-from osago.insurers.client import HttpInsurerClient, InsurerClient, Quote
+from osago.insurers.client import HttpInsurerClient, InsurerClient, Pending, Quote
 from osago.insurers.config import FAILURE_KINDS, InsurerConfig
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "HttpInsurerClient",
     "InsurerClient",
     "InsurerConfig",
+    "Pending",
     "Quote",
     "insurers_for",
     "load_insurers",

@@ -12,6 +12,7 @@ from typing import Any
 from osago.config import Settings
 from osago.errors import ConfigError
 from osago.insurers.config import FAILURE_KINDS, InsurerConfig
+from osago.insurers.schedule import SchedulePolicy
 from osago.resilience import BreakerPolicy, BudgetPolicy, BulkheadPolicy, RetryPolicy
 
 __all__ = ["insurers_for", "load_insurers"]
@@ -21,6 +22,7 @@ _POLICIES: dict[str, type] = {
     "budget": BudgetPolicy,
     "breaker": BreakerPolicy,
     "bulkhead": BulkheadPolicy,
+    "schedule": SchedulePolicy,
 }
 
 

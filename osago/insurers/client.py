@@ -18,7 +18,7 @@ import httpx
 from osago.errors import InsurerRejected, InsurerUnavailable
 from osago.insurers.config import InsurerConfig
 
-__all__ = ["HttpInsurerClient", "InsurerClient", "Quote"]
+__all__ = ["HttpInsurerClient", "InsurerClient", "Pending", "Quote"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,14 @@ class Quote:
     breakdown: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Pending:
+    """Not ready yet; ``poll_after``: the insurer asks not to be polled again before that many
+    seconds (its Retry-After header or ``poll_after`` field)."""
+
+    poll_after: float | None = None
+
+
 class InsurerClient(Protocol):
     """Talks to insurers; one instance serves all of them."""
 
@@ -41,14 +49,22 @@ class InsurerClient(Protocol):
         """Create a calculation (idempotent by correlation id); return the insurer's id."""
         ...
 
-    async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | None:
-        """The final answer, or None while the insurer is still calculating."""
+    async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | Pending:
+        """The final answer, or Pending (with the insurer's hint) while it is calculating."""
         ...
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _poll_after(field: Any, headers: httpx.Headers) -> float | None:
+    """A pending answer's hint: its ``poll_after`` field, else its Retry-After header."""
+    if isinstance(field, int | float) and not isinstance(field, bool):
+        value = float(field)
+        return max(0.0, value) if math.isfinite(value) else None
+    return _retry_after(headers)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
     """The Retry-After header in seconds (the HTTP-date form is not used by insurers)."""
-    value = response.headers.get("Retry-After", "")
+    value = headers.get("Retry-After", "")
     try:
         seconds = float(value) if value else None
     except ValueError:
@@ -62,7 +78,9 @@ class HttpInsurerClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
 
-    async def _call(self, insurer: InsurerConfig, method: str, url: str, **kw: Any) -> Any:
+    async def _call(
+        self, insurer: InsurerConfig, method: str, url: str, **kw: Any
+    ) -> tuple[Any, httpx.Headers]:
         try:
             response = await self._http.request(method, url, **kw)
         except httpx.HTTPError as exc:
@@ -72,7 +90,7 @@ class HttpInsurerClient:
                 insurer.code,
                 f"{method} {url}: HTTP {response.status_code}",
                 status=response.status_code,
-                retry_after=_retry_after(response),
+                retry_after=_retry_after(response.headers),
             )
         if response.status_code >= 400:
             raise InsurerRejected(
@@ -81,14 +99,14 @@ class HttpInsurerClient:
                 status=response.status_code,
             )
         try:
-            return response.json()
+            return response.json(), response.headers
         except ValueError as exc:
             # A 200 that is not JSON is a gateway's error page far more often than a broken
             # insurer: transient, and our calls are idempotent, so it is worth a retry.
             raise InsurerUnavailable(insurer.code, f"{method} {url}: body is not JSON") from exc
 
     async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
-        data = await self._call(
+        data, _ = await self._call(
             insurer,
             "POST",
             f"{insurer.base_url}/calculations",
@@ -100,12 +118,14 @@ class HttpInsurerClient:
         except (KeyError, TypeError) as exc:
             raise InsurerRejected(insurer.code, f"submit answer has no id: {data!r}") from exc
 
-    async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | None:
-        data = await self._call(insurer, "GET", f"{insurer.base_url}/calculations/{remote_id}")
+    async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | Pending:
+        data, headers = await self._call(
+            insurer, "GET", f"{insurer.base_url}/calculations/{remote_id}"
+        )
         try:
             status = data["status"]
             if status == "pending":
-                return None
+                return Pending(_poll_after(data.get("poll_after"), headers))
             if status not in ("ready", "refused"):
                 raise ValueError(f"unknown status {status!r}")
             premium = float(data["premium"]) if status == "ready" else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from osago.errors import AttemptTimeout, InsurerRejected, InsurerUnavailable, ResultRejected
+from osago.insurers.schedule import SchedulePolicy
 from osago.resilience import BreakerPolicy, BudgetPolicy, BulkheadPolicy, RetryPolicy
 
 __all__ = ["FAILURE_KINDS", "InsurerConfig"]
@@ -25,7 +26,6 @@ class InsurerConfig:
     code: str
     name: str
     base_url: str
-    poll_interval: float = 0.25
     # After the deadline only late offers remain: poll gently, leaving CPU to what is on time.
     late_poll_interval: float = 2.0
     submit_timeout: float = 5.0
@@ -35,5 +35,6 @@ class InsurerConfig:
     budget: BudgetPolicy = field(default_factory=BudgetPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     bulkhead: BulkheadPolicy = field(default_factory=BulkheadPolicy)
+    schedule: SchedulePolicy = field(default_factory=SchedulePolicy)  # when to poll
     # Errors the breaker counts as failures: unavailable (5xx, transport), timeout, rejected.
     failures: tuple[str, ...] = ("unavailable", "timeout")

@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from osago.errors import AttemptTimeout, BulkheadFull, InsurerUnavailable, ResultRejected
-from osago.insurers.client import InsurerClient, Quote
+from osago.insurers.client import InsurerClient, Pending, Quote
 from osago.insurers.config import FAILURE_KINDS, InsurerConfig
+from osago.insurers.schedule import AnswerTimes
 from osago.resilience import (
     Bulkhead,
     CircuitBreaker,
@@ -59,6 +60,7 @@ class GuardedInsurer:
         )
         self.bulkhead = Bulkhead(config.code, config.bulkhead, hooks)
         self.budget = RetryBudget(config.budget)
+        self.answers = AnswerTimes(config.schedule)  # when its answers become ready
 
     async def _call(self, fn: Callable[[], Awaitable[T]], *, operation: str, idempotent: bool) -> T:
         c = self.config
@@ -108,8 +110,8 @@ class GuardedInsurer:
             idempotent=True,
         )
 
-    async def poll(self, remote_id: str) -> Quote | None:
-        """Poll once (with retries, optionally hedged): the answer or None while pending."""
+    async def poll(self, remote_id: str) -> Quote | Pending:
+        """Poll once (with retries, optionally hedged): the answer, or Pending."""
         return await self._call(
             lambda: self._client.poll(self.config, remote_id), operation="poll", idempotent=True
         )

@@ -25,22 +25,33 @@ log = logging.getLogger("osago.worker")
 
 
 async def _answer(ex: Exchange, guard: GuardedInsurer, store: Store, clock: Clock) -> Quote:
+    """Submit (once), then poll on the insurer's learned schedule until its answer."""
     remote_id = ex.remote_id
+    fresh = remote_id is None
     if remote_id is None:
+        submitted = clock.now()
         remote_id = await guard.submit(ex.correlation_id, ex.request)
         await store.record_submission(ex.correlation_id, remote_id)
         log.info("calculation %s: submitted to %s as %s", ex.calculation_id, ex.insurer, remote_id)
     else:
+        submitted = ex.created_at  # resumed: catch up at once, then follow the schedule
         log.info("calculation %s: resuming %s poll of %s", ex.calculation_id, ex.insurer, remote_id)
     c = guard.config
-    next_poll = trio.current_time()
-    while (quote := await guard.poll(remote_id)) is None:
-        late = clock.now() >= ex.deadline_at
-        next_poll = max(
-            next_poll + (c.late_poll_interval if late else c.poll_interval), trio.current_time()
-        )
-        await trio.sleep_until(next_poll)
-    return quote
+    # Poll times are seconds since the submit; `start` puts them on Trio's clock (drift-free).
+    start = trio.current_time() - (clock.now() - submitted)
+    due = guard.answers.next_poll(None) if fresh else trio.current_time() - start
+    while True:
+        await trio.sleep_until(start + due)
+        polled = trio.current_time() - start
+        result = await guard.poll(remote_id)
+        if isinstance(result, Quote):
+            if fresh and isinstance(result.ready_at, float | int):
+                guard.answers.record(result.ready_at - submitted)
+            return result
+        if clock.now() >= ex.deadline_at:  # the late window: poll gently
+            due = polled + max(c.late_poll_interval, result.poll_after or 0.0)
+        else:
+            due = guard.answers.next_poll(polled, hint=result.poll_after)
 
 
 async def run_exchange(ex: Exchange, guard: GuardedInsurer, store: Store, clock: Clock) -> Outcome:

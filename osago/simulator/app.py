@@ -3,6 +3,7 @@
     POST /{code}/calculations          Idempotency-Key: <correlation id>  -> {"id", "status"}
     GET  /{code}/calculations/{id}                                        -> {"status", ...}
     PUT  /_control/{code}              any Behaviour field, or {"down_for": seconds}
+    GET  /_control/stats               polls, submits and calculations served so far
     GET  /_control                     every insurer's behaviour
 
 Each insurer prices by the Bank of Russia formula with its own base rate inside the legal
@@ -79,6 +80,7 @@ class Simulator:
     calcs: dict[str, dict[str, _Calc]] = field(default_factory=dict)
     by_key: dict[tuple[str, str], str] = field(default_factory=dict)
     submits: dict[tuple[str, str], int] = field(default_factory=dict)  # attempts per key
+    polls: int = 0  # status GETs served, for benches (GET /_control/stats)
     _ids: int = 0
 
     def rng(self, *parts: object) -> random.Random:
@@ -168,6 +170,7 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
         if b is None or calc is None:
             return {"error": f"unknown calculation {code}/{calc_id}"}, 404
         calc.polls += 1
+        sim.polls += 1
         rng = sim.rng(code, calc.id, calc.polls)
         if (failure := unavailable(code, rng)) is not None:
             return failure
@@ -216,6 +219,14 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
             else:
                 setattr(b, key, type(getattr(b, key))(value))
         return asdict(b)
+
+    @app.get("/_control/stats")
+    async def stats() -> Any:
+        return {
+            "polls": sim.polls,
+            "submits": sum(sim.submits.values()),
+            "calculations": sum(len(c) for c in sim.calcs.values()),
+        }
 
     @app.get("/_control")
     async def behaviours() -> Any:

@@ -29,8 +29,10 @@ from tests.factories import new_calculation
 
 INSURERS = """
 [defaults]
-poll_interval = 0.1
 poll_timeout = 1.0
+[defaults.schedule]
+min_interval = 0.1
+max_interval = 0.1
 [defaults.retry]
 attempts = 2
 initial = 0.05

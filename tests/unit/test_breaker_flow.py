@@ -11,7 +11,7 @@ from uuid import UUID
 import trio
 from trio.testing import MockClock
 
-from osago.insurers import InsurerConfig, Quote
+from osago.insurers import InsurerConfig, Pending, Quote
 from osago.insurers.resilient import GuardedInsurer
 from osago.resilience import BulkheadPolicy
 from tests.unit import test_flow
@@ -19,7 +19,9 @@ from tests.unit.test_flow import harness, kinds
 
 INSURERS = """
 [defaults]
-poll_interval = 0.25
+[defaults.schedule]
+min_interval = 0.25
+max_interval = 0.25
 [defaults.retry]
 attempts = 2
 initial = 0.0
@@ -78,10 +80,10 @@ async def test_a_hedged_poll_holds_a_bulkhead_slot_per_call_in_flight(
         async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
             raise NotImplementedError
 
-        async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | None:
+        async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | Pending:
             in_flight.append(guard.bulkhead.in_use)
             await trio.sleep(1.0)
-            return None
+            return Pending()
 
     config = InsurerConfig(
         code="x",
@@ -92,6 +94,6 @@ async def test_a_hedged_poll_holds_a_bulkhead_slot_per_call_in_flight(
         bulkhead=BulkheadPolicy(max_concurrent=5, max_wait=0.1),
     )
     guard = GuardedInsurer(config, Slow(), ())
-    assert await guard.poll("r1") is None
+    assert await guard.poll("r1") == Pending()
     assert in_flight == [1, 2]  # the first poll, then its hedge in a slot of its own
     assert guard.bulkhead.in_use == 0

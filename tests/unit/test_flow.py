@@ -17,6 +17,7 @@ from osago.broker.memory import MemoryBroker
 from osago.clock import TrioWallClock
 from osago.config import Settings
 from osago.insurers import insurers_for
+from osago.insurers.schedule import SchedulePolicy
 from osago.loops import relay
 from osago.models import Job, Outcome, OutcomeKind
 from osago.roles import worker
@@ -27,6 +28,8 @@ from tests.fakes import FakeInsurers
 
 SETTINGS = Settings(insurer_codes=("aurora", "borealis"), deadline_seconds=5.0)
 EPOCH = 1_790_000_000.0
+# Polled every 0.25 s, so these tests pin exact times; the learned schedule has its own tests.
+EVERY_QUARTER = SchedulePolicy(min_interval=0.25, max_interval=0.25)
 
 
 @dataclass
@@ -45,7 +48,7 @@ class Harness:
             self.clock,
             store=self.store,
             broker=self.broker,
-            insurers=insurers_for(SETTINGS),
+            insurers=tuple(replace(c, schedule=EVERY_QUARTER) for c in insurers_for(SETTINGS)),
             client=self.insurers,
         )
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from osago.errors import InsurerRejected, InsurerUnavailable
-from osago.insurers import HttpInsurerClient, InsurerConfig
+from osago.insurers import HttpInsurerClient, InsurerConfig, Pending
 
 INSURER = InsurerConfig(code="x", name="X", base_url="http://insurer.test/x")
 
@@ -54,7 +54,16 @@ async def test_a_ready_answer_is_parsed() -> None:
         {"kt": 1.8},
         12.5,
     )
-    assert await client(200, b'{"status": "pending"}').poll(INSURER, "1") is None
+    assert await client(200, b'{"status": "pending"}').poll(INSURER, "1") == Pending()
+
+
+async def test_a_pending_answer_carries_the_insurers_hint() -> None:
+    field = b'{"status": "pending", "poll_after": 2.5}'
+    assert await client(200, field).poll(INSURER, "1") == Pending(2.5)
+    header = client(200, b'{"status": "pending"}', {"Retry-After": "3"})
+    assert await header.poll(INSURER, "1") == Pending(3.0)
+    nonsense = b'{"status": "pending", "poll_after": "soon"}'
+    assert await client(200, nonsense).poll(INSURER, "1") == Pending()
 
 
 async def test_a_nonsense_retry_after_is_ignored() -> None:

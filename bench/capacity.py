@@ -1,0 +1,334 @@
+"""Capacity: a ramp of calculation rates through the whole system, as users load it.
+
+Every role runs as its own process (the simulator, the api with its relay, WORKERS workers,
+one notifier) on the real ActiveMQ (scripts/activemq.sh up) and PostgreSQL (127.0.0.1:5432),
+in a fresh database, with 10 insurers and the real 60 s deadline:
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/capacity.py [--rates 5,10,20,50] [--seconds 30] [--workers 2]
+        [--profile calm|realistic] [--png docs/capacity.png]
+
+``calm``: each insurer answers after a fixed delay of 1-8 s and always offers, so every stub,
+late offer or missing offer is caused by load. ``realistic``: the simulator's log-normal
+delays, refusals, errors, hangs (some stubs and failures are the profile's own).
+
+For each rate it posts for SECONDS, waits until every calculation has closed (or its deadline
+plus a margin), then prints one line per step:
+
+- offers delivered / expected (expected: the offers PostgreSQL holds for the step), frames
+  repeated (the same calculation and seq twice);
+- overhead p50/p99: frame arrival - ``received_at`` (the worker had the answer -> the user);
+- wait p50/p99: frame arrival - ``ready_at`` (the insurer had it -> the user; adds polling);
+- stubs and late offers (with ``calm`` every one of them is caused by load);
+- CPU ms per calculation of each process, from /proc (utime + stime over the step): api,
+  workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend);
+- polls per exchange (simulator's count of status GETs / exchanges).
+
+A progress line per second goes to stderr. With --png, a chart of latency and CPU per
+calculation against rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import trio
+import trio_asyncio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.cluster import Cluster, start_cluster
+from tests.conftest import STOMP_URL, _drop_database, _fresh_database
+from tests.factories import MINIMAL_BODY
+
+INSURERS = "aurora,borealis,cedar,delta,ember,fjord,granite,harbor,iris,juniper"
+CALM_DELAYS = ",".join(f"{c}={1 + 7 * i / 9:.2f}" for i, c in enumerate(INSURERS.split(",")))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def pids_of(pattern: str, *, user: str | None = None) -> list[int]:
+    args = ["pgrep", *(("-u", user) if user else ()), "-f", pattern]
+    out = subprocess.run(args, capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+@dataclass
+class Groups:
+    """Which pids make up each measured process group."""
+
+    cluster: Cluster
+
+    def pids(self) -> dict[str, list[int]]:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for name, proc in self.cluster.procs.items():
+            key = "workers" if name.startswith("worker") else name.rstrip("0123456789")
+            key = "simulator" if key == "insurers" else key
+            groups[key].append(proc.process.pid)
+        groups["activemq"] = pids_of("activemq.jar")
+        groups["postgres"] = pids_of("postgres", user="postgres")
+        return groups
+
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        return {g: {p: cpu_seconds(p) for p in ps} for g, ps in self.pids().items()}
+
+
+def cpu_delta(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict:
+    """CPU seconds per group between two snapshots (new pids count from zero)."""
+    return {
+        g: sum(t - before.get(g, {}).get(p, 0.0) for p, t in pids.items())
+        for g, pids in after.items()
+    }
+
+
+@dataclass
+class Frames:
+    """Every frame the users' sockets received, with its arrival time."""
+
+    items: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+
+async def listen(cluster: Cluster, user: str, frames: Frames, task_status: Any) -> None:
+    async with cluster.websocket("notifier1", user) as ws:
+        task_status.started()
+        while True:
+            text = await ws.get_message()
+            frames.items.append((time.time(), json.loads(text)))
+
+
+async def post_at_rate(
+    http: httpx.AsyncClient, api: str, rate: float, seconds: float, users: list[str]
+) -> list[dict[str, Any]]:
+    """POST at ``rate``/s for ``seconds`` (drift-free schedule); the 202 bodies."""
+    accepted: list[dict[str, Any]] = []
+    start = trio.current_time()
+    n = int(rate * seconds)
+
+    async def one(i: int) -> None:
+        body = {**MINIMAL_BODY, "user_id": users[i % len(users)]}
+        r = await http.post(f"{api}/api/v1/calculations", json=body)
+        if r.status_code == 202:
+            accepted.append(r.json())
+
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+            await trio.sleep_until(start + i / rate)
+            nursery.start_soon(one, i)
+    return accepted
+
+
+async def db_offers(url: str, ids: list[str]) -> tuple[int, int]:
+    """(offers stored, exchanges) of these calculations."""
+    async with trio_asyncio.open_loop() as loop:
+        conn = await loop.run_aio_coroutine(asyncpg.connect(url))
+        try:
+            row = await loop.run_aio_coroutine(
+                conn.fetchrow(
+                    "SELECT count(*) FILTER (WHERE outcome = 'offer') AS offers, count(*) AS n"
+                    " FROM exchanges WHERE calculation_id = ANY($1::uuid[])",
+                    [uuid.UUID(i) for i in ids],
+                )
+            )
+        finally:
+            await loop.run_aio_coroutine(conn.close())
+    return int(row["offers"]), int(row["n"])
+
+
+async def simulator_polls(http: httpx.AsyncClient, sim: str) -> int:
+    r = await http.get(f"{sim}/_control/stats")
+    return int(r.json().get("polls", 0)) if r.status_code == 200 else 0
+
+
+async def run_step(
+    cluster: Cluster, db_url: str, frames: Frames, rate: float, seconds: float, users: list[str]
+) -> dict[str, Any]:
+    groups = Groups(cluster)
+    api, sim = cluster.url("api", "api"), cluster.url("insurers", "insurers")
+    frames.items.clear()
+    async with httpx.AsyncClient(timeout=30) as http:
+        polls0 = await simulator_polls(http, sim)
+        before = groups.snapshot()
+        t0 = time.time()
+        async with trio.open_nursery() as nursery:
+
+            async def progress() -> None:
+                while True:
+                    await trio.sleep(1)
+                    n_offers = sum(1 for _, e in frames.items if e["type"] == "offer")
+                    print(
+                        f"  rate {rate:g}/s  t={time.time() - t0:5.1f}s  offer frames {n_offers}",
+                        file=sys.stderr,
+                    )
+
+            nursery.start_soon(progress)
+            accepted = await post_at_rate(http, api, rate, seconds, users)
+            ids = {a["calculation_id"] for a in accepted}
+            deadline = max((ts(a["deadline_at"]) for a in accepted), default=time.time()) + 3
+            while time.time() < deadline:
+                done = {e["calculation_id"] for _, e in frames.items if e["type"] == "completed"}
+                if ids <= done:
+                    break
+                await trio.sleep(0.5)
+            await trio.sleep(1.0)  # stragglers and repeats
+            nursery.cancel_scope.cancel()
+        after = groups.snapshot()
+        polls = await simulator_polls(http, sim) - polls0
+    cpu = cpu_delta(before, after)
+    mine = [(t, e) for t, e in frames.items if e.get("calculation_id") in ids]
+    seen: set[tuple[str, int]] = set()
+    repeats = 0
+    for _, e in mine:
+        key = (e["calculation_id"], e["seq"])
+        repeats += key in seen
+        seen.add(key)
+    offers = {(e["calculation_id"], e["insurer"]): (t, e) for t, e in mine if e["type"] == "offer"}
+    stored, exchanges = await db_offers(db_url, sorted(ids))
+    completed = [e for _, e in mine if e["type"] == "completed"]
+    n = max(len(ids), 1)
+    return {
+        "rate": rate,
+        "calculations": len(ids),
+        "offers": len(offers),
+        "expected": stored,
+        "exchanges": exchanges,
+        "repeats": repeats,
+        "overhead": [t - ts(e["received_at"]) for t, e in offers.values()],
+        "wait": [t - ts(e["ready_at"]) for t, e in offers.values() if e.get("ready_at")],
+        "stubs": sum(1 for e in completed if e["stub"]),
+        "completed": len({e["calculation_id"] for e in completed}),
+        "late": sum(1 for _, e in offers.values() if e.get("late")),
+        "cpu_ms": {g: 1000 * s / n for g, s in cpu.items()},
+        "polls_per_exchange": polls / max(exchanges, 1),
+    }
+
+
+def line(r: dict[str, Any]) -> str:
+    ms = lambda xs, p: 1000 * pct(xs, p)  # noqa: E731
+    cpu = r["cpu_ms"]
+    ours = sum(v for k, v in cpu.items() if k != "simulator")
+    parts = "  ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items()))
+    return (
+        f"rate {r['rate']:>5g}/s  calcs {r['calculations']:>5}  completed {r['completed']:>5}  "
+        f"offers {r['offers']}/{r['expected']}  repeats {r['repeats']}  "
+        f"overhead p50/p99 {ms(r['overhead'], 50):.1f}/{ms(r['overhead'], 99):.1f} ms  "
+        f"wait p50/p99 {ms(r['wait'], 50):.0f}/{ms(r['wait'], 99):.0f} ms  "
+        f"stubs {r['stubs']}  late {r['late']}  polls/exchange {r['polls_per_exchange']:.2f}\n"
+        f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts})"
+    )
+
+
+def chart(results: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = [r["rate"] for r in results]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for key, label in (("overhead", "overhead"), ("wait", "wait (ready -> frame)")):
+        for p, style in ((50, "-o"), (99, "--o")):
+            a.plot(rates, [1000 * pct(r[key], p) for r in results], style, label=f"{label} p{p}")
+    a.set(xlabel="calculations/s", ylabel="ms", yscale="log", title="latency")
+    a.legend(fontsize=8)
+    groups = sorted({g for r in results for g in r["cpu_ms"]})
+    bottom = [0.0] * len(results)
+    for g in groups:
+        vals = [r["cpu_ms"].get(g, 0.0) for r in results]
+        b.bar([str(x) for x in rates], vals, bottom=bottom, label=g)
+        bottom = [x + y for x, y in zip(bottom, vals, strict=True)]
+    b.set(xlabel="calculations/s", ylabel="CPU ms per calculation", title="CPU per calculation")
+    b.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"chart: {path}")
+
+
+async def main(a: argparse.Namespace) -> None:
+    db = f"osago_bench_{uuid.uuid4().hex[:8]}"
+    url = await _fresh_database(db)
+    rates = [float(x) for x in a.rates.split(",")]
+    extra = {"OSAGO_LOG_LEVEL": "WARNING", "OSAGO_SIMULATOR_PROFILE": a.profile}
+    title = (
+        f"{a.profile} profile, 10 insurers, {a.workers} workers, "
+        f"every role its own process, ActiveMQ + PostgreSQL, {os.cpu_count()} cores"
+    )
+    print(title)
+    results = []
+    try:
+        async with (
+            start_cluster(
+                database_url=url,
+                broker_url=STOMP_URL,
+                suffix=db,
+                deadline=60.0,
+                insurers=INSURERS,
+                delays=CALM_DELAYS if a.profile == "calm" else "",
+                workers=a.workers,
+                notifiers=1,
+                extra_env=extra,
+            ) as cluster,
+            trio.open_nursery() as nursery,
+        ):
+            users = [f"cap-{i}" for i in range(a.users)]
+            frames = Frames()
+            for user in users:
+                await nursery.start(listen, cluster, user, frames)
+            for rate in rates:
+                r = await run_step(cluster, url, frames, rate, a.seconds, users)
+                results.append(r)
+                print(line(r), flush=True)
+                if r["offers"] < 0.9 * r["expected"] and not a.keep_going:
+                    print(f"saturated at {rate:g}/s (under 90 % of offers delivered); stopping")
+                    break
+            nursery.cancel_scope.cancel()
+    finally:
+        await _drop_database(db)
+    if a.png and results:
+        chart(results, Path(a.png), title)
+
+
+if __name__ == "__main__":
+    random.seed(0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="5,10,20,50", help="calculations/s, comma-separated")
+    parser.add_argument("--seconds", type=float, default=30.0, help="posting time per step")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--users", type=int, default=50, help="WebSocket users")
+    parser.add_argument("--profile", choices=("calm", "realistic"), default="calm")
+    parser.add_argument("--png", default=None, help="write the chart here")
+    parser.add_argument("--keep-going", action="store_true", help="go on past saturation")
+    trio.run(main, parser.parse_args())
