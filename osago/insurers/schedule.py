@@ -19,7 +19,8 @@ the last poll. Where answers are dense the intervals shrink to the rate limit; a
 none has ever arrived (before the earliest, typically) is skipped; past the latest one, polls
 come every ``max_interval``. A poll is placed just after a learned answer time
 (``margin``), since an answer is visible only once it is ready. Until ``warmup`` answers
-are known, we poll at the rate limit. ``bench/capacity.py`` prints the resulting polls per exchange and wait.
+are known, we poll at the rate limit. ``bench/capacity.py`` prints the resulting polls per
+exchange and wait.
 """
 
 from __future__ import annotations
