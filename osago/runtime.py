@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -14,7 +14,7 @@ from osago.broker import Broker, open_broker
 from osago.clock import Clock, SystemClock
 from osago.config import Settings
 from osago.errors import ConfigError
-from osago.insurers import HttpInsurerClient, insurers_for
+from osago.insurers import HttpInsurerClient, InsurerConfig, insurers_for
 from osago.roles import api, notifier, worker
 from osago.roles._deps import ApiDeps, NotifierDeps, WorkerDeps
 from osago.storage import Store
@@ -49,11 +49,18 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 
 
 @asynccontextmanager
-async def open_http() -> AsyncIterator[HttpInsurerClient]:
-    """One pooled HTTP client for every insurer. Timeouts are our cancel scopes, not httpx's."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    async with httpx.AsyncClient(timeout=None, limits=limits) as http:
-        yield HttpInsurerClient(http)
+async def open_http(insurers: Sequence[InsurerConfig]) -> AsyncIterator[HttpInsurerClient]:
+    """An HTTP client per insurer, keep-alive, its pool as large as its bulkhead (hedges take
+    slots too, so calls in flight never exceed it). Timeouts are our cancel scopes."""
+    async with AsyncExitStack() as stack:
+        clients = {}
+        for c in insurers:
+            n = c.bulkhead.max_concurrent
+            limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+            clients[c.code] = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=None, limits=limits)
+            )
+        yield HttpInsurerClient(clients)
 
 
 async def run_role(
@@ -79,8 +86,6 @@ async def run_role(
             )
         if role in ("api", "worker", "all"):
             store = await stack.enter_async_context(open_store(settings))
-        if role in ("worker", "all"):
-            client = await stack.enter_async_context(open_http())
         async with trio.open_nursery() as nursery:
             if role in ("insurers", "all"):
                 sim = simulator.default_simulator(settings, clock)
@@ -91,6 +96,8 @@ async def run_role(
                     settings = settings.with_overrides(insurers_url=urls["insurers"])
             # Loaded once, when the simulator's address is known; api and worker share it.
             catalog = insurers_for(settings) if role in ("api", "worker", "all") else ()
+            if role in ("worker", "all"):  # closed by the stack, after every role drained
+                client = await stack.enter_async_context(open_http(catalog))
             if role in ("notifier", "all"):
                 port = await nursery.start(
                     notifier.run, NotifierDeps(settings, stop, clock, broker=broker)

@@ -9,6 +9,7 @@ No timeouts here: the caller wraps every call in a cancel scope.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -73,16 +74,23 @@ def _retry_after(headers: httpx.Headers) -> float | None:
 
 
 class HttpInsurerClient:
-    """The client against HTTP insurers (and our simulator, which speaks the same protocol)."""
+    """The client against HTTP insurers (and our simulator, which speaks the same protocol).
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
+    One httpx client per insurer (``clients``, by code), its pool sized to that insurer's
+    bulkhead. Why not one shared pool: httpcore walks every pooled connection on each
+    request (encode/httpcore#1035); a pool of ten insurers' connections made that walk most
+    of a worker's CPU. Small pools keep it short, and one insurer cannot take another's
+    connections.
+    """
+
+    def __init__(self, clients: Mapping[str, httpx.AsyncClient]) -> None:
+        self._clients = clients
 
     async def _call(
         self, insurer: InsurerConfig, method: str, url: str, **kw: Any
     ) -> tuple[Any, httpx.Headers]:
         try:
-            response = await self._http.request(method, url, **kw)
+            response = await self._clients[insurer.code].request(method, url, **kw)
         except httpx.HTTPError as exc:
             raise InsurerUnavailable(insurer.code, f"{method} {url}: {exc!r}") from exc
         if response.status_code >= 500 or response.status_code == 429:

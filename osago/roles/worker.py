@@ -18,7 +18,7 @@ from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.loops import keeper, relay
 from osago.models import Job
-from osago.outbox import publish
+from osago.outbox import SentMarks, publish
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import run_exchange
 
@@ -28,9 +28,13 @@ log = logging.getLogger("osago.worker")
 
 
 async def handle(
-    deps: WorkerDeps, guards: dict[str, GuardedInsurer], sub: Subscription, delivery: Delivery
+    deps: WorkerDeps,
+    guards: dict[str, GuardedInsurer],
+    sub: Subscription,
+    delivery: Delivery,
+    marks: SentMarks | None = None,
 ) -> None:
-    """Process one job message to ack or nack."""
+    """Process one job message to ack or nack; ``marks`` batches the outbox marks."""
     s = deps.settings
     try:
         job = Job.decode(delivery.body)
@@ -79,7 +83,7 @@ async def handle(
         )
         # The events are in the outbox already: if publishing fails the relay sends them
         # after the lease, so the job is done either way.
-        await publish(deps.broker, deps.store, deps.clock, events)
+        await publish(deps.broker, deps.store, deps.clock, events, marks=marks)
         await sub.ack(delivery)
     except (PoisonMessage, StoreError, BrokerError) as exc:
         log.error(
@@ -99,7 +103,9 @@ async def run(
     """
     s = deps.settings
     guards = guard_insurers(deps.insurers, deps.client, deps.hooks)
+    marks = SentMarks(deps.store, deps.clock, cleanup_timeout=s.cleanup_timeout)
     async with trio.open_nursery() as outer:
+        await outer.start(marks.run)
         await outer.start(keeper.run, deps)
         await outer.start(relay.run, deps)
         async with (
@@ -111,7 +117,7 @@ async def run(
             with trio.CancelScope() as consuming:
                 jobs.start_soon(_cancel_on, deps.stop, consuming)
                 async for delivery in sub:
-                    jobs.start_soon(handle, deps, guards, sub, delivery)
+                    jobs.start_soon(handle, deps, guards, sub, delivery, marks)
             log.info("worker draining %d running exchanges", len(jobs.child_tasks))
             jobs.cancel_scope.deadline = trio.current_time() + s.shutdown_grace
         outer.cancel_scope.cancel()

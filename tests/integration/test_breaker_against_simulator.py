@@ -112,7 +112,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     stop = trio.Event()
     async with (
         open_memory_broker() as broker,
-        open_http() as client,
+        open_http(insurers_for(base)) as client,
         trio.open_nursery() as nursery,
     ):
         url = await nursery.start(simulator.run, simulator.SimulatorDeps(base, stop, sim))

@@ -17,7 +17,8 @@ def client(status: int, body: bytes, headers: dict[str, str] | None = None) -> H
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, content=body, headers=headers or {})
 
-    return HttpInsurerClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return HttpInsurerClient({INSURER.code: http})
 
 
 async def test_503_is_transient_with_its_retry_after() -> None:
