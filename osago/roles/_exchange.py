@@ -9,6 +9,8 @@ waited for), failed (errors exhausted). The deadline case (timed out) is the kee
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from uuid import UUID
 
 import trio
 
@@ -17,21 +19,23 @@ from osago.errors import CircuitOpen, InsurerError, ResilienceError
 from osago.insurers import Quote
 from osago.insurers.resilient import GuardedInsurer
 from osago.models import Exchange, Outcome, OutcomeKind
-from osago.storage import Store
 
-__all__ = ["run_exchange"]
+__all__ = ["Record", "run_exchange"]
+
+# Remembers (correlation id, the insurer's id) once committed: a redelivery polls, never resubmits.
+Record = Callable[[tuple[UUID, str]], Awaitable[None]]
 
 log = logging.getLogger("osago.worker")
 
 
-async def _answer(ex: Exchange, guard: GuardedInsurer, store: Store, clock: Clock) -> Quote:
+async def _answer(ex: Exchange, guard: GuardedInsurer, record: Record, clock: Clock) -> Quote:
     """Submit (once), then poll on the insurer's learned schedule until its answer."""
     remote_id = ex.remote_id
     fresh = remote_id is None
     if remote_id is None:
         submitted = clock.now()
         remote_id = await guard.submit(ex.correlation_id, ex.request)
-        await store.record_submission(ex.correlation_id, remote_id)
+        await record((ex.correlation_id, remote_id))
         log.info("calculation %s: submitted to %s as %s", ex.calculation_id, ex.insurer, remote_id)
     else:
         submitted = ex.created_at  # resumed: catch up at once, then follow the schedule
@@ -54,10 +58,12 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, store: Store, clock: Cloc
             due = guard.answers.next_poll(polled, hint=result.poll_after)
 
 
-async def run_exchange(ex: Exchange, guard: GuardedInsurer, store: Store, clock: Clock) -> Outcome:
+async def run_exchange(
+    ex: Exchange, guard: GuardedInsurer, record: Record, clock: Clock
+) -> Outcome:
     """Run (or resume) ``ex`` to its outcome. Store errors propagate (the job is NACKed)."""
     try:
-        quote = await _answer(ex, guard, store, clock)
+        quote = await _answer(ex, guard, record, clock)
     except CircuitOpen as exc:
         return Outcome(
             OutcomeKind.UNAVAILABLE,

@@ -10,35 +10,66 @@ dead-letters it to ``DLQ.<queue>``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
 
 import trio
 
+from osago.batching import Batcher
 from osago.broker import Delivery, Subscription
 from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.loops import keeper, relay
-from osago.models import Job
+from osago.models import Exchange, Job
 from osago.outbox import SentMarks, publish
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import run_exchange
 
-__all__ = ["handle", "run"]
+__all__ = ["Crew", "handle", "run"]
 
 log = logging.getLogger("osago.worker")
 
 
-async def handle(
-    deps: WorkerDeps,
-    guards: dict[str, GuardedInsurer],
-    sub: Subscription,
-    delivery: Delivery,
-    marks: SentMarks | None = None,
-) -> None:
-    """Process one job message to ack or nack; ``marks`` batches the outbox marks."""
+@dataclass(frozen=True)
+class Crew:
+    """What every job of one worker shares: the guards, and the batchers that let many jobs
+    share one transaction (loads, submissions, sent marks)."""
+
+    guards: dict[str, GuardedInsurer]
+    load: Batcher[UUID, Exchange | None]
+    record: Batcher[tuple[UUID, str], None]
+    marks: SentMarks
+
+    @classmethod
+    def of(cls, deps: WorkerDeps) -> Crew:
+        store = deps.store
+
+        async def record_many(items: Sequence[tuple[UUID, str]]) -> dict[tuple[UUID, str], None]:
+            await store.record_submissions(items)
+            return {}
+
+        return cls(
+            guard_insurers(deps.insurers, deps.client, deps.hooks),
+            Batcher(store.load_exchanges, default=None),
+            Batcher(record_many, default=None),
+            SentMarks(store, deps.clock, cleanup_timeout=deps.settings.cleanup_timeout),
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The batchers' runners, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            for runner in (self.load.run, self.record.run, self.marks.run):
+                await nursery.start(runner)
+            task_status.started()
+
+
+async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Delivery) -> None:
+    """Process one job message to ack or nack."""
     s = deps.settings
     try:
         job = Job.decode(delivery.body)
-        ex = await deps.store.load_exchange(job.correlation_id)
+        ex = await crew.load(job.correlation_id)
         if ex is None:
             raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
         if ex.settled:
@@ -49,13 +80,13 @@ async def handle(
             )
             await sub.ack(delivery)
             return
-        guard = guards.get(ex.insurer)
+        guard = crew.guards.get(ex.insurer)
         if guard is None:
             raise PoisonMessage(f"insurer {ex.insurer} is not configured on this worker")
         # Polling goes on past the deadline, through the late window: a late answer still
         # reaches the user, marked late. The keeper completes and closes the calculation.
         with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
-            outcome = await run_exchange(ex, guard, deps.store, deps.clock)
+            outcome = await run_exchange(ex, guard, crew.record, deps.clock)
         if scope.cancelled_caught:
             # The keeper closes the calculation at closes_at and marks every exchange still
             # pending as timed out, in one transaction; settling each here would only queue
@@ -83,7 +114,7 @@ async def handle(
         )
         # The events are in the outbox already: if publishing fails the relay sends them
         # after the lease, so the job is done either way.
-        await publish(deps.broker, deps.store, deps.clock, events, marks=marks)
+        await publish(deps.broker, deps.store, deps.clock, events, marks=crew.marks)
         await sub.ack(delivery)
     except (PoisonMessage, StoreError, BrokerError) as exc:
         log.error(
@@ -102,10 +133,9 @@ async def run(
     messages to another worker, which resumes them.
     """
     s = deps.settings
-    guards = guard_insurers(deps.insurers, deps.client, deps.hooks)
-    marks = SentMarks(deps.store, deps.clock, cleanup_timeout=s.cleanup_timeout)
+    crew = Crew.of(deps)
     async with trio.open_nursery() as outer:
-        await outer.start(marks.run)
+        await outer.start(crew.run)
         await outer.start(keeper.run, deps)
         await outer.start(relay.run, deps)
         async with (
@@ -117,7 +147,7 @@ async def run(
             with trio.CancelScope() as consuming:
                 jobs.start_soon(_cancel_on, deps.stop, consuming)
                 async for delivery in sub:
-                    jobs.start_soon(handle, deps, guards, sub, delivery, marks)
+                    jobs.start_soon(handle, deps, crew, sub, delivery)
             log.info("worker draining %d running exchanges", len(jobs.child_tasks))
             jobs.cancel_scope.deadline = trio.current_time() + s.shutdown_grace
         outer.cancel_scope.cancel()

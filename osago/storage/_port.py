@@ -51,12 +51,16 @@ class Store(Protocol):
         """Record that these outbox messages reached the broker."""
         ...
 
-    async def load_exchange(self, correlation_id: UUID) -> Exchange | None:
-        """The exchange a job names, with its request and deadline, or None."""
+    async def load_exchanges(self, correlation_ids: Sequence[UUID]) -> dict[UUID, Exchange]:
+        """The exchanges jobs name, with their requests and deadlines; unknown ids left out.
+
+        Batched (see :mod:`osago.batching`): a calculation's jobs arrive together.
+        """
         ...
 
-    async def record_submission(self, correlation_id: UUID, remote_id: str) -> None:
-        """Remember the insurer's id for our request: a redelivery polls, never resubmits."""
+    async def record_submissions(self, submissions: Sequence[tuple[UUID, str]]) -> None:
+        """Remember the insurers' ids for our requests (correlation id, remote id): a
+        redelivery polls the existing calculation, never resubmits."""
         ...
 
     async def settle_exchange(

@@ -156,8 +156,11 @@ class MemoryStore:
         for i in ids:
             self.outbox[i].sent_at = now
 
-    async def load_exchange(self, correlation_id: UUID) -> Exchange | None:
-        self._check("load_exchange")
+    async def load_exchanges(self, correlation_ids: Sequence[UUID]) -> dict[UUID, Exchange]:
+        self._check("load_exchanges")
+        return {c: x for c in correlation_ids if (x := self._exchange(c)) is not None}
+
+    def _exchange(self, correlation_id: UUID) -> Exchange | None:
         ex = self.exchanges.get(correlation_id)
         if ex is None:
             return None
@@ -177,11 +180,11 @@ class MemoryStore:
             calc.closed_at is not None,
         )
 
-    async def record_submission(self, correlation_id: UUID, remote_id: str) -> None:
-        self._check("record_submission")
-        ex = self.exchanges.get(correlation_id)
-        if ex is not None:
-            ex.remote_id = remote_id
+    async def record_submissions(self, submissions: Sequence[tuple[UUID, str]]) -> None:
+        self._check("record_submissions")
+        for correlation_id, remote_id in submissions:
+            if (ex := self.exchanges.get(correlation_id)) is not None:
+                ex.remote_id = remote_id
 
     def _state(self, calc: _Calc) -> CalcState:
         n = calc.new

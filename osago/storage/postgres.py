@@ -185,42 +185,45 @@ class PostgresStore:
 
         await self._tx("mark_sent", body)
 
-    async def load_exchange(self, correlation_id: UUID) -> Exchange | None:
-        async def body(conn: Conn) -> Exchange | None:
-            r = await conn.fetchrow(
+    async def load_exchanges(self, correlation_ids: Sequence[UUID]) -> dict[UUID, Exchange]:
+        async def body(conn: Conn) -> dict[UUID, Exchange]:
+            rows = await conn.fetch(
                 "SELECT e.*, c.user_id, c.request, c.created_at, c.deadline_at, c.closes_at,"
                 " c.closed_at"
                 " FROM exchanges e JOIN calculations c ON c.id = e.calculation_id"
-                " WHERE e.correlation_id = $1",
-                correlation_id,
+                " WHERE e.correlation_id = ANY($1::uuid[])",
+                list(correlation_ids),
             )
-            if r is None:
-                return None
-            return Exchange(
-                r["correlation_id"],
-                r["calculation_id"],
-                r["insurer"],
-                r["user_id"],
-                r["request"],
-                r["created_at"],
-                r["deadline_at"],
-                r["closes_at"],
-                r["remote_id"],
-                OutcomeKind(r["outcome"]) if r["outcome"] else None,
-                r["closed_at"] is not None,
-            )
+            return {
+                r["correlation_id"]: Exchange(
+                    r["correlation_id"],
+                    r["calculation_id"],
+                    r["insurer"],
+                    r["user_id"],
+                    r["request"],
+                    r["created_at"],
+                    r["deadline_at"],
+                    r["closes_at"],
+                    r["remote_id"],
+                    OutcomeKind(r["outcome"]) if r["outcome"] else None,
+                    r["closed_at"] is not None,
+                )
+                for r in rows
+            }
 
-        return await self._tx("load_exchange", body)
+        return await self._tx("load_exchanges", body)
 
-    async def record_submission(self, correlation_id: UUID, remote_id: str) -> None:
+    async def record_submissions(self, submissions: Sequence[tuple[UUID, str]]) -> None:
         async def body(conn: Conn) -> None:
             await conn.execute(
-                "UPDATE exchanges SET remote_id = $2 WHERE correlation_id = $1",
-                correlation_id,
-                remote_id,
+                "UPDATE exchanges AS e SET remote_id = s.remote_id"
+                " FROM unnest($1::uuid[], $2::text[]) AS s (correlation_id, remote_id)"
+                " WHERE e.correlation_id = s.correlation_id",
+                [c for c, _ in submissions],
+                [r for _, r in submissions],
             )
 
-        await self._tx("record_submission", body)
+        await self._tx("record_submissions", body)
 
     async def settle_exchange(
         self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float

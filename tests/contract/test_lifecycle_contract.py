@@ -47,7 +47,7 @@ async def test_offer_is_stored_once_and_last_settlement_completes(store: Store) 
     j = view.to_json()
     assert j["status"] == "closed"  # every insurer answered: nothing left to wait for
     assert [o["premium"] for o in j["offers"]] == [5000.0]
-    assert (await store.load_exchange(a)).settled  # type: ignore[union-attr]
+    assert (await store.load_exchanges([a]))[a].settled
 
 
 async def test_deadline_completes_with_stub_and_later_answers_are_ignored(store: Store) -> None:
@@ -120,7 +120,7 @@ async def test_late_answers_are_shown_marked_late_until_the_calculation_closes(
     assert closed is not None
     assert closed.to_json()["status"] == "closed"
     assert [e.status for e in closed.exchanges] == ["offer", "timed_out"]
-    assert (await store.load_exchange(b)).settled  # type: ignore[union-attr]
+    assert (await store.load_exchanges([b]))[b].settled
     assert await store.next_deadline() is None
 
 
@@ -140,4 +140,3 @@ async def test_an_answer_after_the_deadline_completes_first(store: Store) -> Non
     bodies = [json.loads(e.body) for e in events]
     assert [(e["type"], e.get("late")) for e in bodies] == [("completed", None), ("offer", True)]
     assert bodies[0]["offers"] == 1
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 import trio
@@ -73,9 +74,12 @@ async def test_submission_is_remembered_for_redelivery(store: Store) -> None:
     calc = new_calculation()
     await store.create_calculation(calc, queue=Q)
     cid = calc.exchanges[0].correlation_id
-    await store.record_submission(cid, "remote-1")
-    ex = await store.load_exchange(cid)
-    assert ex is not None
+    other = calc.exchanges[1].correlation_id
+    await store.record_submissions([(cid, "remote-1"), (other, "remote-2")])
+    loaded = await store.load_exchanges([cid, other, uuid.uuid4()])
+    assert set(loaded) == {cid, other}  # an unknown id is left out
+    assert loaded[other].remote_id == "remote-2"
+    ex = loaded[cid]
     assert (ex.remote_id, ex.insurer, ex.user_id, ex.settled) == (
         "remote-1",
         "aurora",
@@ -109,7 +113,7 @@ async def test_listen_wakes_on_new_calculation(store: Store) -> None:
 async def test_unknown_ids(store: Store) -> None:
     calc = new_calculation()
     assert await store.get_calculation(calc.id) is None
-    assert await store.load_exchange(calc.exchanges[0].correlation_id) is None
+    assert await store.load_exchanges([calc.exchanges[0].correlation_id]) == {}
     with pytest.raises(StoreError):
         await store.settle_exchange(
             calc.exchanges[0].correlation_id, offer(1.0), topic=T, now=1.0, lease=1.0
