@@ -254,7 +254,8 @@ def line(r: dict[str, Any]) -> str:
         f"offers {r['offers']}/{r['expected']}  repeats {r['repeats']}  "
         f"overhead p50/p99 {ms(r['overhead'], 50):.1f}/{ms(r['overhead'], 99):.1f} ms  "
         f"wait p50/p99 {ms(r['wait'], 50):.0f}/{ms(r['wait'], 99):.0f} ms  "
-        f"no_offer {r['no_offer']}  stubs {r['stubs']}  late {r['late']}  polls/exchange {r['polls_per_exchange']:.2f}\n"
+        f"no_offer {r['no_offer']}  stubs {r['stubs']}  late {r['late']}  "
+        f"polls/exchange {r['polls_per_exchange']:.2f}\n"
         f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts})"
     )
 
