@@ -34,11 +34,12 @@ import argparse
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -323,6 +324,16 @@ async def main(a: argparse.Namespace) -> None:
                 )
                 results.append(r)
                 print(line(r), flush=True)
+                warnings = Counter(
+                    re.sub(r"[0-9a-f-]{36}|\d+(\.\d+)?", "#", line)
+                    for p in cluster.procs.values()
+                    for line in p.lines
+                    if " WARNING " in line or " ERROR " in line
+                )
+                for text, count in warnings.most_common(3):
+                    print(f"      {count} x {text[:160]}")
+                for p in cluster.procs.values():
+                    p.lines.clear()
                 if r["offers"] < 0.9 * r["expected"] and not a.keep_going:
                     print(f"saturated at {rate:g}/s (under 90 % of offers delivered); stopping")
                     break
