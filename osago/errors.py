@@ -1,9 +1,10 @@
 """The one error tree of osago.
 
 Every error the package raises on purpose derives from :class:`OsagoError` and carries its
-data as attributes. Third-party errors (asyncpg, OSError, httpx, STOMP ERROR frames) are
-translated into this tree at exactly one layer -- the adapter that talks to that system --
-always as ``raise X from exc``, so callers never import a driver to catch its errors::
+data as attributes. Third-party errors (asyncpg, OSError, h11 and socket errors, STOMP ERROR
+frames) are translated into this tree at exactly one layer -- the adapter that talks to that
+system -- always as ``raise X from exc``, so callers never import a driver to catch its
+errors::
 
     OsagoError
     ├── ConfigError            settings that cannot work; the role exits with a one-line reason

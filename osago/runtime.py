@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from urllib.parse import urlsplit
 
-import httpx
 import trio
 
 from osago import simulator
@@ -15,6 +15,7 @@ from osago.clock import Clock, SystemClock
 from osago.config import Settings
 from osago.errors import ConfigError
 from osago.insurers import HttpInsurerClient, InsurerConfig, insurers_for
+from osago.insurers.http11 import Http11Pool
 from osago.roles import api, notifier, worker
 from osago.roles._deps import ApiDeps, NotifierDeps, WorkerDeps
 from osago.storage import Store
@@ -50,17 +51,19 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 
 @asynccontextmanager
 async def open_http(insurers: Sequence[InsurerConfig]) -> AsyncIterator[HttpInsurerClient]:
-    """An HTTP client per insurer, keep-alive, its pool as large as its bulkhead (hedges take
-    slots too, so calls in flight never exceed it). Timeouts are our cancel scopes."""
-    async with AsyncExitStack() as stack:
-        clients = {}
-        for c in insurers:
-            n = c.bulkhead.max_concurrent
-            limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-            clients[c.code] = await stack.enter_async_context(
-                httpx.AsyncClient(timeout=None, limits=limits)
-            )
-        yield HttpInsurerClient(clients)
+    """A keep-alive pool per insurer (its bulkhead bounds the connections in use, hedges
+    included). Timeouts are our cancel scopes. Idle connections are closed at the end."""
+    pools = {}
+    for c in insurers:
+        parts = urlsplit(c.base_url)
+        pools[c.code] = Http11Pool(
+            f"{parts.scheme}://{parts.netloc}", max_idle=c.bulkhead.max_concurrent
+        )
+    try:
+        yield HttpInsurerClient(pools)
+    finally:
+        for pool in pools.values():
+            await pool.aclose()
 
 
 async def run_role(

@@ -1,6 +1,6 @@
 """The insurer client port: the asynchronous submit-then-poll protocol, over HTTP.
 
-httpx errors are translated here (and only here) into :class:`InsurerUnavailable`
+Transport errors are translated here (and only here) into :class:`InsurerUnavailable`
 (transient: transport errors, 5xx, 429, a body that is not JSON) or :class:`InsurerRejected`
 (4xx, or JSON that breaks the protocol).
 No timeouts here: the caller wraps every call in a cancel scope.
@@ -8,18 +8,19 @@ No timeouts here: the caller wraps every call in a cancel scope.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
 from uuid import UUID
-
-import httpx
 
 from osago.errors import InsurerRejected, InsurerUnavailable
 from osago.insurers.config import InsurerConfig
+from osago.insurers.http11 import HttpTransportError, Response
 
-__all__ = ["HttpInsurerClient", "InsurerClient", "Pending", "Quote"]
+__all__ = ["HttpInsurerClient", "InsurerClient", "Pending", "Quote", "Transport"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class InsurerClient(Protocol):
         ...
 
 
-def _poll_after(field: Any, headers: httpx.Headers) -> float | None:
+def _poll_after(field: Any, headers: Mapping[str, str]) -> float | None:
     """A pending answer's hint: its ``poll_after`` field, else its Retry-After header."""
     if isinstance(field, int | float) and not isinstance(field, bool):
         value = float(field)
@@ -63,9 +64,9 @@ def _poll_after(field: Any, headers: httpx.Headers) -> float | None:
     return _retry_after(headers)
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     """The Retry-After header in seconds (the HTTP-date form is not used by insurers)."""
-    value = headers.get("Retry-After", "")
+    value = headers.get("retry-after", "")
     try:
         seconds = float(value) if value else None
     except ValueError:
@@ -73,53 +74,74 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
+class Transport(Protocol):
+    """One insurer's HTTP connection pool (:class:`~osago.insurers.http11.Http11Pool`)."""
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> Response:
+        """Send one request to ``target`` (path and query); the whole answer."""
+        ...
+
+
 class HttpInsurerClient:
     """The client against HTTP insurers (and our simulator, which speaks the same protocol).
 
-    One httpx client per insurer (``clients``, by code), its pool sized to that insurer's
-    bulkhead. Why not one shared pool: httpcore walks every pooled connection on each
-    request (encode/httpcore#1035); a pool of ten insurers' connections made that walk most
-    of a worker's CPU. Small pools keep it short, and one insurer cannot take another's
-    connections.
+    One keep-alive pool per insurer (``transports``, by code): one insurer cannot take
+    another's connections. The pool is our lean HTTP/1.1 client (see osago/insurers/http11.py
+    for why not httpx); its errors are translated here.
     """
 
-    def __init__(self, clients: Mapping[str, httpx.AsyncClient]) -> None:
-        self._clients = clients
+    def __init__(self, transports: Mapping[str, Transport]) -> None:
+        self._transports = transports
 
     async def _call(
-        self, insurer: InsurerConfig, method: str, url: str, **kw: Any
-    ) -> tuple[Any, httpx.Headers]:
+        self, insurer: InsurerConfig, method: str, path: str, body: Any = None, **headers: str
+    ) -> tuple[Any, Mapping[str, str]]:
+        target = urlsplit(insurer.base_url).path.rstrip("/") + path
+        fields = [(k.replace("_", "-"), v) for k, v in headers.items()]
+        data = b""
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode()
+            fields.append(("content-type", "application/json"))
         try:
-            response = await self._clients[insurer.code].request(method, url, **kw)
-        except httpx.HTTPError as exc:
-            raise InsurerUnavailable(insurer.code, f"{method} {url}: {exc!r}") from exc
-        if response.status_code >= 500 or response.status_code == 429:
+            response = await self._transports[insurer.code].request(
+                method, target, headers=fields, body=data
+            )
+        except HttpTransportError as exc:
+            raise InsurerUnavailable(insurer.code, f"{method} {target}: {exc}") from exc
+        status = response.status
+        if status >= 500 or status == 429:
             raise InsurerUnavailable(
                 insurer.code,
-                f"{method} {url}: HTTP {response.status_code}",
-                status=response.status_code,
+                f"{method} {target}: HTTP {status}",
+                status=status,
                 retry_after=_retry_after(response.headers),
             )
-        if response.status_code >= 400:
+        if status >= 400:
+            text = response.body[:200].decode(errors="replace")
             raise InsurerRejected(
-                insurer.code,
-                f"{method} {url}: HTTP {response.status_code}: {response.text[:200]}",
-                status=response.status_code,
+                insurer.code, f"{method} {target}: HTTP {status}: {text}", status=status
             )
         try:
-            return response.json(), response.headers
+            return json.loads(response.body), response.headers
         except ValueError as exc:
             # A 200 that is not JSON is a gateway's error page far more often than a broken
             # insurer: transient, and our calls are idempotent, so it is worth a retry.
-            raise InsurerUnavailable(insurer.code, f"{method} {url}: body is not JSON") from exc
+            raise InsurerUnavailable(insurer.code, f"{method} {target}: body is not JSON") from exc
 
     async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
         data, _ = await self._call(
             insurer,
             "POST",
-            f"{insurer.base_url}/calculations",
-            json={"correlation_id": str(correlation_id), "request": request},
-            headers={"Idempotency-Key": str(correlation_id)},
+            "/calculations",
+            {"correlation_id": str(correlation_id), "request": request},
+            Idempotency_Key=str(correlation_id),
         )
         try:
             return str(data["id"])
@@ -127,9 +149,7 @@ class HttpInsurerClient:
             raise InsurerRejected(insurer.code, f"submit answer has no id: {data!r}") from exc
 
     async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | Pending:
-        data, headers = await self._call(
-            insurer, "GET", f"{insurer.base_url}/calculations/{remote_id}"
-        )
+        data, headers = await self._call(insurer, "GET", f"/calculations/{quote(remote_id)}")
         try:
             status = data["status"]
             if status == "pending":

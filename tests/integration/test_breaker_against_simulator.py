@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,14 +111,15 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     )
     stop = trio.Event()
     async with (
+        AsyncExitStack() as stack,
         open_memory_broker() as broker,
-        open_http(insurers_for(base)) as client,
         trio.open_nursery() as nursery,
     ):
         url = await nursery.start(simulator.run, simulator.SimulatorDeps(base, stop, sim))
         settings = base.with_overrides(insurers_url=url)
         store = MemoryStore()
         catalog = insurers_for(settings)
+        client = await stack.enter_async_context(open_http(catalog))
         await nursery.start(
             relay.run,
             ApiDeps(settings, stop, clock, store=store, broker=broker, insurers=catalog),

@@ -2,23 +2,53 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
-import httpx
 import pytest
 
 from osago.errors import InsurerRejected, InsurerUnavailable
 from osago.insurers import HttpInsurerClient, InsurerConfig, Pending
+from osago.insurers.http11 import Response
 
 INSURER = InsurerConfig(code="x", name="X", base_url="http://insurer.test/x")
 
 
-def client(status: int, body: bytes, headers: dict[str, str] | None = None) -> HttpInsurerClient:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=body, headers=headers or {})
+class Canned:
+    """A transport that answers every request the same way, and remembers the requests."""
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return HttpInsurerClient({INSURER.code: http})
+    def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.answer = Response(status, {k.lower(): v for k, v in headers.items()}, body)
+        self.sent: list[tuple[str, str, list[tuple[str, str]], bytes]] = []
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> Response:
+        self.sent.append((method, target, headers or [], body))
+        return self.answer
+
+
+def client(status: int, body: bytes, headers: dict[str, str] | None = None) -> HttpInsurerClient:
+    return HttpInsurerClient({INSURER.code: Canned(status, body, headers or {})})
+
+
+async def test_requests_carry_the_path_the_body_and_the_idempotency_key() -> None:
+    transport = Canned(201, b'{"id": "r-1", "status": "pending"}', {})
+    c = HttpInsurerClient({INSURER.code: transport})
+    cid = uuid.uuid4()
+    assert await c.submit(INSURER, cid, {"a": 1}) == "r-1"
+    method, target, headers, body = transport.sent[0]
+    assert (method, target) == ("POST", "/x/calculations")
+    assert ("Idempotency-Key", str(cid)) in headers
+    assert ("content-type", "application/json") in headers
+    assert json.loads(body) == {"correlation_id": str(cid), "request": {"a": 1}}
+    await c.poll(INSURER, "r 1/2")
+    assert transport.sent[1][:2] == ("GET", "/x/calculations/r%201/2")
 
 
 async def test_503_is_transient_with_its_retry_after() -> None:

@@ -1,0 +1,141 @@
+"""The lean HTTP/1.1 client against a real socket server: keep-alive, stale connections,
+chunked bodies, cancellation, and failures translated into one error."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+
+import pytest
+import trio
+
+from osago.insurers.http11 import Http11Pool, HttpTransportError
+
+Handler = Callable[[trio.SocketStream, int], Awaitable[None]]
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{}"
+
+
+async def read_request(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            while len(body) < int(line.split(b":")[1]):
+                body += await stream.receive_some(4096)
+    return head
+
+
+@asynccontextmanager
+async def server(handler: Handler) -> AsyncIterator[str]:
+    """A server on a free port; ``handler(stream, n)`` serves connection number n."""
+    count = 0
+
+    async def serve(stream: trio.SocketStream) -> None:
+        nonlocal count
+        count += 1
+        async with stream:
+            await handler(stream, count)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+        nursery.cancel_scope.cancel()
+
+
+async def keep_alive(stream: trio.SocketStream, n: int) -> None:
+    while await read_request(stream):
+        await stream.send_all(OK)
+
+
+async def test_connections_are_kept_alive_and_reused() -> None:
+    async with server(keep_alive) as url:
+        pool = Http11Pool(url)
+        for _ in range(3):
+            r = await pool.request("GET", "/x")
+            assert (r.status, r.body, r.headers["content-type"]) == (200, b"{}", "application/json")
+        r = await pool.request("POST", "/x", headers=[("a", "b")], body=b'{"k": 1}')
+        assert r.status == 200
+        assert pool.opened == 1
+        await pool.aclose()
+
+
+async def test_a_connection_the_server_closed_is_replaced() -> None:
+    async def one_answer(stream: trio.SocketStream, n: int) -> None:
+        await read_request(stream)
+        await stream.send_all(OK)  # then close, as a server's keep-alive timeout does
+
+    async with server(one_answer) as url:
+        pool = Http11Pool(url)
+        assert (await pool.request("GET", "/x")).status == 200
+        await trio.sleep(0.05)  # the close reaches us: seen before reuse
+        assert (await pool.request("GET", "/x")).status == 200
+        assert pool.opened == 2
+        await pool.aclose()
+
+
+async def test_a_close_racing_the_request_is_retried_once_on_a_new_connection() -> None:
+    async def drop_second(stream: trio.SocketStream, n: int) -> None:
+        await read_request(stream)
+        await stream.send_all(OK)
+        if n == 1:
+            await read_request(stream)  # the reused connection: closed without an answer
+            return
+        while await read_request(stream):
+            await stream.send_all(OK)
+
+    async with server(drop_second) as url:
+        pool = Http11Pool(url)
+        await pool.request("GET", "/x")
+        assert (await pool.request("GET", "/x")).status == 200
+        assert pool.opened == 2
+        await pool.aclose()
+
+
+async def test_chunked_bodies_are_read_whole() -> None:
+    async def chunked(stream: trio.SocketStream, n: int) -> None:
+        await read_request(stream)
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n"
+        )
+
+    async with server(chunked) as url:
+        pool = Http11Pool(url)
+        assert (await pool.request("GET", "/")).body == b'{"a": 1}'
+        await pool.aclose()
+
+
+async def test_a_cancelled_request_closes_its_connection() -> None:
+    async def slow_then_fast(stream: trio.SocketStream, n: int) -> None:
+        await read_request(stream)
+        if n == 1:
+            await trio.sleep(10)
+        await stream.send_all(OK)
+
+    async with server(slow_then_fast) as url:
+        pool = Http11Pool(url)
+        with trio.move_on_after(0.1):
+            await pool.request("GET", "/slow")
+        assert (await pool.request("GET", "/x")).status == 200
+        assert pool.opened == 2  # the cancelled one was not reused
+        await pool.aclose()
+
+
+async def test_failures_are_one_error() -> None:
+    async def hang_up(stream: trio.SocketStream, n: int) -> None:
+        await read_request(stream)
+
+    async with server(hang_up) as url:
+        with pytest.raises(HttpTransportError):
+            await Http11Pool(url).request("GET", "/")
+    with pytest.raises(HttpTransportError, match="connect"):
+        await Http11Pool("http://127.0.0.1:9").request("GET", "/")
+    with pytest.raises(ValueError, match="origin"):
+        Http11Pool("ftp://example.test")
