@@ -11,6 +11,7 @@ NOTIFY when a new calculation arrives, with a slow safety tick.
 from __future__ import annotations
 
 import logging
+import math
 
 import trio
 
@@ -29,8 +30,18 @@ async def run(
 ) -> None:
     """Complete and close due calculations until ``deps.stop``."""
     s, store, clock = deps.settings, deps.store, deps.clock
+    planned = -math.inf  # the Trio time this keeper means to look next
 
-    async def step() -> float:
+    async def step(woken: bool) -> float:
+        nonlocal planned
+        if woken and planned <= trio.current_time() + s.deadline_seconds:
+            # A new calculation is due `deadline_seconds` from now: not before what we
+            # already wait for, so no query (a NOTIFY per POST would cost two per keeper).
+            return planned
+        planned = await look()
+        return planned
+
+    async def look() -> float:
         events = await store.complete_due(
             topic=s.results_topic, now=clock.now(), lease=s.outbox_lease, limit=100
         )

@@ -26,12 +26,21 @@ log = logging.getLogger("osago.relay")
 
 
 async def run(
-    deps: LoopDeps, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    deps: LoopDeps,
+    *,
+    listen: bool = True,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Relay until ``deps.stop``; rows not yet published stay for the next relay."""
+    """Relay until ``deps.stop``; rows not yet published stay for the next relay.
+
+    ``listen=False``: the safety tick only. Workers relay that way: new jobs are the api's
+    (its relay wakes on their NOTIFY), a worker's own events it publishes itself, so a
+    worker's relay is there for orphans whose lease ran out, and a wake-up per POST in every
+    worker would only be an empty claim.
+    """
     s = deps.settings
 
-    async def step() -> float:
+    async def step(woken: bool) -> float:
         while batch := await deps.store.claim_outbox(
             now=deps.clock.now(), lease=s.outbox_lease, limit=s.relay_batch
         ):
@@ -42,7 +51,7 @@ async def run(
 
     await run_woken(
         deps.store,
-        OUTBOX_CHANNEL,
+        OUTBOX_CHANNEL if listen else None,
         deps.stop,
         step,
         tick=s.relay_tick,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from uuid import UUID
 
 import trio
@@ -137,7 +138,8 @@ async def run(
     async with trio.open_nursery() as outer:
         await outer.start(crew.run)
         await outer.start(keeper.run, deps)
-        await outer.start(relay.run, deps)
+        # Tick only: the api relays new jobs, this worker publishes its own events.
+        await outer.start(partial(relay.run, deps, listen=False))
         async with (
             deps.broker.subscribe(s.requests_queue, prefetch=s.worker_prefetch) as sub,
             trio.open_nursery() as jobs,
