@@ -70,6 +70,9 @@ class Settings:
     shutdown_grace: float = 5.0
     # Acks, nacks, closes and disconnects on the way out: shielded, each bounded by this.
     cleanup_timeout: float = 3.0
+    # Writes that may wait (outbox marks, submission ids) are gathered this long, then
+    # written in one transaction.
+    write_linger: float = 0.1
     log_level: str = "INFO"
     simulator_delays: Mapping[str, float] = field(default_factory=dict)
     simulator_profile: str = "realistic"  # or "calm": fixed delays, no failures

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 import trio
 
@@ -18,61 +19,84 @@ from osago.errors import BrokerError, StoreError
 from osago.models import OutboxMessage
 from osago.storage import Store
 
-__all__ = ["SentMarks", "publish"]
+__all__ = ["Deferred", "publish", "sent_marks"]
 
 log = logging.getLogger("osago.outbox")
 
+T = TypeVar("T")
 
-class SentMarks:
-    """Marks published rows sent in batches: one transaction for many publishes.
 
-    Why it is safe to defer: a published row is leased for ``outbox_lease`` seconds, so no
-    relay takes it while its mark waits here; if the process dies first, the row goes out
-    again after its lease and the notifier drops the repeat. Run :meth:`run` in the nursery
-    of the role that publishes; on the way out it marks what is left (shielded, bounded).
+class Deferred(Generic[T]):
+    """Writes that may wait a little, made in batches: one transaction for many items.
+
+    ``add`` never waits. The runner writes what came within ``linger`` seconds of the first
+    item (at most ``max_batch``); a failed write is logged (the caller says why that is
+    safe). On the way out it writes what is left, shielded and bounded.
     """
 
-    def __init__(self, store: Store, clock: Clock, *, cleanup_timeout: float) -> None:
-        self._store = store
-        self._clock = clock
+    def __init__(
+        self,
+        name: str,
+        write: Callable[[list[T]], Awaitable[None]],
+        *,
+        linger: float,
+        cleanup_timeout: float,
+        max_batch: int = 1000,
+    ) -> None:
+        self._name = name
+        self._write = write
+        self._linger = linger
         self._cleanup_timeout = cleanup_timeout
-        self._send, self._recv = trio.open_memory_channel[int](math.inf)
+        self._max_batch = max_batch
+        self._send, self._recv = trio.open_memory_channel[T](math.inf)
 
-    def add(self, ids: Sequence[int]) -> None:
-        """These rows reached the broker."""
-        for i in ids:
-            self._send.send_nowait(i)
+    def add(self, items: Sequence[T]) -> None:
+        """Write these soon."""
+        for item in items:
+            self._send.send_nowait(item)
 
-    def _take(self, first: int) -> list[int]:
-        batch = [first]
-        while True:
+    def _take(self, batch: list[T]) -> list[T]:
+        while len(batch) < self._max_batch:
             try:
                 batch.append(self._recv.receive_nowait())
             except trio.WouldBlock:
-                return batch
+                break
+        return batch
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Mark batches as they come until cancelled, then what is left."""
+        """Write batches as they come until cancelled, then what is left."""
         task_status.started()
         try:
             async for first in self._recv:
-                await self._mark(self._take(first))
+                await trio.sleep(self._linger)
+                await self._flush(self._take([first]))
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(self._cleanup_timeout):
-                try:
-                    left = self._take(self._recv.receive_nowait())
-                except trio.WouldBlock:
-                    left = []
-                if left:
-                    await self._mark(left)
+                while left := self._take([]):
+                    await self._flush(left)
 
-    async def _mark(self, ids: list[int]) -> None:
+    async def _flush(self, items: list[T]) -> None:
         try:
-            await self._store.mark_sent(ids, now=self._clock.now())
+            await self._write(items)
         except StoreError as exc:
-            log.warning(
-                "outbox: %d sent rows left unmarked (sent again after the lease): %s", len(ids), exc
-            )
+            log.warning("%s: %d deferred writes lost: %s", self._name, len(items), exc)
+
+
+def sent_marks(
+    store: Store, clock: Clock, *, linger: float, cleanup_timeout: float
+) -> Deferred[int]:
+    """Published rows, marked sent in batches.
+
+    Why it is safe to defer (and to lose): a published row stays leased for
+    ``outbox_lease`` seconds, so no relay takes it while its mark waits; if the mark never
+    lands (a crash, the database away), the row goes out again after its lease and the
+    notifier drops the repeat.
+    """
+
+    async def write(ids: list[int]) -> None:
+        await store.mark_sent(ids, now=clock.now())
+
+    return Deferred("outbox marks", write, linger=linger, cleanup_timeout=cleanup_timeout)
 
 
 async def publish(
@@ -81,7 +105,7 @@ async def publish(
     clock: Clock,
     messages: Sequence[OutboxMessage],
     *,
-    marks: SentMarks | None = None,
+    marks: Deferred[int] | None = None,
 ) -> bool:
     """Publish ``messages`` in order; False if they stay in the outbox for the relay.
 

@@ -9,7 +9,7 @@ waited for), failed (errors exhausted). The deadline case (timed out) is the kee
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from uuid import UUID
 
 import trio
@@ -22,8 +22,9 @@ from osago.models import Exchange, Outcome, OutcomeKind
 
 __all__ = ["Record", "run_exchange"]
 
-# Remembers (correlation id, the insurer's id) once committed: a redelivery polls, never resubmits.
-Record = Callable[[tuple[UUID, str]], Awaitable[None]]
+# Remembers [(correlation id, the insurer's id)] soon, so a redelivery polls instead of
+# resubmitting (a resubmit is harmless: the correlation id is the idempotency key).
+Record = Callable[[list[tuple[UUID, str]]], None]
 
 log = logging.getLogger("osago.worker")
 
@@ -35,7 +36,7 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, record: Record, clock: Cl
     if remote_id is None:
         submitted = clock.now()
         remote_id = await guard.submit(ex.correlation_id, ex.request)
-        await record((ex.correlation_id, remote_id))
+        record([(ex.correlation_id, remote_id)])
         log.info("calculation %s: submitted to %s as %s", ex.calculation_id, ex.insurer, remote_id)
     else:
         submitted = ex.created_at  # resumed: catch up at once, then follow the schedule

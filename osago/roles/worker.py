@@ -10,7 +10,6 @@ dead-letters it to ``DLQ.<queue>``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from uuid import UUID
@@ -23,7 +22,7 @@ from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.loops import keeper, relay
 from osago.models import Exchange, Job
-from osago.outbox import SentMarks, publish
+from osago.outbox import Deferred, publish, sent_marks
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import run_exchange
 
@@ -35,26 +34,31 @@ log = logging.getLogger("osago.worker")
 @dataclass(frozen=True)
 class Crew:
     """What every job of one worker shares: the guards, and the batchers that let many jobs
-    share one transaction (loads, submissions, sent marks)."""
+    share one transaction: loads (batched as they come), submissions and sent marks (deferred
+    by ``write_linger``)."""
 
     guards: dict[str, GuardedInsurer]
     load: Batcher[UUID, Exchange | None]
-    record: Batcher[tuple[UUID, str], None]
-    marks: SentMarks
+    record: Deferred[tuple[UUID, str]]
+    marks: Deferred[int]
 
     @classmethod
     def of(cls, deps: WorkerDeps) -> Crew:
-        store = deps.store
-
-        async def record_many(items: Sequence[tuple[UUID, str]]) -> dict[tuple[UUID, str], None]:
-            await store.record_submissions(items)
-            return {}
-
+        store, s = deps.store, deps.settings
+        # Why a submission may be recorded late (or lost): a redelivered job whose remote id
+        # is missing submits again, and the insurer answers with the same calculation (the
+        # correlation id is its idempotency key).
+        record = Deferred(
+            "submissions",
+            store.record_submissions,
+            linger=s.write_linger,
+            cleanup_timeout=s.cleanup_timeout,
+        )
         return cls(
             guard_insurers(deps.insurers, deps.client, deps.hooks),
             Batcher(store.load_exchanges, default=None),
-            Batcher(record_many, default=None),
-            SentMarks(store, deps.clock, cleanup_timeout=deps.settings.cleanup_timeout),
+            record,
+            sent_marks(store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout),
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -87,7 +91,7 @@ async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Deli
         # Polling goes on past the deadline, through the late window: a late answer still
         # reaches the user, marked late. The keeper completes and closes the calculation.
         with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
-            outcome = await run_exchange(ex, guard, crew.record, deps.clock)
+            outcome = await run_exchange(ex, guard, crew.record.add, deps.clock)
         if scope.cancelled_caught:
             # The keeper closes the calculation at closes_at and marks every exchange still
             # pending as timed out, in one transaction; settling each here would only queue

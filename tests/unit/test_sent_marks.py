@@ -1,4 +1,5 @@
-"""Published outbox rows are marked sent in batches, and none is forgotten at shutdown."""
+"""Published outbox rows are marked sent in batches (deferred writes), none forgotten at
+shutdown."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import trio
 from trio.testing import MockClock
 
 from osago.clock import TrioWallClock
-from osago.outbox import SentMarks
+from osago.outbox import sent_marks
 from osago.storage import MemoryStore
 from tests.factories import new_calculation
 
@@ -28,11 +29,12 @@ async def test_marks_of_many_publishes_share_one_transaction(autojump_clock: Moc
     for _ in range(3):
         await store.create_calculation(new_calculation(), queue="/queue/q")
     rows = [m.id for m in await store.claim_outbox(now=0.0, lease=30.0, limit=10)]
-    marks = SentMarks(store, TrioWallClock(), cleanup_timeout=1.0)
+    marks = sent_marks(store, TrioWallClock(), linger=0.05, cleanup_timeout=1.0)
     async with trio.open_nursery() as nursery:
-        for i in rows:  # six publishes in the same instant
-            marks.add([i])
         await nursery.start(marks.run)
+        for i in rows:  # six publishes within the linger
+            marks.add([i])
+            await trio.sleep(0.005)
         await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
     assert store.calls == [rows]
@@ -43,7 +45,7 @@ async def test_what_is_left_is_marked_on_the_way_out(autojump_clock: MockClock) 
     store = Counting()
     await store.create_calculation(new_calculation(), queue="/queue/q")
     rows = [m.id for m in await store.claim_outbox(now=0.0, lease=30.0, limit=10)]
-    marks = SentMarks(store, TrioWallClock(), cleanup_timeout=1.0)
+    marks = sent_marks(store, TrioWallClock(), linger=0.05, cleanup_timeout=1.0)
     async with trio.open_nursery() as nursery:
         await nursery.start(marks.run)
         nursery.cancel_scope.cancel()
