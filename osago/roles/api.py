@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import trio
+from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart import request
 from quart_trio import QuartTrio
@@ -17,6 +19,7 @@ from osago.errors import ConflictError, StoreError, ValidationFailed
 from osago.lifecycle import Timing, accept
 from osago.loops import relay
 from osago.models import iso
+from osago.outbox import Publisher, sent_marks
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
@@ -27,8 +30,12 @@ __all__ = ["create_app", "run"]
 log = logging.getLogger("osago.api")
 
 
-def create_app(deps: ApiDeps) -> QuartTrio:
-    """The Quart-Trio application of the api role."""
+def create_app(deps: ApiDeps, jobs: Publisher | None = None) -> QuartTrio:
+    """The Quart-Trio application of the api role.
+
+    With ``jobs`` each calculation's jobs are leased to this api and handed to ``jobs`` to
+    publish at once; without, they wait in the outbox for a relay.
+    """
     app = QuartTrio("osago-api")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a quote request is a few hundred bytes
     s = deps.settings
@@ -72,13 +79,17 @@ def create_app(deps: ApiDeps) -> QuartTrio:
         now = deps.clock.now()
         valid = validate_request(body, today=datetime.fromtimestamp(now, UTC).date())
         calc = accept(valid, deps.insurers, now=now, timing=timing)
-        created = await deps.store.create_calculation(calc, queue=s.requests_queue)
+        created = await deps.store.create_calculation(
+            calc, queue=s.requests_queue, lease=s.outbox_lease if jobs is not None else 0.0
+        )
         headers = {"Location": f"/api/v1/calculations/{calc.id}"}
-        if not created:  # the same request again: answer as the first time
+        if created is None:  # the same request again: answer as the first time
             view = await deps.store.get_calculation(calc.id)
             assert view is not None
             headers["Idempotent-Replayed"] = "true"
             return view.receipt(), 202, headers
+        if jobs is not None:
+            jobs.add(created)
         log.info(
             "calculation %s: accepted for user %s, %d insurers, deadline %s",
             calc.id,
@@ -116,13 +127,39 @@ def create_app(deps: ApiDeps) -> QuartTrio:
 async def run(
     deps: ApiDeps, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve the api and run the relay until ``deps.stop``; started() gives the base URL."""
-    config = hypercorn_config(str(deps.settings.api_bind), deps.settings.shutdown_grace)
+    """Serve the api until ``deps.stop``; started() gives the base URL.
+
+    Beside it: the publisher of the jobs it accepts, and a relay on its safety tick for rows
+    whose lease ran out (a crash between commit and publish, or the broker away).
+    """
+    s = deps.settings
+    config = hypercorn_config(str(s.api_bind), s.shutdown_grace)
+    marks = sent_marks(
+        deps.store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout
+    )
+    jobs = Publisher(deps.broker, deps.store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout)
+    async with trio.open_nursery() as marking:  # outlives the publishers: their marks land
+        await marking.start(marks.run)
+        async with trio.open_nursery() as background:
+            await background.start(jobs.run)
+            await background.start(partial(relay.run, deps, listen=False))
+            await _serve(deps, config, jobs, task_status=task_status)
+            # Served and drained: publish what is queued, then stop.
+            background.cancel_scope.cancel()
+        marking.cancel_scope.cancel()
+
+
+async def _serve(
+    deps: ApiDeps, config: Config, jobs: Publisher, *, task_status: trio.TaskStatus[str]
+) -> None:
+    """Hypercorn until ``deps.stop``, in-flight requests drained."""
     async with trio.open_nursery() as nursery:
-        await nursery.start(relay.run, deps)
         binds = await nursery.start(
             lambda task_status: serve(
-                create_app(deps), config, shutdown_trigger=deps.stop.wait, task_status=task_status
+                create_app(deps, jobs),
+                config,
+                shutdown_trigger=deps.stop.wait,
+                task_status=task_status,
             )
         )
         log.info("api listening on %s", binds[0])

@@ -31,11 +31,15 @@ class Store(Protocol):
     them when the lease runs out.
     """
 
-    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> bool:
-        """Store the request and one outbox job per insurer atomically; notify the relay.
+    async def create_calculation(
+        self, calc: NewCalculation, *, queue: str, lease: float = 0.0
+    ) -> list[OutboxMessage] | None:
+        """Store the request and one outbox job per insurer atomically; return the jobs.
 
-        False when a calculation with this id and the same ``request_hash`` exists already
-        (an idempotent replay: nothing is written); ConflictError for another hash.
+        With ``lease`` the jobs are leased to the caller (until ``created_at + lease``), who
+        publishes them at once; without, a relay is notified to publish them. None when a
+        calculation with this id and the same ``request_hash`` exists already (an
+        idempotent replay: nothing is written); ConflictError for another hash.
         """
         ...
 

@@ -93,12 +93,14 @@ class MemoryStore:
         self.outbox[row.id] = row
         return row
 
-    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> bool:
+    async def create_calculation(
+        self, calc: NewCalculation, *, queue: str, lease: float = 0.0
+    ) -> list[OutboxMessage] | None:
         existing = self.calcs.get(calc.id)
         if existing is not None:
             if existing.new.request_hash != calc.request_hash:
                 raise ConflictError(str(calc.id))
-            return False
+            return None
         if len({x.insurer for x in calc.exchanges}) != len(calc.exchanges):
             raise StoreError("create_calculation", "one exchange per insurer")
         rows = [
@@ -111,11 +113,12 @@ class MemoryStore:
             self.exchanges[x.correlation_id] = _Exchange(
                 x.correlation_id, calc.id, x.insurer, x.insurer_name
             )
-        for dest, body, headers in rows:
-            self._add_row(dest, body, headers, calc.id, None)
-        self._notify(OUTBOX_CHANNEL)
+        leased = calc.created_at + lease if lease else None
+        added = [self._add_row(d, b, h, calc.id, leased) for d, b, h in rows]
+        if not lease:
+            self._notify(OUTBOX_CHANNEL)
         self._notify(CALCULATIONS_CHANNEL)
-        return True
+        return [r.message() for r in added]
 
     async def get_calculation(self, calculation_id: UUID) -> CalculationView | None:
         calc = self.calcs.get(calculation_id)

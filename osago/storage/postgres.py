@@ -72,8 +72,10 @@ class PostgresStore:
             raise StoreError(operation, f"{type(exc).__name__}: {exc}") from exc
         return result
 
-    async def create_calculation(self, calc: NewCalculation, *, queue: str) -> bool:
-        async def body(conn: Conn) -> bool:
+    async def create_calculation(
+        self, calc: NewCalculation, *, queue: str, lease: float = 0.0
+    ) -> list[OutboxMessage] | None:
+        async def body(conn: Conn) -> list[OutboxMessage] | None:
             created = await conn.fetchval(
                 "INSERT INTO calculations (id, user_id, request, stub, created_at, deadline_at,"
                 " request_hash, closes_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -93,31 +95,28 @@ class PostgresStore:
                 )
                 if existing != calc.request_hash:
                     raise ConflictError(str(calc.id))
-                return False
+                return None
             await conn.executemany(
                 "INSERT INTO exchanges (correlation_id, calculation_id, insurer, insurer_name)"
                 " VALUES ($1, $2, $3, $4)",
                 [(x.correlation_id, calc.id, x.insurer, x.insurer_name) for x in calc.exchanges],
             )
-            await conn.executemany(
-                "INSERT INTO outbox (destination, body, headers, calculation_id, created_at)"
-                " VALUES ($1, $2, $3, $4, $5)",
-                [
-                    (
-                        queue,
-                        Job(x.correlation_id, calc.id, x.insurer).encode(),
-                        {"insurer": x.insurer},
-                        calc.id,
-                        calc.created_at,
-                    )
-                    for x in calc.exchanges
-                ],
+            rows = await conn.fetch(
+                "INSERT INTO outbox (destination, body, headers, calculation_id, created_at,"
+                " leased_until) SELECT $1, b, h, $4, $5, $6"
+                f" FROM unnest($2::bytea[], $3::jsonb[]) AS j (b, h) RETURNING {OUTBOX_COLUMNS}",
+                queue,
+                [Job(x.correlation_id, calc.id, x.insurer).encode() for x in calc.exchanges],
+                [{"insurer": x.insurer} for x in calc.exchanges],
+                calc.id,
+                calc.created_at,
+                calc.created_at + lease if lease else None,
             )
             # Delivered at COMMIT, and only if it commits: the relay never wakes for a rollback.
-            await conn.execute(
-                "SELECT pg_notify($1, ''), pg_notify($2, '')", OUTBOX_CHANNEL, CALCULATIONS_CHANNEL
-            )
-            return True
+            # Leased jobs are the caller's to publish: no relay needs waking for them.
+            channels = [CALCULATIONS_CHANNEL] if lease else [CALCULATIONS_CHANNEL, OUTBOX_CHANNEL]
+            await conn.execute("SELECT pg_notify(c, '') FROM unnest($1::text[]) AS c", channels)
+            return messages(rows)
 
         return await self._tx("create_calculation", body)
 

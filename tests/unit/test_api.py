@@ -7,9 +7,16 @@ import uuid
 from typing import Any
 
 import pytest
+import trio
 
+from osago.broker import open_memory_broker
+from osago.clock import SystemClock
 from osago.config import Settings
+from osago.insurers import insurers_for
 from osago.models import Job
+from osago.outbox import Publisher, sent_marks
+from osago.roles._deps import ApiDeps
+from osago.roles.api import create_app
 from osago.storage import MemoryStore
 from tests.factories import MINIMAL_BODY, api_app
 
@@ -140,3 +147,35 @@ async def test_an_oversized_body_is_a_413() -> None:
     assert status == 413
     assert answer["error"] == "too_large"
     assert store.calcs == {}
+
+
+async def test_the_api_publishes_its_jobs_itself_and_marks_them_sent() -> None:
+    store = MemoryStore()
+    clock = SystemClock()
+    async with open_memory_broker() as broker, trio.open_nursery() as nursery:
+        marks = sent_marks(store, clock, linger=0.01, cleanup_timeout=1.0)
+        jobs = Publisher(broker, store, clock, marks, cleanup_timeout=1.0)
+        await nursery.start(marks.run)
+        await nursery.start(jobs.run)
+        deps = ApiDeps(
+            SETTINGS,
+            trio.Event(),
+            clock,
+            store=store,
+            broker=broker,
+            insurers=insurers_for(SETTINGS),
+        )
+        async with broker.subscribe(SETTINGS.requests_queue, prefetch=10) as sub:
+            r = (
+                await create_app(deps, jobs)
+                .test_client()
+                .post("/api/v1/calculations", json=MINIMAL_BODY)
+            )
+            assert r.status_code == 202
+            with trio.fail_after(5):
+                got = [Job.decode((await sub.receive()).body) for _ in range(3)]
+        assert sorted(j.insurer for j in got) == ["aurora", "borealis", "cedar"]
+        await trio.sleep(0.1)
+        # Leased to the api, published, marked: no relay ever takes them, even after the lease.
+        assert await store.claim_outbox(now=2e9, lease=1, limit=10) == []
+        nursery.cancel_scope.cancel()
