@@ -6,13 +6,14 @@ in a fresh database, with 10 insurers and the real 60 s deadline:
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/capacity.py [--rates 5,10,20,50] [--seconds 30] [--workers 2]
-        [--profile calm|realistic] [--png docs/capacity.png]
+        [--profile calm|realistic] [--warmup 15] [--png docs/capacity.png]
 
 ``calm``: each insurer answers after a fixed delay of 1-8 s and always offers, so every stub,
 late offer or missing offer is caused by load. ``realistic``: the simulator's log-normal
 delays, refusals, errors, hangs (some stubs and failures are the profile's own).
 
-For each rate it posts for SECONDS, waits until every calculation has closed (or its deadline
+After a warm-up (the JVM's JIT, connection pools, the insurers' learned poll schedules),
+for each rate it posts for SECONDS, waits until every calculation has closed (or its deadline
 plus a margin), then prints one line per step:
 
 - offers delivered / expected (expected: the offers PostgreSQL holds for the step), frames
@@ -292,7 +293,7 @@ async def main(a: argparse.Namespace) -> None:
     db = f"osago_bench_{uuid.uuid4().hex[:8]}"
     url = await _fresh_database(db)
     rates = [float(x) for x in a.rates.split(",")]
-    extra = {"OSAGO_LOG_LEVEL": "WARNING", "OSAGO_SIMULATOR_PROFILE": a.profile}
+    extra = {"OSAGO_LOG_LEVEL": a.log_level, "OSAGO_SIMULATOR_PROFILE": a.profile}
     title = (
         f"{a.profile} profile, 10 insurers, {a.workers} workers, "
         f"every role its own process, ActiveMQ + PostgreSQL, {os.cpu_count()} cores"
@@ -318,6 +319,11 @@ async def main(a: argparse.Namespace) -> None:
             frames = Frames()
             for user in users:
                 await nursery.start(listen, cluster, user, frames)
+            if a.warmup > 0:  # the JVM's JIT, pools, the insurers' learned schedules
+                print(f"warm-up: {a.warmup:g} s at {rates[0]:g}/s (not reported)", flush=True)
+                await run_step(
+                    cluster, url, frames, rates[0], a.warmup, users, calm=a.profile == "calm"
+                )
             for rate in rates:
                 r = await run_step(
                     cluster, url, frames, rate, a.seconds, users, calm=a.profile == "calm"
@@ -325,13 +331,21 @@ async def main(a: argparse.Namespace) -> None:
                 results.append(r)
                 print(line(r), flush=True)
                 warnings = Counter(
-                    re.sub(r"[0-9a-f-]{36}|\d+(\.\d+)?", "#", line)
+                    re.sub(
+                        r"[0-9a-f-]{36}|\d+(\.\d+)?|\b(" + INSURERS.replace(",", "|") + r")\b",
+                        "#",
+                        line.split(" ", 2)[-1],
+                    )
                     for p in cluster.procs.values()
                     for line in p.lines
                     if " WARNING " in line or " ERROR " in line
                 )
-                for text, count in warnings.most_common(3):
+                for text, count in warnings.most_common(a.warnings):
                     print(f"      {count} x {text[:160]}")
+                if a.log:
+                    with open(a.log, "a") as f:  # noqa: ASYNC230 (a bench, between steps)
+                        for p in cluster.procs.values():
+                            f.writelines(f"{p.name} {line}\n" for line in p.lines)
                 for p in cluster.procs.values():
                     p.lines.clear()
                 if r["offers"] < 0.9 * r["expected"] and not a.keep_going:
@@ -349,9 +363,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="5,10,20,50", help="calculations/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="posting time per step")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--users", type=int, default=50, help="WebSocket users")
     parser.add_argument("--profile", choices=("calm", "realistic"), default="calm")
     parser.add_argument("--png", default=None, help="write the chart here")
+    parser.add_argument("--warnings", type=int, default=3, help="commonest warnings shown")
+    parser.add_argument("--log", default=None, help="append every process's log lines here")
+    parser.add_argument("--log-level", default="WARNING", help="of every role")
     parser.add_argument("--keep-going", action="store_true", help="go on past saturation")
     trio.run(main, parser.parse_args())

@@ -20,4 +20,8 @@ def hypercorn_config(bind: str, grace: float) -> Config:
     # server does; at equal timeouts both close at once and a request sent on a connection
     # the server just closed fails ("connection broken") under load.
     config.keep_alive_timeout = 75.0
+    # Why: Hypercorn's default accept backlog is 100. A burst of new connections (a rate
+    # step, a pool refilling) overflows it, the kernel drops SYNs, and the client's first
+    # retransmit comes a second later -- past a poll's attempt timeout.
+    config.backlog = 4096
     return config
