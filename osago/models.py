@@ -124,8 +124,11 @@ class Job:
         """Parse a queue message; raise :class:`PoisonMessage` if it can never be processed."""
         try:
             data = json.loads(body)
-            return cls(UUID(data["correlation_id"]), UUID(data["calculation_id"]), data["insurer"])
-        except (ValueError, KeyError, TypeError) as exc:
+            cid, calc, insurer = data["correlation_id"], data["calculation_id"], data["insurer"]
+            if not (isinstance(cid, str) and isinstance(calc, str) and isinstance(insurer, str)):
+                raise TypeError("correlation_id, calculation_id and insurer must be strings")
+            return cls(UUID(cid), UUID(calc), insurer)
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise PoisonMessage(f"undecodable job: {exc!r}") from exc
 
 

@@ -44,12 +44,18 @@ def mint_token(secret: str, user_id: str, *, expires_at: float) -> str:
 
 
 def verify_token(secret: str, token: str, *, now: float) -> Claims:
-    """Return the claims of a valid token; raise TokenInvalid or TokenExpired."""
+    """Return the claims of a valid token; raise TokenInvalid or TokenExpired.
+
+    Anything a client can put in a URL is refused as TokenInvalid, never another error:
+    the signature is compared as bytes in constant time (``compare_digest`` raises
+    TypeError on a non-ASCII str), the expiry must be ASCII digits.
+    """
     parts = token.split(".")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
         raise TokenInvalid("malformed token")
     payload = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_sign(secret, payload), parts[2]):
+    given = parts[2].encode("utf-8", errors="replace")
+    if not hmac.compare_digest(_sign(secret, payload).encode(), given):
         raise TokenInvalid("bad signature")
     try:
         user_id = _unb64(parts[0]).decode()

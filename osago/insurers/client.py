@@ -17,6 +17,15 @@ from urllib.parse import quote, urlsplit
 from uuid import UUID
 
 from osago.errors import InsurerRejected, InsurerUnavailable
+from osago.insurers._answers import (
+    AnswerError,
+    clean_breakdown,
+    read_correlation_id,
+    read_message,
+    read_number,
+    read_remote_id,
+    read_time,
+)
 from osago.insurers.config import InsurerConfig
 from osago.insurers.http11 import HttpTransportError, Response
 
@@ -130,6 +139,8 @@ class HttpInsurerClient:
             )
         try:
             return json.loads(response.body), response.headers
+        except RecursionError as exc:
+            raise InsurerRejected(insurer.code, f"{method} {target}: JSON nested too deep") from exc
         except ValueError as exc:
             # A 200 that is not JSON is a gateway's error page far more often than a broken
             # insurer: transient, and our calls are idempotent, so it is worth a retry.
@@ -144,28 +155,30 @@ class HttpInsurerClient:
             Idempotency_Key=str(correlation_id),
         )
         try:
-            return str(data["id"])
-        except (KeyError, TypeError) as exc:
-            raise InsurerRejected(insurer.code, f"submit answer has no id: {data!r}") from exc
+            return read_remote_id(data)
+        except AnswerError as exc:
+            raise InsurerRejected(insurer.code, str(exc)) from exc
 
     async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | Pending:
         data, headers = await self._call(insurer, "GET", f"/calculations/{quote(remote_id)}")
         try:
-            status = data["status"]
+            if not isinstance(data, dict):
+                raise AnswerError("a poll answer must be a JSON object")
+            status = data.get("status")
             if status == "pending":
                 return Pending(_poll_after(data.get("poll_after"), headers))
             if status not in ("ready", "refused"):
-                raise ValueError(f"unknown status {status!r}")
-            premium = float(data["premium"]) if status == "ready" else None
-            breakdown = data.get("breakdown")
+                raise AnswerError(f"unknown status {str(status)[:40]!r}")
             return Quote(
-                UUID(data["correlation_id"]),
+                read_correlation_id(data.get("correlation_id")),
                 status,
-                premium,
-                data.get("message"),
-                data.get("ready_at"),
-                bool(data.get("pool", False)),
-                breakdown if isinstance(breakdown, dict) else None,
+                read_number(data.get("premium"), "premium", positive=True)
+                if status == "ready"
+                else None,
+                read_message(data.get("message")),
+                read_time(data.get("ready_at"), "ready_at"),
+                data.get("pool") is True,
+                clean_breakdown(data.get("breakdown")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InsurerRejected(insurer.code, f"unreadable poll answer {data!r}: {exc}") from exc
+        except AnswerError as exc:
+            raise InsurerRejected(insurer.code, f"unreadable poll answer: {exc}") from exc

@@ -22,6 +22,7 @@ CLOSE = {
     "too_slow": (4002, "not reading: dropped"),
     "too_many": (4003, "too many sessions for this user"),
     "no_pong": (4004, "no pong: connection presumed dead"),
+    "internal": (1011, "internal error: reconnect and resume"),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,31 +35,55 @@ __all__ = ["run"]
 log = logging.getLogger("osago.notifier")
 
 
+# What a JSON document from outside may raise besides ValueError: deep nesting, huge numbers.
+_JSON_ERRORS = (ValueError, KeyError, TypeError, RecursionError, OverflowError)
+
+
+def _read_event(body: bytes) -> tuple[str, str, int, str]:
+    """(user id, calculation id, seq, text) of a topic event; ValueError when it is not one.
+
+    Checked before anything touches it: the pump serves every user, so an event that is not
+    one (invalid UTF-8, deep nesting, ``"seq": 1e999``, ``"calculation_id": {}``) is dropped
+    with a log line, never raised."""
+    try:
+        text = body.decode()
+        event = json.loads(text)
+        user_id, calc, seq = event["user_id"], event["calculation_id"], event["seq"]
+    except _JSON_ERRORS as exc:
+        raise ValueError(f"unreadable: {type(exc).__name__}") from exc
+    if not (isinstance(user_id, str) and isinstance(calc, str)):
+        raise ValueError("user_id and calculation_id must be strings")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise ValueError("seq must be a whole number")
+    return user_id, calc, seq, text
+
+
 async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Subscription) -> None:
     async for delivery in sub:
         try:
-            event = json.loads(delivery.body)
-            user_id, calc, seq = event["user_id"], event["calculation_id"], int(event["seq"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("notifier: unreadable event %s dropped", delivery.message_id)
+            user_id, calc, seq, text = _read_event(delivery.body)
+        except ValueError as exc:
+            log.warning("notifier: event %s dropped: %s", delivery.message_id, exc)
             continue
-        if not hub.first_time(calc, seq):
-            continue
-        text = delivery.body.decode()
+        try:
+            _push(deps, hub, history, user_id, calc, seq, text)
+        except Exception:  # a defect here must not stop every user's events
+            log.exception("calculation %s: event #%d not pushed; the pump goes on", calc, seq)
+
+
+def _push(
+    deps: NotifierDeps, hub: Hub, history: History, user_id: str, calc: str, seq: int, text: str
+) -> None:
+    if hub.first_time(calc, seq):
         history.record(calc, user_id, seq, text, deps.clock.now())
         n = hub.deliver(user_id, text)
-        log.info(
-            "calculation %s: %s #%d pushed to %d sessions of %s",
-            calc,
-            event.get("type"),
-            seq,
-            n,
-            user_id,
-        )
+        log.info("calculation %s: event #%d pushed to %d sessions of %s", calc, seq, n, user_id)
 
 
 def _timestamp(value: Any) -> float:
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError("not a time")
         return float(value)
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
@@ -70,6 +95,13 @@ class _Handler:
         self.deps, self.hub, self.history = deps, hub, history
 
     async def __call__(self, request: WebSocketRequest) -> None:
+        """One session; a defect in it is logged and ends this session only."""
+        try:
+            await self._session(request)
+        except Exception:
+            log.exception("notifier: session on %s failed; the others go on", request.path[:80])
+
+    async def _session(self, request: WebSocketRequest) -> None:
         url = urlsplit(request.path)
         if url.path != "/ws":
             await request.reject(404)
@@ -130,7 +162,9 @@ class _Handler:
         try:
             msg = json.loads(raw)
             kind = msg["type"]
-        except (ValueError, KeyError, TypeError):
+            if not isinstance(msg, dict) or not isinstance(kind, str):
+                raise TypeError("not an object with a type")
+        except _JSON_ERRORS:
             self.hub.push(
                 session, json.dumps({"type": "error", "message": "send JSON with a type"})
             )
@@ -161,17 +195,20 @@ class _Handler:
 
     def _resume(self, session: Session, msg: dict[str, Any]) -> None:
         now = self.deps.clock.now()
-        for item in msg.get("calculations") or []:
+        items = msg.get("calculations")
+        if not isinstance(items, list):
+            self.hub.push(session, json.dumps({"type": "error", "message": "bad resume"}))
+            return
+        for item in items:
             try:
-                calc = str(item["calculation_id"])
+                calc = item["calculation_id"]
+                last_seq = item.get("last_seq", 0)
+                if not isinstance(calc, str) or not isinstance(last_seq, int):
+                    raise TypeError("calculation_id must be a string, last_seq a whole number")
                 missed = self.history.missed(
-                    calc,
-                    session.user_id,
-                    int(item.get("last_seq", 0)),
-                    _timestamp(item["created_at"]),
-                    now,
+                    calc, session.user_id, last_seq, _timestamp(item["created_at"]), now
                 )
-            except (KeyError, TypeError, ValueError):
+            except (*_JSON_ERRORS, AttributeError):
                 self.hub.push(session, json.dumps({"type": "error", "message": "bad resume item"}))
                 continue
             if missed is None:

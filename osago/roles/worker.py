@@ -127,6 +127,12 @@ async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Deli
         )
         with trio.CancelScope(shield=True), trio.move_on_after(s.cleanup_timeout):
             await sub.nack(delivery)
+    except Exception:
+        # A defect met by one job: logged with its message, NACKed (after the broker's
+        # redeliveries it lands in the DLQ), and the worker goes on with every other job.
+        log.exception("message %s: unexpected failure; nacked", delivery.message_id)
+        with trio.CancelScope(shield=True), trio.move_on_after(s.cleanup_timeout):
+            await sub.nack(delivery)
 
 
 async def run(

@@ -242,3 +242,36 @@ async def test_shutdown_closes_every_session_with_1001(unique: str) -> None:
         await receive(ws)
         r.stop.set()
         assert await close_code(ws) == 1001
+
+
+async def test_hostile_requests_frames_and_events_never_stop_the_notifier(unique: str) -> None:
+    """Issue 10's reproductions: each of these took the whole notifier down."""
+    async with rig(unique) as r, open_websocket_url(r.url(0, "ann")) as good:
+        assert (await receive(good))["type"] == "hello"
+        port = r.ports[0]
+        # One unauthenticated request with a non-ASCII signature.
+        async with open_websocket_url(f"ws://127.0.0.1:{port}/ws?token=a.1.%C3%A9") as bad:
+            assert await close_code(bad) == 1008
+        # A valid session sending frames no client should.
+        async with open_websocket_url(r.url(0, "eve")) as eve:
+            assert (await receive(eve))["type"] == "hello"
+            for frame in (
+                '{"type":"resume","calculations":1}',
+                '{"type":"resume","calculations":[{"calculation_id":"c","last_seq":Infinity,'
+                '"created_at":1}]}',
+                "[" * 4000 + "]" * 4000,
+                '{"type":"refresh","token":"a.1.\u00e9"}',
+            ):
+                await eve.send_message(frame)
+        # Events on the topic that are not events.
+        for body in (
+            b'{"user_id":"ann","calculation_id":"c","seq":1e999}',
+            b'{"user_id":"ann","calculation_id":{},"seq":1}',
+            b"\xff\xfe",
+            b"[" * 4000 + b"]" * 4000,
+        ):
+            await r.publish_broker.send([Outgoing(r.settings.results_topic, body)])
+        calc = str(uuid.uuid4())
+        await r.publish("ann", calc, 1)
+        event = await receive(good)
+        assert (event["calculation_id"], event["seq"]) == (calc, 1)  # still serving

@@ -75,7 +75,7 @@ async def test_a_ready_answer_is_parsed() -> None:
     cid = uuid.uuid4()
     body = (
         b'{"status": "ready", "premium": 5000.5, "correlation_id": "%s", "pool": true,'
-        b' "breakdown": {"kt": 1.8}, "ready_at": 12.5}' % str(cid).encode()
+        b' "breakdown": {"kt": 1.8}, "ready_at": 1790000012.5}' % str(cid).encode()
     )
     quote = await client(200, body).poll(INSURER, "1")
     assert quote is not None
@@ -83,7 +83,7 @@ async def test_a_ready_answer_is_parsed() -> None:
         5000.5,
         True,
         {"kt": 1.8},
-        12.5,
+        1790000012.5,
     )
     assert await client(200, b'{"status": "pending"}').poll(INSURER, "1") == Pending()
 
