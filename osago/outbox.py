@@ -19,7 +19,7 @@ from osago.errors import BrokerError, StoreError
 from osago.models import OutboxMessage
 from osago.storage import Store
 
-__all__ = ["Deferred", "Publisher", "publish", "sent_marks"]
+__all__ = ["Deferred", "job_publisher", "publish", "sent_marks"]
 
 log = logging.getLogger("osago.outbox")
 
@@ -99,53 +99,18 @@ def sent_marks(
     return Deferred("outbox marks", write, linger=linger, cleanup_timeout=cleanup_timeout)
 
 
-class Publisher:
-    """Publishes what a role hands it, in order, batching what queued meanwhile into one send.
+def job_publisher(
+    broker: Broker, store: Store, clock: Clock, marks: Deferred[int], *, cleanup_timeout: float
+) -> Deferred[OutboxMessage]:
+    """Publishes what the api hands it (the jobs it just committed, leased to it), in order,
+    what queued meanwhile in one send: a POST costs no relay wake-up and no claim, and the
+    202 does not wait for the broker. Rows it cannot publish stay leased; a relay takes
+    them when the lease ends."""
 
-    The api hands it the jobs it just committed (leased to it), so a POST costs no relay
-    wake-up and no claim; the 202 does not wait for the broker. Rows it cannot publish stay
-    leased and a relay takes them when the lease ends. On the way out it publishes what is
-    queued (shielded, bounded).
-    """
+    async def write(batch: list[OutboxMessage]) -> None:
+        await publish(broker, store, clock, batch, marks=marks)
 
-    def __init__(
-        self,
-        broker: Broker,
-        store: Store,
-        clock: Clock,
-        marks: Deferred[int],
-        *,
-        cleanup_timeout: float,
-    ) -> None:
-        self._broker, self._store, self._clock, self._marks = broker, store, clock, marks
-        self._cleanup_timeout = cleanup_timeout
-        self._send, self._recv = trio.open_memory_channel[OutboxMessage](math.inf)
-
-    def add(self, messages: Sequence[OutboxMessage]) -> None:
-        """Publish these soon, after everything added before them."""
-        for m in messages:
-            self._send.send_nowait(m)
-
-    def _take(self, batch: list[OutboxMessage]) -> list[OutboxMessage]:
-        while True:
-            try:
-                batch.append(self._recv.receive_nowait())
-            except trio.WouldBlock:
-                return batch
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Publish until cancelled, then what is queued."""
-        task_status.started()
-        try:
-            async for first in self._recv:
-                await self._publish(self._take([first]))
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(self._cleanup_timeout):
-                if left := self._take([]):
-                    await self._publish(left)
-
-    async def _publish(self, batch: list[OutboxMessage]) -> None:
-        await publish(self._broker, self._store, self._clock, batch, marks=self._marks)
+    return Deferred("jobs", write, linger=0.0, cleanup_timeout=cleanup_timeout)
 
 
 async def publish(

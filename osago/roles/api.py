@@ -18,8 +18,8 @@ from osago.domain.request import validate_request
 from osago.errors import ConflictError, StoreError, ValidationFailed
 from osago.lifecycle import Timing, accept
 from osago.loops import relay
-from osago.models import iso
-from osago.outbox import Publisher, sent_marks
+from osago.models import OutboxMessage, iso
+from osago.outbox import Deferred, job_publisher, sent_marks
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
@@ -30,7 +30,7 @@ __all__ = ["create_app", "run"]
 log = logging.getLogger("osago.api")
 
 
-def create_app(deps: ApiDeps, jobs: Publisher | None = None) -> QuartTrio:
+def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> QuartTrio:
     """The Quart-Trio application of the api role.
 
     With ``jobs`` each calculation's jobs are leased to this api and handed to ``jobs`` to
@@ -137,7 +137,9 @@ async def run(
     marks = sent_marks(
         deps.store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout
     )
-    jobs = Publisher(deps.broker, deps.store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout)
+    jobs = job_publisher(
+        deps.broker, deps.store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout
+    )
     async with trio.open_nursery() as marking:  # outlives the publishers: their marks land
         await marking.start(marks.run)
         async with trio.open_nursery() as background:
@@ -150,7 +152,11 @@ async def run(
 
 
 async def _serve(
-    deps: ApiDeps, config: Config, jobs: Publisher, *, task_status: trio.TaskStatus[str]
+    deps: ApiDeps,
+    config: Config,
+    jobs: Deferred[OutboxMessage],
+    *,
+    task_status: trio.TaskStatus[str],
 ) -> None:
     """Hypercorn until ``deps.stop``, in-flight requests drained."""
     async with trio.open_nursery() as nursery:

@@ -14,7 +14,7 @@ from osago.clock import SystemClock
 from osago.config import Settings
 from osago.insurers import insurers_for
 from osago.models import Job
-from osago.outbox import Publisher, sent_marks
+from osago.outbox import job_publisher, sent_marks
 from osago.roles._deps import ApiDeps
 from osago.roles.api import create_app
 from osago.storage import MemoryStore
@@ -154,7 +154,7 @@ async def test_the_api_publishes_its_jobs_itself_and_marks_them_sent() -> None:
     clock = SystemClock()
     async with open_memory_broker() as broker, trio.open_nursery() as nursery:
         marks = sent_marks(store, clock, linger=0.01, cleanup_timeout=1.0)
-        jobs = Publisher(broker, store, clock, marks, cleanup_timeout=1.0)
+        jobs = job_publisher(broker, store, clock, marks, cleanup_timeout=1.0)
         await nursery.start(marks.run)
         await nursery.start(jobs.run)
         deps = ApiDeps(
