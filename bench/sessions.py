@@ -31,7 +31,7 @@ from osago.broker import Outgoing, open_stomp_broker
 from osago.tokens import mint_token
 
 STOMP = "stomp://127.0.0.1:61613"
-SECRET = "bench-secret"
+SECRET = "bench-secret-at-least-32-bytes-long-0123"
 
 
 async def start_notifier(topic: str) -> tuple[trio.Process, int]:

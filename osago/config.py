@@ -13,7 +13,23 @@ from pathlib import Path
 
 from osago.errors import ConfigError
 
-__all__ = ["Bind", "Settings", "parse_bind"]
+__all__ = ["DEV_SECRET", "MIN_SECRET_BYTES", "Bind", "Settings", "parse_bind"]
+
+# Signs WebSocket tokens in the local demo only: it is public, so anyone could mint a token
+# for any user with it. Every other setup needs OSAGO_WS_SECRET, at least this long.
+DEV_SECRET = "osago-dev-secret"
+MIN_SECRET_BYTES = 32
+
+
+def _flag(raw: str | None, name: str) -> bool | None:
+    """An on/off setting; unset (or empty) is None: the role's default."""
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: use 1 or 0")
 
 
 @dataclass(frozen=True)
@@ -51,14 +67,16 @@ class Settings:
     deadline_seconds: float = 60.0
     late_window_seconds: float = 120.0  # answers after the deadline still shown, marked late
     api_token: str | None = None
-    ws_secret: str = "osago-dev-secret"
+    ws_secret: str = DEV_SECRET  # accepted only by the local demo (see runtime.check_role)
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 10.0
     ws_max_message: int = 4096  # bytes a client may send in one frame
     ws_sessions_per_user: int = 20
     ws_send_buffer: int = 256  # frames queued for a client before it is dropped as too slow
     ws_resume_window: float = 300.0  # how long a notifier keeps events for resuming clients
-    dev_endpoints: bool = False  # /dev/token and the demo page's config (osago --role all)
+    # /dev/token and the demo page; None: on in `osago --role all` only. OSAGO_DEV_ENDPOINTS=0
+    # turns them off there too.
+    dev_endpoints: bool | None = None
     requests_queue: str = "/queue/osago.calculations"
     results_topic: str = "/topic/osago.results"
     worker_prefetch: int = 500
@@ -147,7 +165,7 @@ class Settings:
                 "OSAGO_LATE_WINDOW_SECONDS", s.late_window_seconds, allow_zero=True
             ),
             api_token=get("OSAGO_API_TOKEN") or None,
-            dev_endpoints=(get("OSAGO_DEV_ENDPOINTS") or "").lower() in ("1", "true", "yes"),
+            dev_endpoints=_flag(get("OSAGO_DEV_ENDPOINTS"), "OSAGO_DEV_ENDPOINTS"),
             ws_sessions_per_user=int(number("OSAGO_WS_SESSIONS_PER_USER", s.ws_sessions_per_user)),
             ws_ping_interval=number("OSAGO_WS_PING_INTERVAL", s.ws_ping_interval),
             ws_secret=get("OSAGO_WS_SECRET") or s.ws_secret,

@@ -12,7 +12,7 @@ import trio
 from osago import simulator
 from osago.broker import Broker, open_broker
 from osago.clock import Clock, SystemClock
-from osago.config import Settings
+from osago.config import DEV_SECRET, MIN_SECRET_BYTES, Settings
 from osago.errors import ConfigError
 from osago.insurers import HttpInsurerClient, InsurerConfig, insurers_for
 from osago.insurers.http11 import Http11Pool
@@ -39,6 +39,15 @@ def check_role(role: str, settings: Settings) -> None:
             "OSAGO_BROKER_URL=stomp://127.0.0.1:61613 (memory:// exists only inside "
             "`osago --role all`)"
         )
+    demo = role == "all" and settings.dev_endpoints is not False
+    if role in ("api", "notifier", "all") and not demo:
+        secret = settings.ws_secret
+        if secret == DEV_SECRET or len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"--role {role} needs OSAGO_WS_SECRET: the secret shared with the core "
+                f"application that signs users' WebSocket tokens, at least {MIN_SECRET_BYTES} "
+                "bytes (the built-in one is public: only the local demo may use it)"
+            )
 
 
 @asynccontextmanager
@@ -107,7 +116,9 @@ async def run_role(
                 )
                 urls["notifier"] = f"ws://{settings.notifier_bind.host}:{port}/ws"
             if role in ("api", "all"):
-                if role == "all":  # the demo page and its stand-in for the core application
+                if role == "all" and settings.dev_endpoints is None:
+                    # The demo page and its stand-in for the core application, unless
+                    # OSAGO_DEV_ENDPOINTS=0 said otherwise.
                     settings = settings.with_overrides(dev_endpoints=True)
                 urls["api"] = await nursery.start(
                     api.run,

@@ -21,7 +21,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 from osago.tokens import mint_token
 
 READY = re.compile(r"role (\w+) ready: (.*)$")
-SECRET = "e2e-secret"
+SECRET = "e2e-secret-at-least-32-bytes-long-0123"
 
 
 @dataclass

@@ -45,6 +45,8 @@ class Str(Node):
             errors.append(FieldError(path, f"must be one of {', '.join(self.enum)}"))
         elif self.min_len and len(value.strip()) < self.min_len:
             errors.append(FieldError(path, "must not be empty"))
+        elif not value.isprintable():  # NUL, newlines, escapes: no field needs them
+            errors.append(FieldError(path, "must not contain control characters"))
         elif len(value) > self.max_len:
             errors.append(FieldError(path, f"must be at most {self.max_len} characters"))
         elif self.pattern is not None and not re.fullmatch(self.pattern, value):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -43,10 +45,11 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
 
     @app.before_request
     async def authorise() -> Any:
+        given = request.headers.get("Authorization", "").encode("utf-8", errors="replace")
         if (
             s.api_token
             and request.path.startswith("/api/")
-            and request.headers.get("Authorization") != f"Bearer {s.api_token}"
+            and not hmac.compare_digest(given, f"Bearer {s.api_token}".encode())
         ):
             return {"error": "unauthorized", "message": "a valid Bearer token is required"}, 401
         return None
@@ -73,9 +76,11 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
 
     @app.post("/api/v1/calculations")
     async def create() -> Any:
-        body = await request.get_json(force=True, silent=True)
-        if body is None:
-            return {"error": "bad_request", "message": "body must be JSON"}, 400
+        raw = await request.get_data(as_text=False)
+        try:  # decoded here: quart's own decoding of a non-UTF-8 body was a 500
+            body = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return {"error": "bad_request", "message": "the body must be UTF-8 JSON"}, 400
         now = deps.clock.now()
         valid = validate_request(body, today=datetime.fromtimestamp(now, UTC).date())
         calc = accept(valid, deps.insurers, now=now, timing=timing)

@@ -29,7 +29,7 @@ pytestmark = [
     # server closes its side. Only that warning is ignored, only here.
     pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
 ]
-SECRET = "sessions-secret"
+SECRET = "sessions-secret-at-least-32-bytes-long"
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from typing import Any
 
@@ -179,3 +180,41 @@ async def test_the_api_publishes_its_jobs_itself_and_marks_them_sent() -> None:
         # Leased to the api, published, marked: no relay ever takes them, even after the lease.
         assert await store.claim_outbox(now=2e9, lease=1, limit=10) == []
         nursery.cancel_scope.cancel()
+
+
+async def test_a_body_that_is_not_utf8_json_is_a_400_not_a_500() -> None:
+    for raw in (b"\xff\x1e\x1c", b"[" * 5000, b"{not json"):
+        status, body, _ = await call(
+            "POST", "/api/v1/calculations", data=raw, headers={"content-type": "application/json"}
+        )
+        assert (status, body["error"]) == (400, "bad_request")
+
+
+async def test_control_characters_in_a_field_are_a_422_for_that_field() -> None:
+    body = copy.deepcopy(MINIMAL_BODY)
+    body["user_id"] = "user\x00-42"
+    status, answer, store = await call("POST", "/api/v1/calculations", json=body)
+    assert status == 422  # was a 503 "retry later": PostgreSQL refuses NUL in text
+    assert {"field": "user_id", "message": "must not contain control characters"} in answer[
+        "errors"
+    ]
+    assert store.calcs == {}
+
+
+async def test_the_api_token_is_checked_for_any_header_value() -> None:
+    guarded = dataclasses.replace(SETTINGS, api_token="t" * 32)
+    for header in ("Bearer wrong", "Bearer " + "t" * 31 + "\u00e9", ""):
+        status, _, _ = await call(
+            "GET",
+            f"/api/v1/calculations/{uuid.uuid4()}",
+            settings=guarded,
+            headers={"Authorization": header},
+        )
+        assert status == 401
+    status, _, _ = await call(
+        "GET",
+        f"/api/v1/calculations/{uuid.uuid4()}",
+        settings=guarded,
+        headers={"Authorization": "Bearer " + "t" * 32},
+    )
+    assert status == 404

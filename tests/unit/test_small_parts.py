@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import trio
 
@@ -83,6 +85,26 @@ def test_settings_from_env_and_role_checks() -> None:
         check_role("worker", Settings())
     check_role("worker", Settings(broker_url="stomp://127.0.0.1:61613"))
     check_role("all", Settings())
+
+
+@pytest.mark.parametrize("role", ["api", "notifier"])
+def test_separate_roles_refuse_the_public_or_a_short_secret(role: str) -> None:
+    stomp = Settings(broker_url="stomp://127.0.0.1:61613")
+    for secret in ("osago-dev-secret", "short-secret"):
+        with pytest.raises(ConfigError, match="OSAGO_WS_SECRET"):
+            check_role(role, dataclasses.replace(stomp, ws_secret=secret))
+    check_role(role, dataclasses.replace(stomp, ws_secret="x" * 32))
+
+
+def test_the_demo_alone_may_use_the_public_secret_and_dev_endpoints_can_be_refused() -> None:
+    assert Settings.from_env({}).dev_endpoints is None  # the role decides: on in `all`
+    off = Settings.from_env({"OSAGO_DEV_ENDPOINTS": "0"})
+    assert off.dev_endpoints is False
+    with pytest.raises(ConfigError, match="OSAGO_WS_SECRET"):
+        check_role("all", off)  # no demo: the public secret would let anyone in
+    check_role("all", dataclasses.replace(off, ws_secret="y" * 40))
+    with pytest.raises(ConfigError, match="OSAGO_DEV_ENDPOINTS"):
+        Settings.from_env({"OSAGO_DEV_ENDPOINTS": "maybe"})
 
 
 def test_osago_token_prints_a_token_the_notifier_accepts(
