@@ -54,6 +54,7 @@ class Behaviour:
     stall_rate: float = 0.0  # per poll: the response takes stall_seconds
     stall_seconds: float = 30.0
     malformed_rate: float = 0.0  # per poll: a body outside the protocol
+    garbage_rate: float = 0.0  # per ready poll: JSON that breaks the protocol (hostile tests)
     outages: list[tuple[float, float]] = field(default_factory=list)  # (from, until), wall
 
 
@@ -126,6 +127,23 @@ class Simulator:
         )
 
 
+def _garbage(rng: random.Random, calc: _Calc) -> Any:
+    """A ready answer that breaks the protocol, as broken insurers have sent them."""
+    ready: dict[str, Any] = {
+        "id": calc.id,
+        "status": "ready",
+        "premium": calc.premium,
+        "ready_at": calc.ready_at,
+    }
+    answers: list[Any] = [
+        {**ready, "correlation_id": calc.correlation_id, "ready_at": calc.ready_at * 1000},
+        {**ready, "correlation_id": 123},
+        {**ready, "correlation_id": calc.correlation_id, "premium": "a lot"},
+        [[[[["nested"]]]]],
+    ]
+    return rng.choice(answers)
+
+
 def create_simulator_app(sim: Simulator) -> QuartTrio:
     """The Quart-Trio app serving ``sim``."""
     app = QuartTrio("osago-insurers")
@@ -181,6 +199,8 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
         base = {"id": calc.id, "correlation_id": calc.correlation_id}
         if sim.clock.now() < calc.ready_at:
             return {**base, "status": "pending"}
+        if rng.random() < b.garbage_rate:
+            return _garbage(rng, calc)
         if calc.outcome == "refused":
             return {**base, "status": "refused", "message": calc.message, "ready_at": calc.ready_at}
         return {

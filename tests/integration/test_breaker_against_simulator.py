@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from osago import simulator
@@ -179,3 +180,18 @@ async def test_outage_opens_breaker_others_unaffected_then_recovers(tmp_path: Pa
         after = await r.calculation()
         assert after["borealis"][0] == "offer"
         assert r.transitions[-2:] == [("borealis", "half_open"), ("borealis", "closed")]
+
+
+async def test_an_insurer_answering_garbage_fails_alone_and_the_worker_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 10: ready_at in milliseconds or a numeric correlation id crash-looped every
+    worker. Now the answer is refused at the client boundary: that insurer's exchange fails
+    on its first delivery, the good insurer's offer arrives, nothing is NACKed."""
+    async with rig(tmp_path) as r:
+        await r.set("aurora", garbage_rate=1.0)
+        for _ in range(4):
+            result = await r.calculation()
+            assert result["aurora"][0] == "failed"
+            assert result["borealis"][0] == "offer"
+    assert not [rec for rec in caplog.records if "nacked" in rec.getMessage()]
