@@ -52,13 +52,26 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "osago-aggregator", "version": __version__},
         "components": {
             "schemas": {"QuoteRequest": QUOTE_REQUEST.json_schema()},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "OSAGO_API_TOKEN (the core application); required for "
+                    "POST only when the server has one configured",
+                },
+                "user": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the user's own WebSocket token: reads their "
+                    "calculations only (also accepted as ?token=)",
+                },
+            },
         },
-        "security": [{"bearer": []}],
         "paths": {
             "/api/v1/calculations": {
                 "post": {
                     "summary": "Start a quote: fan out to every insurer",
+                    "security": [{"bearer": []}, {}],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -80,6 +93,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/calculations/{calculation_id}": {
                 "get": {
                     "summary": "A calculation with its offers so far",
+                    "security": [{"bearer": []}, {"user": []}],
                     "parameters": [
                         {
                             "name": "calculation_id",
@@ -90,7 +104,8 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {"description": "The calculation"},
-                        "404": _json(_ERROR, "No such calculation"),
+                        "401": _json(_ERROR, "Neither the core app's token nor a user's"),
+                        "404": _json(_ERROR, "No such calculation (or another user's)"),
                     },
                 }
             },

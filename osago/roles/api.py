@@ -17,7 +17,7 @@ from quart import request
 from quart_trio import QuartTrio
 
 from osago.domain.request import validate_request
-from osago.errors import ConflictError, StoreError, ValidationFailed
+from osago.errors import ConflictError, StoreError, TokenError, ValidationFailed
 from osago.lifecycle import Timing, accept
 from osago.loops import relay
 from osago.models import OutboxMessage, iso
@@ -25,6 +25,7 @@ from osago.outbox import Deferred, job_publisher, sent_marks
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
+from osago.tokens import verify_token
 from osago.web.server import hypercorn_config
 
 __all__ = ["create_app", "run"]
@@ -43,14 +44,26 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
     s = deps.settings
     timing = Timing(s.deadline_seconds, s.late_window_seconds)
 
+    def core_app() -> bool:
+        """The request carries OSAGO_API_TOKEN (compared in constant time, as bytes)."""
+        given = request.headers.get("Authorization", "").encode("utf-8", errors="replace")
+        return bool(s.api_token) and hmac.compare_digest(given, f"Bearer {s.api_token}".encode())
+
+    def user_of_token() -> str | None:
+        """The user a valid WebSocket token (Bearer, or ?token=) speaks for."""
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+        token = token or request.args.get("token", "")
+        try:
+            return verify_token(s.ws_secret, token, now=deps.clock.now()).user_id
+        except TokenError:
+            return None
+
     @app.before_request
     async def authorise() -> Any:
-        given = request.headers.get("Authorization", "").encode("utf-8", errors="replace")
-        if (
-            s.api_token
-            and request.path.startswith("/api/")
-            and not hmac.compare_digest(given, f"Bearer {s.api_token}".encode())
-        ):
+        # Reading a calculation is decided in `show` (a user may read their own).
+        reading = request.method == "GET" and request.path.startswith("/api/v1/calculations/")
+        if s.api_token and request.path.startswith("/api/") and not reading and not core_app():
             return {"error": "unauthorized", "message": "a valid Bearer token is required"}, 401
         return None
 
@@ -110,13 +123,24 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
 
     @app.get("/api/v1/calculations/<calculation_id>")
     async def show(calculation_id: str) -> Any:
+        """The core application (OSAGO_API_TOKEN) reads any calculation; a user, with the
+        token that opens their WebSocket, reads their own only; nobody else reads any (a
+        calculation holds the user's documents): 401 without a credential, 404 for
+        another user's, so ids cannot be probed."""
+        reader = None if core_app() else user_of_token()
+        if not core_app() and reader is None:
+            return {
+                "error": "unauthorized",
+                "message": "send the core application's Bearer token or the user's own token",
+            }, 401
+        missing = {"error": "not_found", "message": "no such calculation"}, 404
         try:
             cid = uuid.UUID(calculation_id)
         except ValueError:
-            return {"error": "not_found", "message": "no such calculation"}, 404
+            return missing
         view = await deps.store.get_calculation(cid)
-        if view is None:
-            return {"error": "not_found", "message": "no such calculation"}, 404
+        if view is None or (reader is not None and view.user_id != reader):
+            return missing
         return view.to_json()
 
     if s.dev_endpoints:

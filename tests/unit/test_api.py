@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 import uuid
 from typing import Any
 
@@ -19,9 +20,16 @@ from osago.outbox import job_publisher, sent_marks
 from osago.roles._deps import ApiDeps
 from osago.roles.api import create_app
 from osago.storage import MemoryStore
+from osago.tokens import mint_token
 from tests.factories import MINIMAL_BODY, api_app
 
 SETTINGS = Settings(insurer_codes=("aurora", "borealis", "cedar"), deadline_seconds=60.0)
+
+
+def as_user(user_id: str) -> dict[str, str]:
+    """The header a user's browser sends: the token that opens its WebSocket."""
+    token = mint_token(SETTINGS.ws_secret, user_id, expires_at=time.time() + 60)
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def call(
@@ -47,7 +55,9 @@ async def test_post_stores_request_and_one_job_per_insurer() -> None:
     jobs = [Job.decode(m.body) for m in await store.claim_outbox(now=2e9, lease=1, limit=10)]
     assert sorted(j.insurer for j in jobs) == ["aurora", "borealis", "cedar"]
     assert {j.calculation_id for j in jobs} == {calc_id}
-    status, shown, _ = await call("GET", f"/api/v1/calculations/{calc_id}", store=store)
+    status, shown, _ = await call(
+        "GET", f"/api/v1/calculations/{calc_id}", store=store, headers=as_user("user-42")
+    )
     assert status == 200
     assert shown["status"] == "pending"
     assert shown["deadline_at"] == body["deadline_at"]
@@ -106,8 +116,9 @@ async def test_non_json_is_a_400() -> None:
 
 
 async def test_unknown_or_malformed_id_is_a_404() -> None:
-    assert (await call("GET", f"/api/v1/calculations/{uuid.uuid4()}"))[0] == 404
-    assert (await call("GET", "/api/v1/calculations/not-a-uuid"))[0] == 404
+    me = as_user("user-42")
+    assert (await call("GET", f"/api/v1/calculations/{uuid.uuid4()}", headers=me))[0] == 404
+    assert (await call("GET", "/api/v1/calculations/not-a-uuid", headers=me))[0] == 404
 
 
 async def test_store_failure_is_a_503_and_stores_nothing() -> None:
@@ -218,3 +229,24 @@ async def test_the_api_token_is_checked_for_any_header_value() -> None:
         headers={"Authorization": "Bearer " + "t" * 32},
     )
     assert status == 404
+
+
+async def test_a_calculation_is_read_by_the_core_app_or_its_own_user_only() -> None:
+    guarded = dataclasses.replace(SETTINGS, api_token="c" * 32)
+    core = {"Authorization": "Bearer " + "c" * 32}
+    status, body, store = await call(
+        "POST", "/api/v1/calculations", json=MINIMAL_BODY, settings=guarded, headers=core
+    )
+    assert status == 202
+    path = f"/api/v1/calculations/{body['calculation_id']}"
+
+    async def read(headers: dict[str, str], settings: Settings = guarded) -> int:
+        return (await call("GET", path, store=store, settings=settings, headers=headers))[0]
+
+    assert await read(core) == 200
+    assert await read(as_user("user-42")) == 200  # the user's own
+    assert await read(as_user("user-7")) == 404  # another's: not even its existence
+    assert await read({}) == 401
+    token = as_user("user-42")["Authorization"].removeprefix("Bearer ")
+    assert (await call("GET", f"{path}?token={token}", store=store, settings=guarded))[0] == 200
+    assert await read({}, SETTINGS) == 401  # no api token configured: still not open
