@@ -54,7 +54,10 @@ async def test_offers_reach_only_their_user_once_then_completed_or_stub(cluster:
         tab2 = await receive_until_completed(alice_tab2, calc, within=2)
 
         kinds = [(e["type"], e.get("insurer")) for _, e in frames]
-        assert kinds == [("offer", "aurora"), ("offer", "borealis"), ("completed", None)]
+        # Both answer within the first second; polled at most once a second (the insurers'
+        # contract), both offers may come from the same round of polls, in either order.
+        assert sorted(kinds[:2]) == [("offer", "aurora"), ("offer", "borealis")]
+        assert kinds[2:] == [("completed", None)]
         assert [e["seq"] for _, e in tab2] == [e["seq"] for _, e in frames]
         completed = frames[-1][1]
         assert completed["offers"] == 2
