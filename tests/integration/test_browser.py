@@ -4,6 +4,7 @@ mid-run with each offer shown exactly once, and validation messages next to thei
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 
@@ -93,3 +94,20 @@ async def test_validation_messages_next_to_their_fields(page: tuple[Page, Cluste
     assert "between" in hp
     assert start == ""  # cross-field rules run only once every field is well-formed
     assert await p.js("document.querySelector('[name=hp]').classList.contains('invalid')")
+
+
+async def test_what_insurers_send_is_shown_as_text_never_run(page: tuple[Page, Cluster]) -> None:
+    """Issue 10: the page put insurer names and messages into innerHTML."""
+    p, _ = page
+    hostile = "<img src=x onerror=window.pwned=1>"
+    await p.js(f"window.h = {json.dumps(hostile)}; true")
+    await p.js(
+        "osago.current = {offers: new Map([['x', {insurer: 'x', insurer_name: h,"
+        " premium: 1000, message: h}]]), nooffers: new Map([['y', {insurer: 'y',"
+        " insurer_name: h, outcome: 'failed', message: h}]]), completed: null};"
+        " render(); true"
+    )
+    await trio.sleep(0.3)  # an image that failed to load would have run its handler by now
+    assert await p.js("document.querySelectorAll('#offers img, #nooffers img').length") == 0
+    assert await p.js("window.pwned === undefined") is True
+    assert hostile in await p.js("document.querySelector('#offers .name').textContent")
