@@ -85,6 +85,9 @@ class Settings:
     keeper_tick: float = 2.0  # the deadline keeper's safety tick (it sleeps until the next due)
     keeper_busy_retry: float = 0.005  # a due calculation whose row another process holds
     outbox_lease: float = 30.0
+    # The api publishes the jobs it commits within milliseconds; if it dies first, a relay
+    # takes them after this lease (not the outbox's 30 s: that is half the user's minute).
+    job_lease: float = 5.0
     shutdown_grace: float = 5.0
     # Acks, nacks, closes and disconnects on the way out: shielded, each bounded by this.
     cleanup_timeout: float = 3.0

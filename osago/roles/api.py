@@ -98,7 +98,7 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
         valid = validate_request(body, today=datetime.fromtimestamp(now, UTC).date())
         calc = accept(valid, deps.insurers, now=now, timing=timing)
         created = await deps.store.create_calculation(
-            calc, queue=s.requests_queue, lease=s.outbox_lease if jobs is not None else 0.0
+            calc, queue=s.requests_queue, lease=s.job_lease if jobs is not None else 0.0
         )
         headers = {"Location": f"/api/v1/calculations/{calc.id}"}
         if created is None:  # the same request again: answer as the first time
