@@ -306,3 +306,23 @@ async def test_a_worker_alone_relays_what_a_crashed_worker_left(autojump_clock: 
     offers = [t for t, e in h.events if e.get("insurer") == "aurora"]
     assert len(offers) == 1
     assert SETTINGS.outbox_lease <= offers[0] <= SETTINGS.outbox_lease + SETTINGS.relay_tick
+
+
+async def test_jobs_an_api_died_holding_go_out_after_the_short_job_lease(
+    autojump_clock: MockClock,
+) -> None:
+    async with harness({"aurora": 0.5, "borealis": 0.5}, workers=0, api_relay=False) as h:
+        calc = new_calculation(
+            insurers=SETTINGS.insurer_codes, created_at=h.clock.now(), deadline=30.0
+        )
+        # The api committed the jobs, leased to itself, and died before publishing them.
+        await h.store.create_calculation(
+            calc, queue=SETTINGS.requests_queue, lease=SETTINGS.job_lease
+        )
+        await h.nursery.start(worker.run, h.worker_deps())  # its relay: the tick only
+        await trio.sleep(20)
+    offers = sorted(t for t, kind, _ in kinds(h) if kind == "offer")  # as the user sees them
+    assert len(offers) == 2
+    # Published once the 5 s lease ended (at the next 2 s tick), answered 0.5 s after the
+    # submit, seen at the first poll 0.25 s later: well inside the user's minute.
+    assert SETTINGS.job_lease <= offers[0] <= SETTINGS.job_lease + SETTINGS.relay_tick + 1.0
