@@ -53,7 +53,16 @@ def _insurer(raw: dict[str, Any], defaults: dict[str, Any], base: str, where: st
             f"{where} [{raw['code']}]: failures must be among {sorted(FAILURE_KINDS)}"
         )
     merged["failures"] = failures
-    return _build(InsurerConfig, merged, f"{where} [{raw['code']}]")  # type: ignore[no-any-return]
+    config: InsurerConfig = _build(InsurerConfig, merged, f"{where} [{raw['code']}]")
+    if config.mode not in ("poll", "long-poll"):
+        raise ConfigError(f"{where} [{raw['code']}]: mode must be poll or long-poll")
+    if config.long_poll and config.breaker.slow_call_duration <= config.poll_attempt_timeout:
+        # A long poll is slow by design: counted as a slow call, it would open the breaker.
+        raise ConfigError(
+            f"{where} [{raw['code']}]: a long-poll insurer needs breaker.slow_call_duration "
+            f"above poll_timeout + long_poll_wait ({config.poll_attempt_timeout:g} s)"
+        )
+    return config
 
 
 @lru_cache(maxsize=16)

@@ -160,7 +160,10 @@ class HttpInsurerClient:
             raise InsurerRejected(insurer.code, str(exc)) from exc
 
     async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | Pending:
-        data, headers = await self._call(insurer, "GET", f"/calculations/{quote(remote_id)}")
+        path = f"/calculations/{quote(remote_id)}"
+        if insurer.long_poll:  # the insurer holds the request until ready, or the wait ends
+            path += f"?wait={insurer.long_poll_wait:g}"
+        data, headers = await self._call(insurer, "GET", path)
         try:
             if not isinstance(data, dict):
                 raise AnswerError("a poll answer must be a JSON object")

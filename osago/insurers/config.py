@@ -26,6 +26,10 @@ class InsurerConfig:
     code: str
     name: str
     base_url: str
+    # "poll": status GETs on the learned schedule. "long-poll": each status GET asks the
+    # insurer to hold it up to long_poll_wait seconds until the answer is ready.
+    mode: str = "poll"
+    long_poll_wait: float = 20.0
     # After the deadline only late offers remain: poll gently, leaving CPU to what is on time.
     late_poll_interval: float = 2.0
     submit_timeout: float = 5.0
@@ -38,3 +42,12 @@ class InsurerConfig:
     schedule: SchedulePolicy = field(default_factory=SchedulePolicy)  # when to poll
     # Errors the breaker counts as failures: unavailable (5xx, transport), timeout, rejected.
     failures: tuple[str, ...] = ("unavailable", "timeout")
+
+    @property
+    def long_poll(self) -> bool:
+        return self.mode == "long-poll"
+
+    @property
+    def poll_attempt_timeout(self) -> float:
+        """How long one status GET may take: a long poll may be held for its wait."""
+        return self.poll_timeout + (self.long_poll_wait if self.long_poll else 0.0)

@@ -65,7 +65,7 @@ class GuardedInsurer:
     async def _call(self, fn: Callable[[], Awaitable[T]], *, operation: str, idempotent: bool) -> T:
         c = self.config
         # Timeouts are configuration; this is the one layer that turns them into scopes.
-        seconds = c.submit_timeout if operation == "submit" else c.poll_timeout
+        seconds = c.submit_timeout if operation == "submit" else c.poll_attempt_timeout
         hedge = operation == "poll" and c.hedge_delay is not None  # never hedge a submit
         policy = c.retry if idempotent else RetryPolicy(attempts=1)
         result: T

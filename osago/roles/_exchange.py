@@ -47,7 +47,12 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, record: Record, clock: Cl
     c = guard.config
     # Poll times are seconds since the submit; `start` puts them on Trio's clock (drift-free).
     start = trio.current_time() - (clock.now() - submitted)
-    due = guard.answers.next_poll(None) if fresh else trio.current_time() - start
+    if c.long_poll:  # ask at once: the insurer holds the request until the answer is ready
+        due = trio.current_time() - start
+    elif fresh:
+        due = guard.answers.next_poll(None)
+    else:
+        due = trio.current_time() - start
     while True:
         await trio.sleep_until(start + due)
         polled = trio.current_time() - start
@@ -56,7 +61,10 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, record: Record, clock: Cl
             if fresh and isinstance(result.ready_at, float | int):
                 guard.answers.record(result.ready_at - submitted)
             return result
-        if clock.now() >= ex.deadline_at:  # the late window: poll gently
+        if c.long_poll:  # held until now: ask again at once, within the rate limit and hint
+            gap = max(c.schedule.min_interval, result.poll_after or 0.0)
+            due = max(trio.current_time() - start, polled + gap)
+        elif clock.now() >= ex.deadline_at:  # the late window: poll gently
             due = polled + max(c.late_poll_interval, result.poll_after or 0.0)
         else:
             due = guard.answers.next_poll(polled, hint=result.poll_after)

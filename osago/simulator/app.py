@@ -1,7 +1,7 @@
 """A simulator of insurers: many insurers behind one HTTP server, asynchronous protocol.
 
     POST /{code}/calculations          Idempotency-Key: <correlation id>  -> {"id", "status"}
-    GET  /{code}/calculations/{id}                                        -> {"status", ...}
+    GET  /{code}/calculations/{id}[?wait=seconds]                         -> {"status", ...}
     PUT  /_control/{code}              any Behaviour field, or {"down_for": seconds}
     GET  /_control/stats               polls, submits and calculations served so far
     GET  /_control                     every insurer's behaviour
@@ -55,6 +55,7 @@ class Behaviour:
     stall_seconds: float = 30.0
     malformed_rate: float = 0.0  # per poll: a body outside the protocol
     garbage_rate: float = 0.0  # per ready poll: JSON that breaks the protocol (hostile tests)
+    long_poll_max: float = 0.0  # honours ?wait= up to this many seconds (0: answers at once)
     outages: list[tuple[float, float]] = field(default_factory=list)  # (from, until), wall
 
 
@@ -194,6 +195,9 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
             return failure
         if rng.random() < b.stall_rate:
             await trio.sleep(b.stall_seconds)
+        wait = min(request.args.get("wait", 0.0, type=float) or 0.0, b.long_poll_max)
+        if wait > 0 and sim.clock.now() < calc.ready_at:  # a long poll: hold it until ready
+            await trio.sleep(min(wait, calc.ready_at - sim.clock.now()))
         if rng.random() < b.malformed_rate:
             return "<html><body>Internal gateway page</body></html>", 200
         base = {"id": calc.id, "correlation_id": calc.correlation_id}

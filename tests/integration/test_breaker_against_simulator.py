@@ -87,9 +87,9 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, insurers: str = INSURERS) -> AsyncIterator[Rig]:
     path = tmp_path / "insurers.toml"
-    path.write_text(INSURERS)
+    path.write_text(insurers)
     clock = SystemClock()
     sim = Simulator(
         clock,
@@ -195,3 +195,25 @@ async def test_an_insurer_answering_garbage_fails_alone_and_the_worker_goes_on(
             assert result["aurora"][0] == "failed"
             assert result["borealis"][0] == "offer"
     assert not [rec for rec in caplog.records if "nacked" in rec.getMessage()]
+
+
+LONG_POLL = INSURERS.replace(
+    '[[insurers]]\ncode = "aurora"',
+    '[[insurers]]\ncode = "aurora"\nmode = "long-poll"\nlong_poll_wait = 5.0\n'
+    "[insurers.breaker]\nslow_call_duration = 30.0",
+)
+
+
+async def test_a_long_polled_insurer_answers_with_no_wait_and_one_request(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path, LONG_POLL) as r:
+        await r.set("aurora", delay=0.7, long_poll_max=10.0)
+        polls = r.sim.polls
+        result = await r.calculation()
+        assert result["aurora"][0] == "offer"
+        assert result["borealis"][0] == "offer"
+        aurora = [c for c in r.sim.calcs["aurora"].values()]
+        assert aurora[-1].polls == 1  # one status request, held until the answer was ready
+        assert 0.7 <= result["aurora"][1] < 0.85  # no polling interval added
+        assert r.sim.polls - polls >= 2  # borealis is still polled as before

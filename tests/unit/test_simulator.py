@@ -168,3 +168,23 @@ async def test_a_retried_submit_draws_anew(autojump_clock: MockClock) -> None:
     statuses = [(await client.submit("x", "same-key"))[0] for _ in range(12)]
     assert 503 in statuses
     assert 201 in statuses  # a retry of the same submit got through
+
+
+async def test_a_long_poll_is_held_until_the_answer_is_ready(autojump_clock: MockClock) -> None:
+    client = Client(sim_with(median_delay=3.0, long_poll_max=20.0))
+    _, created = await client.submit("x", str(uuid.uuid4()))
+    start = trio.current_time()
+    r = await client.http.get(f"/x/calculations/{created['id']}?wait=10")
+    assert (await r.get_json())["status"] == "ready"
+    assert trio.current_time() - start == pytest.approx(3.0)  # held exactly until ready
+    other = Client(sim_with(median_delay=30.0, long_poll_max=20.0))
+    _, created = await other.submit("x", str(uuid.uuid4()))
+    start = trio.current_time()
+    r = await other.http.get(f"/x/calculations/{created['id']}?wait=5")
+    assert (await r.get_json())["status"] == "pending"
+    assert trio.current_time() - start == pytest.approx(5.0)  # at most the wait asked
+    plain = Client(sim_with(median_delay=3.0))  # no long polls: answers at once
+    _, created = await plain.submit("x", str(uuid.uuid4()))
+    start = trio.current_time()
+    r = await plain.http.get(f"/x/calculations/{created['id']}?wait=10")
+    assert ((await r.get_json())["status"], trio.current_time() - start) == ("pending", 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import trio
@@ -10,7 +11,7 @@ import trio
 from osago.broker._framing import FrameParser, encode_frame
 from osago.config import Settings
 from osago.errors import ConfigError, TokenExpired, TokenInvalid
-from osago.insurers import insurers_for
+from osago.insurers import InsurerConfig, insurers_for, load_insurers
 from osago.roles._sessions import Hub
 from osago.runtime import check_role
 from osago.tokens import mint_token, verify_token
@@ -132,3 +133,18 @@ def test_a_role_that_cannot_work_exits_with_one_line(
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "OSAGO_BROKER_URL=stomp://" in err
+
+
+def test_a_long_poll_insurer_must_not_count_its_held_polls_as_slow(tmp_path: Path) -> None:
+    def load(name: str, text: str) -> tuple[InsurerConfig, ...]:
+        path = tmp_path / name  # the loader caches by path
+        path.write_text(text)
+        return load_insurers(path, default_base="http://x")
+
+    long_poll = '[[insurers]]\ncode = "a"\nmode = "long-poll"\nlong_poll_wait = 20.0\n'
+    with pytest.raises(ConfigError, match="slow_call_duration"):
+        load("a.toml", long_poll)
+    [a] = load("b.toml", long_poll + "[insurers.breaker]\nslow_call_duration = 30.0\n")
+    assert (a.long_poll, a.poll_attempt_timeout) == (True, a.poll_timeout + 20.0)
+    with pytest.raises(ConfigError, match="mode"):
+        load("c.toml", '[[insurers]]\ncode = "a"\nmode = "push"\n')
