@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from osago.errors import ConfigError
+from osago.resilience import RetryPolicy
 
 __all__ = ["DEV_SECRET", "MIN_SECRET_BYTES", "Bind", "Settings", "parse_bind"]
 
@@ -94,6 +95,11 @@ class Settings:
     # Writes that may wait (outbox marks, submission ids) are gathered this long, then
     # written in one transaction.
     write_linger: float = 0.1
+    # A worker's store calls ride out a database outage this long (about 5 min) before the
+    # job is NACKed: a restart must not dead-letter jobs.
+    store_retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(attempts=60, initial=0.1, max_delay=10.0)
+    )
     log_level: str = "INFO"
     simulator_delays: Mapping[str, float] = field(default_factory=dict)
     simulator_profile: str = "realistic"  # or "calm": fixed delays, no failures

@@ -10,8 +10,10 @@ dead-letters it to ``DLQ.<queue>``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 from uuid import UUID
 
 import trio
@@ -23,12 +25,15 @@ from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.loops import keeper, relay
 from osago.models import Exchange, Job
 from osago.outbox import Deferred, publish, sent_marks
+from osago.resilience import RetryPolicy, log_hook, retrying
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import run_exchange
 
 __all__ = ["Crew", "handle", "run"]
 
 log = logging.getLogger("osago.worker")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,12 +74,27 @@ class Crew:
             task_status.started()
 
 
+async def _through_outages(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, retried while the database is away (StoreError), per ``policy``.
+
+    Why: a database restart is transient, not a poison message. NACKing at the first
+    StoreError sent jobs through the broker's few quick redeliveries into the DLQ within
+    seconds, and their users got the stub. The job keeps its place meanwhile; only an
+    outage longer than the policy allows ends in a NACK.
+    """
+    result: T
+    async for attempt in retrying(on=StoreError, policy=policy, name="store", hooks=(log_hook,)):
+        with attempt:
+            result = await call()
+    return result
+
+
 async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Delivery) -> None:
     """Process one job message to ack or nack."""
     s = deps.settings
     try:
         job = Job.decode(delivery.body)
-        ex = await crew.load(job.correlation_id)
+        ex = await _through_outages(s.store_retry, lambda: crew.load(job.correlation_id))
         if ex is None:
             raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
         if ex.settled:
@@ -103,12 +123,15 @@ async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Deli
             )
             await sub.ack(delivery)
             return
-        events = await deps.store.settle_exchange(
-            ex.correlation_id,
-            outcome,
-            topic=s.results_topic,
-            now=deps.clock.now(),
-            lease=s.outbox_lease,
+        events = await _through_outages(
+            s.store_retry,
+            lambda: deps.store.settle_exchange(
+                ex.correlation_id,
+                outcome,
+                topic=s.results_topic,
+                now=deps.clock.now(),
+                lease=s.outbox_lease,
+            ),
         )
         log.info(
             "calculation %s: %s -> %s%s",

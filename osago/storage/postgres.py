@@ -43,6 +43,16 @@ from osago.storage._wakeup import Flag
 __all__ = ["PostgresStore", "open_postgres_store"]
 
 T = TypeVar("T")
+
+# What the driver raises when the server or the connection fails. InternalClientError
+# ("cannot switch to state ...") is what a connection caught mid-operation by a server
+# restart raises; it escaped the translation and killed workers.
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 Conn = Any  # asyncpg.Connection (untyped library)
 
 
@@ -68,7 +78,7 @@ class PostgresStore:
 
         try:
             result: T = await self._loop.run_aio_coroutine(run())
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except _DRIVER_ERRORS as exc:
             raise StoreError(operation, f"{type(exc).__name__}: {exc}") from exc
         return result
 
@@ -291,7 +301,7 @@ class PostgresStore:
         try:
             conn = await self._loop.run_aio_coroutine(asyncpg.connect(self._url))
             await self._loop.run_aio_coroutine(conn.add_listener(channel, on_notify))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except _DRIVER_ERRORS as exc:
             raise StoreError("listen", f"{type(exc).__name__}: {exc}") from exc
         try:
             yield flag
@@ -316,7 +326,7 @@ async def open_postgres_store(
                 )
             )
             await loop.run_aio_coroutine(migrate(pool))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except _DRIVER_ERRORS as exc:
             raise StoreError("open", f"{type(exc).__name__}: {exc}") from exc
         try:
             yield PostgresStore(loop, pool, url, cleanup_timeout)
