@@ -84,7 +84,9 @@ class Settings:
     relay_batch: int = 200
     relay_tick: float = 2.0  # the relay's safety tick (it wakes on NOTIFY)
     keeper_tick: float = 2.0  # the deadline keeper's safety tick (it sleeps until the next due)
-    keeper_busy_retry: float = 0.005  # a due calculation whose row another process holds
+    # A due calculation whose row another process holds (a settle, another keeper: both
+    # take milliseconds): look again after this, not in a tight loop of two queries.
+    keeper_busy_retry: float = 0.05
     outbox_lease: float = 30.0
     # The api publishes the jobs it commits within milliseconds; if it dies first, a relay
     # takes them after this lease (not the outbox's 30 s: that is half the user's minute).

@@ -281,10 +281,13 @@ class PostgresStore:
 
     async def next_deadline(self) -> float | None:
         async def body(conn: Conn) -> float | None:
-            # LEAST ignores NULLs: the next completion or closing, whichever comes first.
+            # LEAST ignores NULLs: the next completion or closing, whichever comes first. Two
+            # subqueries, because each min() is then read off its partial index (open rows
+            # only); min() ... FILTER over the table scanned every calculation ever made.
             value: float | None = await conn.fetchval(
-                "SELECT least(min(deadline_at) FILTER (WHERE completed_at IS NULL),"
-                " min(closes_at) FILTER (WHERE closed_at IS NULL)) FROM calculations"
+                "SELECT least("
+                "(SELECT min(deadline_at) FROM calculations WHERE completed_at IS NULL),"
+                " (SELECT min(closes_at) FROM calculations WHERE closed_at IS NULL))"
             )
             return value
 
