@@ -61,12 +61,16 @@ LOG
     <destinationPolicy>
       <policyMap>
         <policyEntries>
-          <!-- Each queue gets its own dead-letter queue, DLQ.<queue>. -->
-          <policyEntry queue="&gt;">
+          <!-- Each queue gets its own dead-letter queue, DLQ.<queue>. A backlog pages to the
+               store (storeCursor) past memoryLimit, and producers are slowed (flow control)
+               rather than the broker running out of heap. -->
+          <policyEntry queue="&gt;" producerFlowControl="true" memoryLimit="64mb">
+            <pendingQueuePolicy><storeCursor/></pendingQueuePolicy>
             <deadLetterStrategy>
               <individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>
             </deadLetterStrategy>
           </policyEntry>
+          <policyEntry topic="&gt;" producerFlowControl="true" memoryLimit="32mb"/>
         </policyEntries>
       </policyMap>
     </destinationPolicy>
@@ -86,6 +90,16 @@ LOG
     <persistenceAdapter>
       <kahaDB directory="$BASE/data/kahadb"/>
     </persistenceAdapter>
+    <!-- Deliberate limits (issue 11: -Xmx256m and no limits ran out of heap under a backlog of
+         about 100 000 messages): messages in memory take at most 60 % of the 512 MB heap;
+         the store and temp files are bounded on disk; past a limit producers wait. -->
+    <systemUsage>
+      <systemUsage>
+        <memoryUsage><memoryUsage percentOfJvmHeap="60"/></memoryUsage>
+        <storeUsage><storeUsage limit="8 gb"/></storeUsage>
+        <tempUsage><tempUsage limit="2 gb"/></tempUsage>
+      </systemUsage>
+    </systemUsage>
     <transportConnectors>
       <transportConnector name="openwire" uri="tcp://127.0.0.1:$OPENWIRE_PORT"/>
       <!-- tcpNoDelay: without it p99 latency shows 40 ms Nagle spikes. -->
@@ -106,7 +120,7 @@ start() {
   if stomp_open; then log "STOMP already answers on 127.0.0.1:$STOMP_PORT"; return 0; fi
   configure
   local java; java=$(command -v java)
-  nohup "$java" -Xms64m -Xmx256m \
+  nohup "$java" -Xms128m -Xmx512m \
     -Dactivemq.home=$HOME_DIR -Dactivemq.base="$BASE" -Dactivemq.conf="$BASE/conf" \
     -Dactivemq.data="$BASE/data" -Dactivemq.classpath="$BASE/conf" \
     -Dlog4j.configuration="file:$BASE/conf/log4j.properties" \
