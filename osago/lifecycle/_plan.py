@@ -73,7 +73,7 @@ class NewEvent:
 class Plan:
     """What a store carries out, all of it in the transaction that read the state.
 
-    In this order: store ``settle`` on the exchange the plan was made for; mark ``timed_out``
+    In this order: store ``settle`` on exchange ``settled``; mark ``timed_out``
     exchanges timed out; set ``completed_at`` (``complete``) and ``closed_at`` (``close``) to
     now and ``event_seq`` to ``seq``; append ``events`` to the outbox, leased to the caller.
     The caller then publishes: every unsent event of the calculation, in order, when
@@ -81,6 +81,7 @@ class Plan:
     """
 
     seq: int
+    settled: UUID | None = None  # the exchange whose outcome ``settle`` is
     settle: Outcome | None = None
     timed_out: tuple[UUID, ...] = ()
     complete: bool = False

@@ -23,7 +23,7 @@ from dataclasses import replace
 from uuid import UUID
 
 from osago.events import completed_event, encode_event, event_headers, insurer_event
-from osago.lifecycle._plan import CalcState, NewEvent, Plan
+from osago.lifecycle._plan import CalcState, ExchangeState, NewEvent, Plan
 from osago.models import Outcome, OutcomeKind
 
 __all__ = ["on_answer", "on_due"]
@@ -37,6 +37,7 @@ class _Planner:
         self.now = now
         self.seq = state.seq
         self.events: list[NewEvent] = []
+        self.settled: UUID | None = None
         self.settle: Outcome | None = None
         self.timed_out: tuple[UUID, ...] = ()
         self.complete = False
@@ -55,12 +56,14 @@ class _Planner:
             )
         )
 
-    def answer(self, insurer: str, insurer_name: str, outcome: Outcome) -> None:
-        self.settle = outcome
+    def answer(self, ex: ExchangeState, outcome: Outcome) -> None:
+        self.settled, self.settle = ex.correlation_id, outcome
         if outcome.kind is not OutcomeKind.TIMED_OUT:
             s = self.state
             self.seq += 1
-            self._event(insurer_event(s.id, s.user_id, self.seq, insurer, insurer_name, outcome))
+            self._event(
+                insurer_event(s.id, s.user_id, self.seq, ex.insurer, ex.insurer_name, outcome)
+            )
 
     def closed(self, timed_out: tuple[UUID, ...]) -> None:
         self.close = True
@@ -69,6 +72,7 @@ class _Planner:
     def plan(self) -> Plan:
         return Plan(
             seq=self.seq,
+            settled=self.settled,
             settle=self.settle,
             timed_out=self.timed_out,
             complete=self.complete,
@@ -93,7 +97,7 @@ def on_answer(state: CalcState, correlation_id: UUID, outcome: Outcome, now: flo
         late = True
     if late:
         outcome = replace(outcome, late=True)
-    p.answer(ex.insurer, ex.insurer_name, outcome)
+    p.answer(ex, outcome)
     if all(x.outcome is not None for x in state.exchanges if x.correlation_id != correlation_id):
         if not late:
             p.completed(state.offers + (outcome.kind is OutcomeKind.OFFER))

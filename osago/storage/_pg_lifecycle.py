@@ -68,7 +68,6 @@ async def carry_out(
     state: CalcState,
     plan: Plan,
     *,
-    exchange: UUID | None,
     topic: str,
     now: float,
     lease: float,
@@ -77,11 +76,11 @@ async def carry_out(
     if plan.empty:
         return []
     o = plan.settle
-    if o is not None and exchange is not None:
+    if o is not None and plan.settled is not None:
         await conn.execute(
             "UPDATE exchanges SET outcome = $2, premium = $3, message = $4, ready_at = $5,"
             " received_at = $6, detail = $7 WHERE correlation_id = $1",
-            exchange,
+            plan.settled,
             o.kind.value,
             o.premium,
             o.message,

@@ -124,10 +124,7 @@ class MemoryStore:
         calc = self.calcs.get(calculation_id)
         if calc is None:
             return None
-        views = [
-            ExchangeView(ex.insurer, ex.insurer_name, ex.outcome)
-            for ex in (self.exchanges[x.correlation_id] for x in calc.new.exchanges)
-        ]
+        views = [ExchangeView(ex.insurer, ex.insurer_name, ex.outcome) for ex in self._of(calc)]
         n = calc.new
         return CalculationView(
             n.id,
@@ -202,28 +199,31 @@ class MemoryStore:
             calc.seq,
             tuple(
                 ExchangeState(
-                    x.correlation_id,
-                    x.insurer,
-                    x.insurer_name,
-                    o.kind if (o := self.exchanges[x.correlation_id].outcome) else None,
+                    ex.correlation_id,
+                    ex.insurer,
+                    ex.insurer_name,
+                    ex.outcome.kind if ex.outcome else None,
                 )
-                for x in n.exchanges
+                for ex in self._of(calc)
             ),
         )
+
+    def _of(self, calc: _Calc) -> list[_Exchange]:
+        """The calculation's exchanges, in the order it asked its insurers."""
+        return [self.exchanges[x.correlation_id] for x in calc.new.exchanges]
 
     def _carry_out(
         self,
         calc: _Calc,
         plan: Plan,
         *,
-        exchange: UUID | None,
         topic: str,
         now: float,
         lease: float,
     ) -> list[OutboxMessage]:
         """Apply ``plan`` (see :class:`osago.lifecycle.Plan`); the events to publish."""
-        if plan.settle is not None and exchange is not None:
-            self.exchanges[exchange].outcome = plan.settle
+        if plan.settle is not None and plan.settled is not None:
+            self.exchanges[plan.settled].outcome = plan.settle
         for cid in plan.timed_out:
             self.exchanges[cid].outcome = Outcome(OutcomeKind.TIMED_OUT, received_at=now)
         calc.seq = plan.seq
@@ -254,9 +254,7 @@ class MemoryStore:
             raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
         calc = self.calcs[ex.calculation_id]
         plan = on_answer(self._state(calc), correlation_id, outcome, now)
-        return self._carry_out(
-            calc, plan, exchange=correlation_id, topic=topic, now=now, lease=lease
-        )
+        return self._carry_out(calc, plan, topic=topic, now=now, lease=lease)
 
     async def complete_due(
         self, *, topic: str, now: float, lease: float, limit: int
@@ -267,7 +265,7 @@ class MemoryStore:
         out: list[OutboxMessage] = []
         for calc, state in sorted(due, key=lambda d: d[1].deadline_at)[:limit]:
             plan = on_due(state, now)
-            out += self._carry_out(calc, plan, exchange=None, topic=topic, now=now, lease=lease)
+            out += self._carry_out(calc, plan, topic=topic, now=now, lease=lease)
         return out
 
     async def next_deadline(self) -> float | None:

@@ -250,9 +250,7 @@ class PostgresStore:
                 raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
             [state] = await load_states(conn, [calc])
             plan = on_answer(state, correlation_id, outcome, now)
-            return await carry_out(
-                conn, state, plan, exchange=correlation_id, topic=topic, now=now, lease=lease
-            )
+            return await carry_out(conn, state, plan, topic=topic, now=now, lease=lease)
 
         return await self._tx("settle_exchange", body)
 
@@ -272,9 +270,7 @@ class PostgresStore:
             out = []
             for state in await load_states(conn, due):
                 plan = on_due(state, now)
-                out += await carry_out(
-                    conn, state, plan, exchange=None, topic=topic, now=now, lease=lease
-                )
+                out += await carry_out(conn, state, plan, topic=topic, now=now, lease=lease)
             return out
 
         return await self._tx("complete_due", body)

@@ -47,7 +47,7 @@ def kinds(plan: Plan) -> list[tuple[str, int]]:
 
 def test_an_answer_before_the_deadline_is_stored_and_shown() -> None:
     plan = on_answer(state(), A, offer(1010.0), 1010.0)
-    assert plan.settle == offer(1010.0)
+    assert (plan.settled, plan.settle) == (A, offer(1010.0))
     assert kinds(plan) == [("offer", 1)]
     assert (plan.seq, plan.complete, plan.close, plan.flush) == (1, False, False, False)
     assert plan.events[0].headers["event-type"] == "offer"
@@ -157,7 +157,7 @@ _steps = st.lists(
 def _apply(s: CalcState, plan: Plan, cid: uuid.UUID | None, now: float) -> CalcState:
     xs = tuple(
         replace(x, outcome=plan.settle.kind)
-        if plan.settle is not None and x.correlation_id == cid
+        if plan.settle is not None and x.correlation_id == plan.settled == cid
         else replace(x, outcome=OutcomeKind.TIMED_OUT)
         if x.correlation_id in plan.timed_out
         else x
