@@ -1,14 +1,17 @@
-"""Coalescing concurrent calls into one: many callers, one transaction.
+"""Coalescing many calls into one: many callers, one transaction.
 
 A worker receives a calculation's ten jobs in the same instant and each would load its
 exchange in a transaction of its own (a bridge crossing into asyncio and a commit each).
 A :class:`Batcher` queues the calls; its runner takes everything queued, makes ONE call for
 the lot, and wakes each caller with its own result. A call alone is run at once (the runner
 is waiting for it), so batching adds no delay: batches grow only while a call is running.
+A :class:`Deferred` is for writes nobody waits for: it gathers them for a short linger and
+writes them together.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,10 +19,25 @@ from typing import Generic, TypeVar
 
 import trio
 
-__all__ = ["Batcher"]
+from osago.errors import StoreError
+
+__all__ = ["Batcher", "Deferred"]
+
+log = logging.getLogger("osago.batching")
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
+Q = TypeVar("Q")
+
+
+def _queued(recv: trio.MemoryReceiveChannel[Q], batch: list[Q], limit: int) -> list[Q]:
+    """``batch`` and whatever is queued behind it, up to ``limit`` items, without waiting."""
+    while len(batch) < limit:
+        try:
+            batch.append(recv.receive_nowait())
+        except trio.WouldBlock:
+            break
+    return batch
 
 
 @dataclass(eq=False)
@@ -61,12 +79,7 @@ class Batcher(Generic[K, R]):
         """Serve batches until cancelled."""
         task_status.started()
         async for first in self._recv:
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._recv.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            batch = _queued(self._recv, [first], self._max_batch)
             try:
                 results = await self._many([c.key for c in batch])
             except Exception as exc:  # each caller gets it, as if it had called alone
@@ -77,3 +90,51 @@ class Batcher(Generic[K, R]):
             for c in batch:
                 c.result = results.get(c.key)
                 c.done.set()
+
+
+class Deferred(Generic[R]):
+    """Writes that may wait a little, made in batches: one transaction for many items.
+
+    ``add`` never waits. The runner writes what came within ``linger`` seconds of the first
+    item (at most ``max_batch``); a failed write is logged (the caller says why that is
+    safe). On the way out it writes what is left, shielded and bounded.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        write: Callable[[list[R]], Awaitable[None]],
+        *,
+        linger: float,
+        cleanup_timeout: float,
+        max_batch: int = 1000,
+    ) -> None:
+        self._name = name
+        self._write = write
+        self._linger = linger
+        self._cleanup_timeout = cleanup_timeout
+        self._max_batch = max_batch
+        self._send, self._recv = trio.open_memory_channel[R](math.inf)
+
+    def add(self, items: Sequence[R]) -> None:
+        """Write these soon."""
+        for item in items:
+            self._send.send_nowait(item)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Write batches as they come until cancelled, then what is left."""
+        task_status.started()
+        try:
+            async for first in self._recv:
+                await trio.sleep(self._linger)
+                await self._flush(_queued(self._recv, [first], self._max_batch))
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(self._cleanup_timeout):
+                while left := _queued(self._recv, [], self._max_batch):
+                    await self._flush(left)
+
+    async def _flush(self, items: list[R]) -> None:
+        try:
+            await self._write(items)
+        except StoreError as exc:
+            log.warning("%s: %d deferred writes lost: %s", self._name, len(items), exc)

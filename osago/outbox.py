@@ -7,79 +7,18 @@ consumers (workers, the notifier) drop duplicates.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Sequence
 
-import trio
-
+from osago.batching import Deferred
 from osago.broker import Broker, Outgoing
 from osago.clock import Clock
 from osago.errors import BrokerError, StoreError
 from osago.models import OutboxMessage
 from osago.storage import Store
 
-__all__ = ["Deferred", "job_publisher", "publish", "sent_marks"]
+__all__ = ["job_publisher", "publish", "sent_marks"]
 
 log = logging.getLogger("osago.outbox")
-
-T = TypeVar("T")
-
-
-class Deferred(Generic[T]):
-    """Writes that may wait a little, made in batches: one transaction for many items.
-
-    ``add`` never waits. The runner writes what came within ``linger`` seconds of the first
-    item (at most ``max_batch``); a failed write is logged (the caller says why that is
-    safe). On the way out it writes what is left, shielded and bounded.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        write: Callable[[list[T]], Awaitable[None]],
-        *,
-        linger: float,
-        cleanup_timeout: float,
-        max_batch: int = 1000,
-    ) -> None:
-        self._name = name
-        self._write = write
-        self._linger = linger
-        self._cleanup_timeout = cleanup_timeout
-        self._max_batch = max_batch
-        self._send, self._recv = trio.open_memory_channel[T](math.inf)
-
-    def add(self, items: Sequence[T]) -> None:
-        """Write these soon."""
-        for item in items:
-            self._send.send_nowait(item)
-
-    def _take(self, batch: list[T]) -> list[T]:
-        while len(batch) < self._max_batch:
-            try:
-                batch.append(self._recv.receive_nowait())
-            except trio.WouldBlock:
-                break
-        return batch
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Write batches as they come until cancelled, then what is left."""
-        task_status.started()
-        try:
-            async for first in self._recv:
-                await trio.sleep(self._linger)
-                await self._flush(self._take([first]))
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(self._cleanup_timeout):
-                while left := self._take([]):
-                    await self._flush(left)
-
-    async def _flush(self, items: list[T]) -> None:
-        try:
-            await self._write(items)
-        except StoreError as exc:
-            log.warning("%s: %d deferred writes lost: %s", self._name, len(items), exc)
 
 
 def sent_marks(

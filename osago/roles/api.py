@@ -16,12 +16,13 @@ from hypercorn.trio import serve
 from quart import request
 from quart_trio import QuartTrio
 
+from osago.batching import Deferred
 from osago.domain.request import validate_request
 from osago.errors import ConflictError, StoreError, TokenError, ValidationFailed
 from osago.lifecycle import Timing, accept
 from osago.loops import relay
 from osago.models import OutboxMessage, iso
-from osago.outbox import Deferred, job_publisher, sent_marks
+from osago.outbox import job_publisher, sent_marks
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document

@@ -18,13 +18,13 @@ from uuid import UUID
 
 import trio
 
-from osago.batching import Batcher
+from osago.batching import Batcher, Deferred
 from osago.broker import Delivery, Subscription
 from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.loops import keeper, relay
 from osago.models import Exchange, Job
-from osago.outbox import Deferred, publish, sent_marks
+from osago.outbox import publish, sent_marks
 from osago.resilience import RetryPolicy, log_hook, retrying
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import run_exchange
