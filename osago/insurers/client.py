@@ -67,10 +67,10 @@ class InsurerClient(Protocol):
 
 def _poll_after(field: Any, headers: Mapping[str, str]) -> float | None:
     """A pending answer's hint: its ``poll_after`` field, else its Retry-After header."""
-    if isinstance(field, int | float) and not isinstance(field, bool):
-        value = float(field)
-        return max(0.0, value) if math.isfinite(value) else None
-    return _retry_after(headers)
+    try:
+        return max(0.0, read_number(field, "poll_after"))
+    except AnswerError:  # absent or not a number: the header may say
+        return _retry_after(headers)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -1,11 +1,13 @@
-"""The outbox relay: publishes what the api stored, and anything orphaned by a crash.
+"""The outbox relay: publishes what a crash left in the outbox.
 
-It runs in the api and in every worker: events a crashed worker left in the outbox go out
-when their lease ends as long as any api or worker is alive.
+The api publishes the jobs it commits, and a worker the events it stores, themselves, each
+row leased to its publisher. The relay runs in the api and in every worker for the rest:
+rows whose lease ran out because their publisher died or the broker was away. They go out
+as long as any api or worker is alive.
 
-Wakes on NOTIFY (sub-millisecond after the COMMIT) and on a slow drift-free safety tick that
-catches leases run out and lost notifications. Claims with SKIP LOCKED under a lease, so any
-number of relays run side by side without publishing a row twice (short of a crash).
+It wakes on a slow drift-free safety tick, and optionally on NOTIFY (sub-millisecond after
+the COMMIT) for rows nobody leased. Claims with SKIP LOCKED under a lease, so any number of
+relays run side by side without publishing a row twice (short of a crash).
 """
 
 from __future__ import annotations
@@ -33,10 +35,9 @@ async def run(
 ) -> None:
     """Relay until ``deps.stop``; rows not yet published stay for the next relay.
 
-    ``listen=False``: the safety tick only. Workers relay that way: new jobs are the api's
-    (its relay wakes on their NOTIFY), a worker's own events it publishes itself, so a
-    worker's relay is there for orphans whose lease ran out, and a wake-up per POST in every
-    worker would only be an empty claim.
+    ``listen=False``: the safety tick only, as the api and the workers run it: every row they
+    write they publish themselves, so a wake-up per COMMIT would only be an empty claim.
+    ``listen=True`` also wakes on NOTIFY, for rows written unleased (tests).
     """
     s = deps.settings
 

@@ -47,9 +47,9 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, record: Record, clock: Cl
     c = guard.config
     # Poll times are seconds since the submit; `start` puts them on Trio's clock (drift-free).
     start = trio.current_time() - (clock.now() - submitted)
-    if c.long_poll:  # ask at once: the insurer holds the request until the answer is ready
-        due = trio.current_time() - start
-    elif fresh:
+    # Ask at once when resuming (catch up) or long-polling (the insurer holds the request
+    # until the answer is ready); else when the learned schedule says.
+    if fresh and not c.long_poll:
         due = guard.answers.next_poll(None)
     else:
         due = trio.current_time() - start

@@ -128,8 +128,9 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
         token that opens their WebSocket, reads their own only; nobody else reads any (a
         calculation holds the user's documents): 401 without a credential, 404 for
         another user's, so ids cannot be probed."""
-        reader = None if core_app() else user_of_token()
-        if not core_app() and reader is None:
+        core = core_app()
+        reader = None if core else user_of_token()
+        if not core and reader is None:
             return {
                 "error": "unauthorized",
                 "message": "send the core application's Bearer token or the user's own token",
