@@ -73,6 +73,7 @@ class Settings:
     ws_ping_timeout: float = 10.0
     ws_max_message: int = 4096  # bytes a client may send in one frame
     ws_sessions_per_user: int = 20
+    ws_max_connections: int = 20_000  # sockets (handshakes included) one notifier holds at most
     ws_send_buffer: int = 256  # frames queued for a client before it is dropped as too slow
     ws_resume_window: float = 300.0  # how long a notifier keeps events for resuming clients
     # /dev/token and the demo page; None: on in `osago --role all` only. OSAGO_DEV_ENDPOINTS=0
@@ -178,6 +179,7 @@ class Settings:
             api_token=get("OSAGO_API_TOKEN") or None,
             dev_endpoints=_flag(get("OSAGO_DEV_ENDPOINTS"), "OSAGO_DEV_ENDPOINTS"),
             ws_sessions_per_user=int(number("OSAGO_WS_SESSIONS_PER_USER", s.ws_sessions_per_user)),
+            ws_max_connections=int(number("OSAGO_WS_MAX_CONNECTIONS", s.ws_max_connections)),
             ws_ping_interval=number("OSAGO_WS_PING_INTERVAL", s.ws_ping_interval),
             ws_secret=get("OSAGO_WS_SECRET") or s.ws_secret,
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-__all__ = ["CLOSE", "History", "Hub", "Session"]
+__all__ = ["CLOSE", "REFUSE", "History", "Hub", "Session"]
 
 log = logging.getLogger("osago.notifier")
 
@@ -20,9 +20,17 @@ CLOSE = {
     "too_big": (1009, "message too big"),
     "expired": (4001, "token expired: fetch a new one and reconnect"),
     "too_slow": (4002, "not reading: dropped"),
-    "too_many": (4003, "too many sessions for this user"),
     "no_pong": (4004, "no pong: connection presumed dead"),
     "internal": (1011, "internal error: reconnect and resume"),
+}
+
+# Handshakes refused before the socket is accepted: HTTP status and the JSON body's detail.
+REFUSE = {
+    "not_found": (404, "no such endpoint: connect to /ws"),
+    "invalid_token": (401, "invalid token"),
+    "expired": (401, "token expired: fetch a new one and reconnect"),
+    "too_many": (429, "too many sessions for this user"),
+    "too_many_connections": (503, "too many connections: retry later"),
 }
 
 

@@ -8,7 +8,9 @@ reconnects (here or to another instance) gets exactly what it missed.
 Client messages: ``{"type": "refresh", "token"}`` extends the session without reconnecting;
 ``{"type": "resume", "calculations": [{"calculation_id", "last_seq", "created_at"}]}`` replays
 missed events, or answers ``resume_failed`` (then fetch ``GET /api/v1/calculations/{id}``).
-Close codes are in :data:`osago.roles._sessions.CLOSE` (4001: token expired).
+A handshake with a bad token, over a cap, or to another path is refused before it is accepted
+(:data:`osago.roles._sessions.REFUSE`: HTTP status + JSON reason); an open session's close
+codes are in :data:`osago.roles._sessions.CLOSE` (4001: token expired).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from osago.broker import Subscription
 from osago.errors import TokenError, TokenExpired
 from osago.models import iso
 from osago.roles._deps import NotifierDeps
-from osago.roles._sessions import CLOSE, History, Hub, Session
+from osago.roles._sessions import CLOSE, REFUSE, History, Hub, Session
 from osago.tokens import verify_token
 
 __all__ = ["run"]
@@ -56,6 +58,13 @@ def _read_event(body: bytes) -> tuple[str, str, int, str]:
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise ValueError("seq must be a whole number")
     return user_id, calc, seq, text
+
+
+async def _reject(request: WebSocketRequest, reason: str) -> None:
+    """Refuse a handshake with ``REFUSE[reason]``: its HTTP status and a JSON body."""
+    status, detail = REFUSE[reason]
+    body = json.dumps({"error": reason, "detail": detail}).encode()
+    await request.reject(status, extra_headers=[(b"content-type", b"application/json")], body=body)
 
 
 async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Subscription) -> None:
@@ -93,31 +102,46 @@ class _Handler:
 
     def __init__(self, deps: NotifierDeps, hub: Hub, history: History) -> None:
         self.deps, self.hub, self.history = deps, hub, history
+        self.connections = 0  # handshakes and sessions this process holds
 
     async def __call__(self, request: WebSocketRequest) -> None:
         """One session; a defect in it is logged and ends this session only."""
+        self.connections += 1
         try:
             await self._session(request)
         except Exception:
             log.exception("notifier: session on %s failed; the others go on", request.path[:80])
+        finally:
+            self.connections -= 1
 
     async def _session(self, request: WebSocketRequest) -> None:
+        # Everything that can refuse a connection is decided on the handshake, before it is
+        # accepted: a refused client costs no session, no buffer and no tasks, and sees an HTTP
+        # status (401, 404, 429, 503) with a JSON reason instead of an opened-then-closed socket.
         url = urlsplit(request.path)
         if url.path != "/ws":
-            await request.reject(404)
+            await _reject(request, "not_found")
             return
-        ws = await request.accept()
+        if self.connections > self.deps.settings.ws_max_connections:
+            log.warning("notifier: connection refused: %d open", self.connections - 1)
+            await _reject(request, "too_many_connections")
+            return
         token = (parse_qs(url.query).get("token") or [""])[0]
         try:
             claims = verify_token(self.deps.settings.ws_secret, token, now=self.deps.clock.now())
         except TokenError as exc:
             log.info("notifier: session refused: %s", exc)
-            await self._close(ws, "expired" if isinstance(exc, TokenExpired) else "invalid_token")
+            await _reject(request, "expired" if isinstance(exc, TokenExpired) else "invalid_token")
             return
         session = self.hub.open(claims.user_id, claims.expires_at)
         if session is None:
-            await self._close(ws, "too_many")
+            await _reject(request, "too_many")
             return
+        try:
+            ws = await request.accept()
+        except BaseException:
+            self.hub.close(session)
+            raise
         log.info("notifier: session opened for %s (%d sessions)", claims.user_id, self.hub.sessions)
         try:
             self.hub.push(

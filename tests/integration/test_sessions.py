@@ -10,10 +10,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    WebSocketConnection,
+    open_websocket_url,
+)
 
 from osago.broker import Outgoing, open_stomp_broker
 from osago.config import Bind, Settings
@@ -134,13 +139,65 @@ async def test_tabs_on_two_instances_both_receive_and_others_nothing(unique: str
         assert await nothing(other)
 
 
-async def test_expired_and_invalid_tokens_get_distinct_close_codes(unique: str) -> None:
+async def refusal(url: str) -> tuple[int, str | None]:
+    """The HTTP status and JSON ``error`` of a handshake: (101, None) when accepted.
+
+    A raw handshake: trio-websocket's client leaves its socket open when refused."""
+    where = urlsplit(url)
+    request = (
+        f"GET {where.path}{'?' + where.query if where.query else ''} HTTP/1.1\r\n"
+        f"Host: {where.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream(where.hostname or "", where.port or 80)
+        async with stream:
+            await stream.send_all(request.encode())
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith((b"}", b" 101")):
+                if reply.startswith(b"HTTP/1.1 101 "):
+                    return 101, None
+                chunk = await stream.receive_some()
+                if not chunk:
+                    break
+                reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)["error"]
+
+
+async def test_bad_tokens_are_refused_on_the_handshake_before_any_socket_opens(
+    unique: str,
+) -> None:
     async with rig(unique) as r:
-        async with open_websocket_url(r.url(0, "ann", ttl=-5)) as ws:
-            assert await close_code(ws) == 4001
-        bad = f"ws://127.0.0.1:{r.ports[0]}/ws?token=forged.1.x"
-        async with open_websocket_url(bad) as ws:
-            assert await close_code(ws) == 1008
+        assert await refusal(r.url(0, "ann", ttl=-5)) == (401, "expired")
+        port = r.ports[0]
+        assert await refusal(f"ws://127.0.0.1:{port}/ws?token=forged.1.x") == (
+            401,
+            "invalid_token",
+        )
+        assert await refusal(f"ws://127.0.0.1:{port}/ws") == (401, "invalid_token")
+        assert await refusal(f"ws://127.0.0.1:{port}/other") == (404, "not_found")
+
+
+async def test_sessions_per_user_and_connections_in_all_are_capped(unique: str) -> None:
+    async with rig(unique, ws_sessions_per_user=2, ws_max_connections=3) as r:
+        async with (
+            open_websocket_url(r.url(0, "ann")) as a1,
+            open_websocket_url(r.url(0, "ann")) as a2,
+        ):
+            await receive(a1)
+            await receive(a2)
+            assert await refusal(r.url(0, "ann")) == (429, "too_many")
+            async with open_websocket_url(r.url(0, "ben")) as b1:
+                await receive(b1)
+                assert await refusal(r.url(0, "cat")) == (503, "too_many_connections")
+        for _ in range(100):  # room again once the server has seen them leave
+            if await refusal(r.url(0, "cat")) == (101, None):
+                break
+            await trio.sleep(0.05)
+        else:
+            pytest.fail("the notifier never freed the connections its clients closed")
 
 
 async def test_session_closes_at_expiry_unless_refreshed(unique: str) -> None:
@@ -250,8 +307,10 @@ async def test_hostile_requests_frames_and_events_never_stop_the_notifier(unique
         assert (await receive(good))["type"] == "hello"
         port = r.ports[0]
         # One unauthenticated request with a non-ASCII signature.
-        async with open_websocket_url(f"ws://127.0.0.1:{port}/ws?token=a.1.%C3%A9") as bad:
-            assert await close_code(bad) == 1008
+        assert await refusal(f"ws://127.0.0.1:{port}/ws?token=a.1.%C3%A9") == (
+            401,
+            "invalid_token",
+        )
         # A valid session sending frames no client should.
         async with open_websocket_url(r.url(0, "eve")) as eve:
             assert (await receive(eve))["type"] == "hello"
