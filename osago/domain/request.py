@@ -14,10 +14,23 @@ from typing import Any
 
 from osago.domain import tables
 from osago.domain.schema import Arr, Bool, Day, Int, Num, Obj, Str, Uuid, check, opt, req
-from osago.domain.tariff import Driver, TariffInput, kvs, territory, years_between
+from osago.domain.tariff import (
+    Driver,
+    TariffInput,
+    kvs,
+    territory,
+    territory_pattern,
+    years_between,
+)
 from osago.errors import FieldError, ValidationFailed
 
-__all__ = ["QUOTE_REQUEST", "request_hash", "tariff_input", "validate_request"]
+__all__ = [
+    "QUOTE_REQUEST",
+    "request_hash",
+    "sample_request",
+    "tariff_input",
+    "validate_request",
+]
 
 KBM_CLASSES = tuple(tables.KBM)
 
@@ -41,14 +54,40 @@ PERSON = {
 
 POLICY = Obj(
     fields={
-        "start_date": req(Day(description="Not in the past, at most 60 days ahead.")),
+        "start_date": req(Day(description="Not before today (Moscow), at most 60 days ahead.")),
         "period_months": req(Int(3, 12, description="Months of use in the year.")),
         "purpose": opt(Str(enum=("personal", "taxi")), "personal"),
         "unlimited_drivers": opt(Bool(), False),
     }
 )
 
+
+def _has(path: str, value: Any) -> dict[str, Any]:
+    """JSON Schema: the object has ``path`` (dotted) equal to ``value``."""
+    head, _, rest = path.partition(".")
+    inner = _has(rest, value) if rest else {"const": value}
+    return {"type": "object", "properties": {head: inner}, "required": [head]}
+
+
+_IDS = ("vin", "body_number", "chassis_number")
+
 VEHICLE = Obj(
+    description="At most one of vin, body_number, chassis_number; year not after the "
+    "policy's start year.",
+    rules=(
+        {
+            "not": {
+                "anyOf": [
+                    {
+                        "properties": {a: {"type": "string"}, b: {"type": "string"}},
+                        "required": [a, b],
+                    }
+                    for i, a in enumerate(_IDS)
+                    for b in _IDS[i + 1 :]
+                ]
+            }
+        },
+    ),
     fields={
         "category": req(Str(enum=("A", "B", "BE"))),
         "engine_power_hp": req(Num(1, 2000)),
@@ -82,14 +121,20 @@ VEHICLE = Obj(
                 }
             )
         ),
-    }
+    },
 )
 
 OWNER = Obj(
     fields={
         "type": opt(Str(enum=("individual", "legal")), "individual"),
         "region_kladr": req(
-            Str(max_len=13, pattern=r"\d{13}", pattern_message="must be a 13-digit KLADR code")
+            Str(
+                max_len=13,
+                pattern=r"\d{13}",
+                pattern_message="must be a 13-digit KLADR code",
+                description="A territory the tariff knows (the pattern lists them).",
+                rules=({"pattern": f"^(?:{territory_pattern()})$"},),
+            )
         ),
         "kbm_class": opt(Str(enum=KBM_CLASSES, description="For an unlimited list.")),
         **PERSON,
@@ -124,8 +169,37 @@ DRIVER = Obj(
     }
 )
 
+_DRIVERS = (
+    "Drivers: 1 to 5 unless policy.unlimited_drivers is true or owner.type is legal, "
+    "then none. Each driver at least 18 on the start date, with experience from the 16th "
+    "birthday at the earliest, not after the start date, and an age and experience the "
+    "КВС table has a cell for."
+)
+_NO_DRIVERS = {"properties": {"drivers": {"maxItems": 0}}}
+_LIMITED = {  # null is taken as absent: the defaults, false and individual
+    "properties": {
+        "policy": {"properties": {"unlimited_drivers": {"enum": [False, None]}}},
+        "owner": {"properties": {"type": {"enum": ["individual", None]}}},
+        "drivers": {"type": "array", "minItems": 1},
+    },
+    "required": ["drivers"],
+}
+
 QUOTE_REQUEST = Obj(
-    description="An OSAGO quote request.",
+    description="An OSAGO quote request. Rules across fields, each refused with 422 and the "
+    "field's path: policy.start_date not before today and at most 60 days ahead; "
+    "purpose taxi only for categories B and BE; at most one of the vehicle's identifiers; "
+    "vehicle.year not after the start year; owner.region_kladr a known territory. " + _DRIVERS,
+    rules=(
+        {"not": {"allOf": [_has("policy.purpose", "taxi"), _has("vehicle.category", "A")]}},
+        {
+            "anyOf": [
+                {"allOf": [_has("policy.unlimited_drivers", True), _NO_DRIVERS]},
+                {"allOf": [_has("owner.type", "legal"), _NO_DRIVERS]},
+                _LIMITED,
+            ]
+        },
+    ),
     fields={
         "request_id": opt(
             Uuid(
@@ -201,6 +275,24 @@ def _rules(req: dict[str, Any], today: date) -> list[FieldError]:
                 )
             )
     return errors
+
+
+def sample_request(today: date) -> dict[str, Any]:
+    """A valid request starting a week after ``today`` (the demo form, the document's example)."""
+    return {
+        "user_id": "user-42",
+        "policy": {
+            "start_date": (today + timedelta(days=7)).isoformat(),
+            "period_months": 12,
+            "purpose": "personal",
+            "unlimited_drivers": False,
+        },
+        "vehicle": {"category": "B", "engine_power_hp": 150},
+        "owner": {"region_kladr": "7700000000000"},
+        "drivers": [
+            {"birth_date": "1985-04-12", "experience_start_date": "2005-06-01", "kbm_class": "3"}
+        ],
+    }
 
 
 def validate_request(body: Any, *, today: date) -> dict[str, Any]:

@@ -19,6 +19,9 @@ class Node:
     """Base of schema nodes."""
 
     description: str = field(default="", kw_only=True)
+    # More JSON Schema for the document only: rules that check() leaves to the cross-field
+    # stage (osago.domain.request._rules), stated so that the document says what is accepted.
+    rules: tuple[dict[str, Any], ...] = field(default=(), kw_only=True)
 
     def check(self, value: Any, path: str, errors: list[FieldError]) -> Any:
         raise NotImplementedError
@@ -27,6 +30,8 @@ class Node:
         raise NotImplementedError
 
     def _doc(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self.rules:
+            schema = {**schema, "allOf": list(self.rules)}
         return {**schema, "description": self.description} if self.description else schema
 
 
@@ -189,7 +194,9 @@ class Obj(Node):
         if not isinstance(value, dict):
             errors.append(FieldError(path or "body", "must be an object"))
             return None
-        out = dict(value)  # unknown keys are kept as given
+        # Unknown keys are dropped: only what was checked goes on (a stray "\u0000" key or a
+        # lone surrogate deep in one would otherwise reach PostgreSQL's jsonb and fail there).
+        out: dict[str, Any] = {}
         for name, (node, required, default) in self.fields.items():
             sub = f"{path}.{name}" if path else name
             if value.get(name) is None:
@@ -203,8 +210,10 @@ class Obj(Node):
 
     def json_schema(self) -> dict[str, Any]:
         props = {}
-        for name, (node, _, default) in self.fields.items():
+        for name, (node, required, default) in self.fields.items():
             props[name] = node.json_schema()
+            if not required:  # check() takes null for an optional field as absent
+                props[name] = {"anyOf": [props[name], {"type": "null"}]}
             if default is not None:
                 props[name]["default"] = default
         required = [n for n, (_, req, _) in self.fields.items() if req]

@@ -28,6 +28,7 @@ __all__ = [
     "kvs",
     "premium",
     "territory",
+    "territory_pattern",
     "years_between",
 ]
 
@@ -95,6 +96,20 @@ def territory(region_kladr: str) -> tuple[str, float] | None:
         if code[2:] == "0" * 11 and region_kladr[:2] == code[:2] and code[:2] in ("50", "47"):
             return name, coefficient
     return None
+
+
+def territory_pattern() -> str:
+    """A regular expression matching exactly the 13-digit codes :func:`territory` knows:
+    the OpenAPI document states the rule the server applies."""
+    alternatives = []
+    for _, code, _ in tables.TERRITORIES:
+        if code[2:] == "0" * 11:
+            alternatives.append(
+                code[:2] + ("\\d{11}" if code[:2] in ("50", "47") else "0{9}\\d{2}")
+            )
+        else:
+            alternatives.append(code[:11] + "\\d{2}")
+    return "|".join(alternatives)
 
 
 def kt(region_kladr: str) -> float:

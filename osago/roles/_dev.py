@@ -1,12 +1,13 @@
 """Development endpoints: the demo page and what stands in for the core application.
 
-Enabled by ``OSAGO_DEV_ENDPOINTS=1`` and always in ``osago --role all``. Never expose them
+Enabled by ``OSAGO_DEV_ENDPOINTS=1``, and by default in ``osago --role all`` alone (which
+``OSAGO_DEV_ENDPOINTS=0`` turns off, as the Containerfile does). Never expose them
 in production: ``/dev/token`` mints a WebSocket token for any user id.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -14,6 +15,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from osago.domain import tables
+from osago.domain.request import sample_request
 from osago.models import iso
 from osago.roles._deps import ApiDeps
 from osago.tokens import mint_token
@@ -40,24 +42,7 @@ def add_dev_routes(app: QuartTrio, deps: ApiDeps) -> None:
             "late_window_seconds": deps.settings.late_window_seconds,
             "territories": [{"name": n, "kladr": k} for n, k, _ in tables.TERRITORIES],
             "kbm_classes": list(tables.KBM),
-            "sample": {
-                "user_id": "user-42",
-                "policy": {
-                    "start_date": (today + timedelta(days=7)).isoformat(),
-                    "period_months": 12,
-                    "purpose": "personal",
-                    "unlimited_drivers": False,
-                },
-                "vehicle": {"category": "B", "engine_power_hp": 150},
-                "owner": {"region_kladr": "7700000000000"},
-                "drivers": [
-                    {
-                        "birth_date": "1985-04-12",
-                        "experience_start_date": "2005-06-01",
-                        "kbm_class": "3",
-                    }
-                ],
-            },
+            "sample": sample_request(today),
         }
 
     @app.post("/dev/token")

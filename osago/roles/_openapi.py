@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from osago import __version__
-from osago.domain.request import QUOTE_REQUEST
+from osago.domain.request import QUOTE_REQUEST, sample_request
 
 __all__ = ["openapi_document"]
 
@@ -45,8 +46,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def openapi_document() -> dict[str, Any]:
-    """The document served at ``/api/v1/openapi.json``."""
+def openapi_document(today: date) -> dict[str, Any]:
+    """The document served at ``/api/v1/openapi.json``; its example starts after ``today``."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "osago-aggregator", "version": __version__},
@@ -76,7 +77,8 @@ def openapi_document() -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {
-                                "schema": {"$ref": "#/components/schemas/QuoteRequest"}
+                                "schema": {"$ref": "#/components/schemas/QuoteRequest"},
+                                "example": sample_request(today),
                             }
                         },
                     },

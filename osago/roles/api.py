@@ -120,7 +120,7 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
 
     @app.get("/api/v1/openapi.json")
     async def openapi() -> Any:
-        return openapi_document()
+        return openapi_document(datetime.fromtimestamp(deps.clock.now(), UTC).date())
 
     @app.get("/api/v1/calculations/<calculation_id>")
     async def show(calculation_id: str) -> Any:
