@@ -210,9 +210,9 @@ class Obj(Node):
 
     def json_schema(self) -> dict[str, Any]:
         props = {}
-        for name, (node, required, default) in self.fields.items():
+        for name, (node, needed, default) in self.fields.items():
             props[name] = node.json_schema()
-            if not required:  # check() takes null for an optional field as absent
+            if not needed:  # check() takes null for an optional field as absent
                 props[name] = {"anyOf": [props[name], {"type": "null"}]}
             if default is not None:
                 props[name]["default"] = default
