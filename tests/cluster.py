@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -134,6 +135,33 @@ async def receive_until_completed(
             got.append((time.time(), event))
             if event["type"] == "completed":
                 return got
+
+
+async def refusal(url: str) -> tuple[int, str | None]:
+    """The HTTP status and JSON ``error`` of a handshake: (101, None) when accepted.
+
+    A raw handshake: trio-websocket's client leaves its socket open when refused."""
+    where = urlsplit(url)
+    request = (
+        f"GET {where.path}{'?' + where.query if where.query else ''} HTTP/1.1\r\n"
+        f"Host: {where.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream(where.hostname or "", where.port or 80)
+        async with stream:
+            await stream.send_all(request.encode())
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith((b"}", b" 101")):
+                if reply.startswith(b"HTTP/1.1 101 "):
+                    return 101, None
+                chunk = await stream.receive_some()
+                if not chunk:
+                    break
+                reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)["error"]
 
 
 def all_role_env(**settings: str) -> dict[str, str]:

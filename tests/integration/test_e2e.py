@@ -6,12 +6,19 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 import trio
 
 from osago.broker import Outgoing, open_stomp_broker
-from tests.cluster import Cluster, all_role_env, receive_until_completed, start_cluster
+from tests.cluster import (
+    Cluster,
+    all_role_env,
+    receive_until_completed,
+    refusal,
+    start_cluster,
+)
 from tests.conftest import STOMP_URL
 from tests.factories import MINIMAL_BODY
 
@@ -119,6 +126,44 @@ async def test_poison_message_lands_in_the_dlq_and_work_goes_on(
     assert json.loads(dead.body) == {"not": "a job"}
     failures = [ln for p in ("worker1", "worker2") for ln in cluster.procs[p].grep("undecodable")]
     assert len(failures) == 3  # first delivery + 2 redeliveries, then the DLQ
+
+
+async def test_a_misbehaving_insurer_and_hostile_traffic_never_stop_a_process(
+    cluster: Cluster, unique: str
+) -> None:
+    """Issue 10, every role its own process: aurora answers only protocol-breaking JSON
+    (ready_at in milliseconds, a numeric correlation id, deep nesting...), the queue and the
+    topic carry messages that are not jobs or events, and a client sends a bad token. Every
+    calculation still completes with borealis's offer, and no process exits."""
+    await cluster.control("aurora", garbage_rate=1.0)
+    async with open_stomp_broker(STOMP_URL) as broker:
+        await broker.send(
+            [
+                Outgoing(f"/queue/osago.test.{unique}", b'{"correlation_id": 123}'),
+                Outgoing(f"/topic/osago.test.{unique}", b'{"seq": 1e999, "user_id": {}}'),
+                Outgoing(f"/topic/osago.test.{unique}", b"[" * 4000 + b"]" * 4000),
+            ]
+        )
+    bad = f"{cluster.url('notifier1', 'notifier')}?token=a.1.%C3%A9"
+    assert await refusal(bad) == (401, "invalid_token")
+    async with cluster.websocket("notifier1", "erin") as ws:
+        calcs = {(await cluster.post(body("erin")))["calculation_id"] for _ in range(4)}
+        frames: dict[str, list[dict[str, Any]]] = {calc: [] for calc in calcs}
+        with trio.fail_after(DEADLINE + 5):
+            while not all(f and f[-1]["type"] == "completed" for f in frames.values()):
+                event = json.loads(await ws.get_message())
+                frames[event["calculation_id"]].append(event)
+    for got in frames.values():
+        by_insurer = {e.get("insurer"): e for e in got if e["type"] != "completed"}
+        assert by_insurer["borealis"]["type"] == "offer"
+        assert (by_insurer["aurora"]["type"], by_insurer["aurora"]["outcome"]) == (
+            "no_offer",
+            "failed",
+        )
+        assert got[-1]["offers"] == 1
+    for proc in cluster.procs.values():
+        assert proc.process.returncode is None, f"{proc.name} exited"
+        assert not proc.grep("Traceback"), "\n".join(proc.lines[-30:])
 
 
 async def test_a_worker_killed_mid_poll_is_replaced(cluster: Cluster) -> None:

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import trio
@@ -25,6 +24,7 @@ from osago.config import Bind, Settings
 from osago.roles import notifier
 from osago.roles._deps import NotifierDeps
 from osago.tokens import mint_token
+from tests.cluster import refusal
 from tests.conftest import STOMP_URL
 
 pytestmark = [
@@ -137,33 +137,6 @@ async def test_tabs_on_two_instances_both_receive_and_others_nothing(unique: str
         assert (await receive(tab1))["seq"] == 1
         assert (await receive(tab2))["seq"] == 1
         assert await nothing(other)
-
-
-async def refusal(url: str) -> tuple[int, str | None]:
-    """The HTTP status and JSON ``error`` of a handshake: (101, None) when accepted.
-
-    A raw handshake: trio-websocket's client leaves its socket open when refused."""
-    where = urlsplit(url)
-    request = (
-        f"GET {where.path}{'?' + where.query if where.query else ''} HTTP/1.1\r\n"
-        f"Host: {where.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    with trio.fail_after(5):
-        stream = await trio.open_tcp_stream(where.hostname or "", where.port or 80)
-        async with stream:
-            await stream.send_all(request.encode())
-            reply = b""
-            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith((b"}", b" 101")):
-                if reply.startswith(b"HTTP/1.1 101 "):
-                    return 101, None
-                chunk = await stream.receive_some()
-                if not chunk:
-                    break
-                reply += chunk
-    head, _, body = reply.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return status, json.loads(body)["error"]
 
 
 async def test_bad_tokens_are_refused_on_the_handshake_before_any_socket_opens(

@@ -103,7 +103,7 @@ async def test_chunked_bodies_are_read_whole() -> None:
         await read_request(stream)
         await stream.send_all(
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-            b"3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n"
+            b'3\r\n{"a\r\n5\r\n": 1}\r\n0\r\n\r\n'
         )
 
     async with server(chunked) as url:
