@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,15 @@ def test_the_demo_alone_may_use_the_public_secret_and_dev_endpoints_can_be_refus
     check_role("all", dataclasses.replace(off, ws_secret="y" * 40))
     with pytest.raises(ConfigError, match="OSAGO_DEV_ENDPOINTS"):
         Settings.from_env({"OSAGO_DEV_ENDPOINTS": "maybe"})
+
+
+def test_the_container_image_never_enables_dev_endpoints() -> None:
+    """Issue 10: the image ran `--role all` on 0.0.0.0 with /dev/token open to anyone."""
+    image = (Path(__file__).parents[2] / "Containerfile").read_text()
+    env = dict(re.findall(r"(OSAGO_\w+)=(\S+)", image.split("\nENV ", 1)[1]))
+    assert env["OSAGO_DEV_ENDPOINTS"] == "0"
+    with pytest.raises(ConfigError, match="OSAGO_WS_SECRET"):
+        check_role("all", Settings.from_env(env))  # so it needs a real secret too
 
 
 def test_osago_token_prints_a_token_the_notifier_accepts(
