@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlsplit
@@ -93,8 +96,19 @@ async def run_role(
     urls: dict[str, str] = {}
     async with AsyncExitStack() as stack:
         if role != "insurers":
+            # A notifier's results subscription is durable, kept under this process's own
+            # client id: unique, so two notifiers never share (or steal) each other's events.
+            client_id = (
+                f"osago-{role}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                if role in ("notifier", "all")
+                else None
+            )
             broker: Broker = await stack.enter_async_context(
-                open_broker(settings.broker_url, cleanup_timeout=settings.cleanup_timeout)
+                open_broker(
+                    settings.broker_url,
+                    cleanup_timeout=settings.cleanup_timeout,
+                    client_id=client_id,
+                )
             )
         if role in ("api", "worker", "all"):
             store = await stack.enter_async_context(open_store(settings))

@@ -55,9 +55,12 @@ LOG
        xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
        xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans.xsd
                            http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
-  <!-- useJmx=false: JMX would bind every interface. schedulerSupport: the redelivery plugin needs it. -->
+  <!-- useJmx=false: JMX would bind every interface. schedulerSupport: the redelivery plugin needs it.
+       offlineDurableSubscriber*: a notifier's durable results subscription outlives its
+       reconnects; one whose notifier died (never came back for 10 minutes) is removed. -->
   <broker xmlns="http://activemq.apache.org/schema/core" brokerName="osago" persistent="true"
-          schedulerSupport="true" useJmx="false" dataDirectory="$BASE/data">
+          schedulerSupport="true" useJmx="false" dataDirectory="$BASE/data"
+          offlineDurableSubscriberTimeout="600000" offlineDurableSubscriberTaskSchedule="60000">
     <destinationPolicy>
       <policyMap>
         <policyEntries>
@@ -117,7 +120,15 @@ running_pid() {
 }
 
 start() {
-  if stomp_open; then log "STOMP already answers on 127.0.0.1:$STOMP_PORT"; return 0; fi
+  if stomp_open; then
+    # Running: keep it, unless it runs an older configuration than this script writes.
+    local before; before=$(cat "$BASE/conf/activemq.xml" 2>/dev/null || true)
+    configure
+    if [[ $before == "$(cat "$BASE/conf/activemq.xml")" ]] || ! running_pid >/dev/null; then
+      log "STOMP already answers on 127.0.0.1:$STOMP_PORT"; return 0
+    fi
+    log "configuration changed: restarting"; stop
+  fi
   configure
   local java; java=$(command -v java)
   nohup "$java" -Xms128m -Xmx512m \

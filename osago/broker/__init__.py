@@ -22,13 +22,18 @@ __all__ = [
 
 
 @asynccontextmanager
-async def open_broker(url: str, *, cleanup_timeout: float = 3.0) -> AsyncIterator[Broker]:
-    """``memory://`` (in-process) or ``stomp://host:port`` (ActiveMQ)."""
+async def open_broker(
+    url: str, *, cleanup_timeout: float = 3.0, client_id: str | None = None
+) -> AsyncIterator[Broker]:
+    """``memory://`` (in-process) or ``stomp://host:port`` (ActiveMQ); ``client_id`` keeps
+    durable subscriptions across reconnects."""
     if url.startswith("memory:"):
         async with open_memory_broker() as memory:
             yield memory
     elif url.startswith("stomp:"):
-        async with open_stomp_broker(url, cleanup_timeout=cleanup_timeout) as stomp:
+        async with open_stomp_broker(
+            url, cleanup_timeout=cleanup_timeout, client_id=client_id
+        ) as stomp:
             yield stomp
     else:
         raise ConfigError(f"OSAGO_BROKER_URL={url!r}: use memory:// or stomp://host:port")

@@ -148,10 +148,17 @@ class StompConnection:
 
 
 async def _handshake(
-    stream: trio.abc.Stream, host: str, login: str | None, passcode: str | None, heartbeat: float
+    stream: trio.abc.Stream,
+    host: str,
+    login: str | None,
+    passcode: str | None,
+    heartbeat: float,
+    client_id: str | None,
 ) -> tuple[float, float]:
     ms = int(heartbeat * 1000)
     headers = {"accept-version": "1.2", "host": host, "heart-beat": f"{ms},{ms}"}
+    if client_id is not None:
+        headers["client-id"] = client_id
     if login is not None:
         headers["login"] = login
         headers["passcode"] = passcode or ""
@@ -185,6 +192,7 @@ async def open_stomp_connection(
     passcode: str | None = None,
     heartbeat: float = 4.0,
     cleanup_timeout: float = 3.0,
+    client_id: str | None = None,
 ) -> AsyncIterator[StompConnection]:
     """Connect, negotiate heart-beats, run the reader; DISCONNECT cleanly on exit."""
     try:
@@ -195,7 +203,7 @@ async def open_stomp_connection(
         try:
             with trio.fail_after(10):
                 send_every, expect_every = await _handshake(
-                    stream, host, login, passcode, heartbeat
+                    stream, host, login, passcode, heartbeat, client_id
                 )
         except (trio.BrokenResourceError, OSError, trio.TooSlowError) as exc:
             raise BrokerUnavailable(f"CONNECT to {host}:{port} failed: {exc!r}") from exc

@@ -71,7 +71,11 @@ class Broker(Protocol):
         ...
 
     def subscribe(
-        self, destination: str, *, prefetch: int = 1
+        self, destination: str, *, prefetch: int = 1, durable: str | None = None
     ) -> AbstractAsyncContextManager[Subscription]:
-        """Consume ``destination``; at most ``prefetch`` unacked queue messages at a time."""
+        """Consume ``destination``; at most ``prefetch`` unacked queue messages at a time.
+
+        ``durable`` names a topic subscription that outlives a lost connection: what is
+        published while this client reconnects waits for it, and must be acked like a queue
+        message. Leaving the context ends it for good."""
         ...

@@ -1,8 +1,11 @@
 """ActiveMQ over STOMP 1.2: our Trio client, reconnecting and resubscribing on its own.
 
 Ack modes: queues are consumed with ``client-individual`` so each message is acked alone
-after its work is stored (a crash before the ack means redelivery, never loss); topics with
-``auto`` because a topic event is only useful to sessions connected right now.
+after its work is stored (a crash before the ack means redelivery, never loss). A plain topic
+subscription is ``auto``: it only sees what is published while it is connected. A *durable*
+one (``client-id`` on CONNECT + ``activemq.subscriptionName``) is kept by the broker while we
+reconnect, so nothing published meanwhile is lost; it is ``client-individual`` too, acked
+once delivered to the caller's sessions, so nothing in flight at a disconnect is lost either.
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ class _Sub:
     id: str
     destination: str
     prefetch: int
+    durable: str | None
     send: trio.MemorySendChannel[Delivery]
     recv: trio.MemoryReceiveChannel[Delivery]
 
     @property
     def ack_mode(self) -> str:
-        return "client-individual" if split_destination(self.destination)[0] == "queue" else "auto"
+        queue = split_destination(self.destination)[0] == "queue"
+        return "client-individual" if queue or self.durable else "auto"
 
     def __aiter__(self) -> AsyncIterator[Delivery]:
         return self.recv.__aiter__()
@@ -55,16 +60,21 @@ class _Sub:
             await self.broker.settle("NACK", delivery)
 
     def subscribe_frame(self) -> tuple[str, dict[str, str], bytes]:
-        return (
-            "SUBSCRIBE",
-            {
-                "id": self.id,
-                "destination": self.destination,
-                "ack": self.ack_mode,
-                "activemq.prefetchSize": str(self.prefetch),
-            },
-            b"",
-        )
+        headers = {
+            "id": self.id,
+            "destination": self.destination,
+            "ack": self.ack_mode,
+            "activemq.prefetchSize": str(self.prefetch),
+        }
+        if self.durable:
+            headers["activemq.subscriptionName"] = self.durable
+        return "SUBSCRIBE", headers, b""
+
+    def unsubscribe_frame(self) -> tuple[str, dict[str, str], bytes]:
+        headers = {"id": self.id}
+        if self.durable:  # ends the durable subscription: the broker stops keeping messages
+            headers["activemq.subscriptionName"] = self.durable
+        return "UNSUBSCRIBE", headers, b""
 
 
 class StompBroker:
@@ -78,8 +88,10 @@ class StompBroker:
         passcode: str | None,
         heartbeat: float,
         cleanup_timeout: float = 3.0,
+        client_id: str | None = None,
     ) -> None:
         self._host, self._port = host, port
+        self._client_id = client_id
         self._cleanup_timeout = cleanup_timeout
         self._login, self._passcode = login, passcode
         self._heartbeat = heartbeat
@@ -121,6 +133,7 @@ class StompBroker:
                     passcode=self._passcode,
                     heartbeat=self._heartbeat,
                     cleanup_timeout=self._cleanup_timeout,
+                    client_id=self._client_id,
                 ) as conn:
                     if self._subs:
                         await conn.request([s.subscribe_frame() for s in self._subs.values()])
@@ -196,10 +209,14 @@ class StompBroker:
                 await conn.dead.wait()
 
     @asynccontextmanager
-    async def subscribe(self, destination: str, *, prefetch: int = 1) -> AsyncIterator[_Sub]:
+    async def subscribe(
+        self, destination: str, *, prefetch: int = 1, durable: str | None = None
+    ) -> AsyncIterator[_Sub]:
+        if durable and self._client_id is None:
+            raise ConfigError("a durable subscription needs a broker opened with a client_id")
         split_destination(destination)
         send, recv = trio.open_memory_channel[Delivery](float("inf"))
-        sub = _Sub(self, f"s{next(self._ids)}", destination, max(1, prefetch), send, recv)
+        sub = _Sub(self, f"s{next(self._ids)}", destination, max(1, prefetch), durable, send, recv)
         self._subs[sub.id] = sub
         conn = self._conn
         if conn is not None:
@@ -218,16 +235,21 @@ class StompBroker:
                     trio.move_on_after(self._cleanup_timeout),
                     suppress(BrokerError),
                 ):
-                    await conn.request([("UNSUBSCRIBE", {"id": sub.id}, b"")])
+                    await conn.request([sub.unsubscribe_frame()])
 
 
 @asynccontextmanager
 async def open_stomp_broker(
-    url: str, *, heartbeat: float = 4.0, cleanup_timeout: float = 3.0
+    url: str,
+    *,
+    heartbeat: float = 4.0,
+    cleanup_timeout: float = 3.0,
+    client_id: str | None = None,
 ) -> AsyncIterator[StompBroker]:
     """Connect to ``stomp://[user:pass@]host:port``; fail with BrokerUnavailable if unreachable.
 
     ``cleanup_timeout`` bounds each shielded goodbye (UNSUBSCRIBE, DISCONNECT) on the way out.
+    ``client_id`` (unique per process) is what durable subscriptions are kept under.
     """
     parts = urlsplit(url)
     if parts.scheme != "stomp" or not parts.hostname:
@@ -239,6 +261,7 @@ async def open_stomp_broker(
         parts.password,
         heartbeat,
         cleanup_timeout,
+        client_id,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(broker._supervise)

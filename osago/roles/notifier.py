@@ -68,16 +68,20 @@ async def _reject(request: WebSocketRequest, reason: str) -> None:
 
 
 async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Subscription) -> None:
+    # The subscription is durable: events published while we reconnect to the broker wait
+    # for us. Each is acked once queued to its sessions (or dropped as unreadable), so one in
+    # flight at a disconnect comes again; the hub's (calculation, seq) check drops repeats.
     async for delivery in sub:
         try:
             user_id, calc, seq, text = _read_event(delivery.body)
         except ValueError as exc:
             log.warning("notifier: event %s dropped: %s", delivery.message_id, exc)
-            continue
-        try:
-            _push(deps, hub, history, user_id, calc, seq, text)
-        except Exception:  # a defect here must not stop every user's events
-            log.exception("calculation %s: event #%d not pushed; the pump goes on", calc, seq)
+        else:
+            try:
+                _push(deps, hub, history, user_id, calc, seq, text)
+            except Exception:  # a defect here must not stop every user's events
+                log.exception("calculation %s: event #%d not pushed; the pump goes on", calc, seq)
+        await sub.ack(delivery)
 
 
 def _push(
@@ -290,7 +294,10 @@ async def run(
     s = deps.settings
     hub = Hub(buffer=s.ws_send_buffer, per_user=s.ws_sessions_per_user)
     history = History(started_at=deps.clock.now(), retention=s.ws_resume_window)
-    async with trio.open_nursery() as nursery, deps.broker.subscribe(s.results_topic) as sub:
+    async with (
+        trio.open_nursery() as nursery,
+        deps.broker.subscribe(s.results_topic, prefetch=1000, durable="osago-notifier") as sub,
+    ):
         nursery.start_soon(_pump, deps, hub, history, sub)
         async with trio.open_nursery() as handler_nursery:
             server = await nursery.start(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,56 @@ async def test_reconnect_resubscribe_and_send_across_a_broker_restart(unique: st
         await sub.ack(again)
     assert (first.body, again.body) == (b"before", b"during")
     assert broker.connections >= 2
+
+
+
+_SUBSCRIBER = """
+import sys, trio
+from osago.broker import open_stomp_broker
+
+async def main(url, topic, client_id):
+    async with open_stomp_broker(url, client_id=client_id) as broker:
+        async with broker.subscribe(topic, durable="results"):
+            print("subscribed", flush=True)
+            await trio.sleep_forever()
+
+trio.run(main, *sys.argv[1:])
+"""
+
+
+async def test_a_durable_topic_subscription_keeps_what_is_published_while_its_client_is_away(
+    unique: str,
+) -> None:
+    """Issue 11: a notifier's plain topic subscription lost everything workers published
+    while it reconnected (over a broker restart 11-12 of 20 calculations never completed).
+    Here its connection dies hard (kill -9), events are published, and the same client id
+    resubscribing gets every one, in order."""
+    topic = f"/topic/test.durable.{unique}"
+    client_id = f"test-{unique}"
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(
+            partial(
+                trio.run_process,
+                [sys.executable, "-c", _SUBSCRIBER, STOMP_URL, topic, client_id],
+                stdout=subprocess.PIPE,
+                check=False,
+            )
+        )
+        assert process.stdout is not None
+        with trio.fail_after(10):
+            assert b"subscribed" in await process.stdout.receive_some()
+        process.kill()
+    async with open_stomp_broker(STOMP_URL) as worker:
+        await worker.send([Outgoing(topic, f"event {i}".encode()) for i in range(20)])
+    got = []
+    async with (
+        open_stomp_broker(STOMP_URL, client_id=client_id) as notifier,
+        notifier.subscribe(topic, durable="results", prefetch=100) as sub,
+    ):
+        with trio.fail_after(10):
+            async for delivery in sub:
+                got.append(delivery.body)
+                await sub.ack(delivery)
+                if len(got) == 20:
+                    break
+    assert got == [f"event {i}".encode() for i in range(20)]

@@ -65,7 +65,7 @@ class Rig:
 
 
 async def _broker(task_status: trio.TaskStatus[Any]) -> None:
-    async with open_stomp_broker(STOMP_URL) as broker:
+    async with open_stomp_broker(STOMP_URL, client_id=f"test-{uuid.uuid4()}") as broker:
         task_status.started(broker)
         await trio.sleep_forever()
 
