@@ -127,7 +127,16 @@ class StompConnection:
                 receipt.done.set()
         elif frame.cmd == "ERROR":
             body = frame.body.decode("utf-8", "replace").strip()
-            raise BrokerProtocolError(frame.headers.get("message", "ERROR frame"), body)
+            error = BrokerProtocolError(frame.headers.get("message", "ERROR frame"), body)
+            # Why the connection stays: the broker closes it when an error is fatal (the
+            # reader then sees it end), and ActiveMQ keeps it after refusing one frame (an
+            # ACK for a message it already redelivered, an unknown subscription). Tearing it
+            # down would send every unacked message of every consumer round again.
+            log.warning("broker refused a frame: %s", error)
+            receipt = self._receipts.pop(frame.headers.get("receipt-id", ""), None)
+            if receipt is not None:  # it answers one request: that request fails
+                receipt.error = error
+                receipt.done.set()
 
     async def _heartbeats(self, send_every: float, expect_every: float) -> None:
         """Send EOLs every ``send_every``; declare the broker dead after 2 silent periods."""

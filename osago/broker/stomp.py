@@ -135,8 +135,13 @@ class StompBroker:
                     cleanup_timeout=self._cleanup_timeout,
                     client_id=self._client_id,
                 ) as conn:
-                    if self._subs:
-                        await conn.request([s.subscribe_frame() for s in self._subs.values()])
+                    # Resubscribe everything, including subscriptions made while these
+                    # SUBSCRIBEs were in flight (they saw no connection and sent nothing):
+                    # no await between the last check and publishing the connection.
+                    done: set[str] = set()
+                    while pending := [s for s in self._subs.values() if s.id not in done]:
+                        await conn.request([s.subscribe_frame() for s in pending])
+                        done.update(s.id for s in pending)
                     self._conn = conn
                     self.connections += 1
                     self._connected.set()

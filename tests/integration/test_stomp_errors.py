@@ -1,0 +1,37 @@
+"""An ERROR frame fails the frame it answers, not the connection (issue 11)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from osago.broker._connection import open_stomp_connection
+from osago.broker._framing import Frame
+from osago.errors import BrokerProtocolError
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_refused_frame_leaves_the_connection_and_its_subscriptions_up(
+    unique: str,
+) -> None:
+    got: list[Frame] = []
+    arrived = trio.Event()
+
+    def on_message(frame: Frame, _: int) -> None:
+        got.append(frame)
+        arrived.set()
+
+    q = f"/queue/test.errors.{unique}"
+    async with open_stomp_connection("127.0.0.1", 61613, on_message=on_message) as conn:
+        await conn.request([("SUBSCRIBE", {"id": "s1", "destination": q, "ack": "auto"}, b"")])
+        # ActiveMQ answers these with ERROR and keeps the connection; we used to drop it,
+        # and every consumer's unacked messages went round again.
+        await conn.send_frame("ACK", {"id": "no-such-ack"})
+        with pytest.raises(BrokerProtocolError, match="No subscription matched"):
+            await conn.request([("UNSUBSCRIBE", {"id": "no-such-subscription"}, b"")])
+        await conn.request([("SEND", {"destination": q, "persistent": "true"}, b"after")])
+        with trio.fail_after(5):
+            await arrived.wait()
+        assert not conn.dead.is_set()
+    assert got[0].body == b"after"
