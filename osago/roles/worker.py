@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 from uuid import UUID
@@ -46,6 +46,7 @@ class Crew:
     load: Batcher[UUID, Exchange | None]
     record: Deferred[tuple[UUID, str]]
     marks: Deferred[int]
+    running: dict[UUID, _Held] = field(default_factory=dict)  # exchanges running here
 
     @classmethod
     def of(cls, deps: WorkerDeps) -> Crew:
@@ -89,73 +90,103 @@ async def _through_outages(policy: RetryPolicy, call: Callable[[], Awaitable[T]]
     return result
 
 
+@dataclass(eq=False)
+class _Held:
+    """The job message an exchange running here answers for: the latest copy delivered."""
+
+    delivery: Delivery
+
+
 async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Delivery) -> None:
     """Process one job message to ack or nack."""
     s = deps.settings
+    held: _Held | None = None
+    job: Job | None = None
     try:
         job = Job.decode(delivery.body)
-        ex = await _through_outages(s.store_retry, lambda: crew.load(job.correlation_id))
-        if ex is None:
-            raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
-        if ex.settled:
+        running = crew.running.get(job.correlation_id)
+        if running is not None:
+            # Why: after a reconnect the broker redelivers what the old connection held,
+            # while its exchange still runs here. A second exchange would poll the insurer
+            # twice; instead the running one answers for the new copy (acks it when done).
+            running.delivery = delivery
             log.info(
-                "calculation %s: %s already settled; duplicate message acked",
-                ex.calculation_id,
-                ex.insurer,
+                "message %s: exchange %s already runs here; it will ack this copy",
+                delivery.message_id,
+                job.correlation_id,
             )
-            await sub.ack(delivery)
             return
-        guard = crew.guards.get(ex.insurer)
-        if guard is None:
-            raise PoisonMessage(f"insurer {ex.insurer} is not configured on this worker")
-        # Polling goes on past the deadline, through the late window: a late answer still
-        # reaches the user, marked late. The keeper completes and closes the calculation.
-        with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
-            outcome = await run_exchange(ex, guard, crew.record.add, deps.clock)
-        if scope.cancelled_caught:
-            # The keeper closes the calculation at closes_at and marks every exchange still
-            # pending as timed out, in one transaction; settling each here would only queue
-            # behind its row lock.
-            log.info(
-                "calculation %s: %s did not answer by the end of the late window",
-                ex.calculation_id,
-                ex.insurer,
-            )
-            await sub.ack(delivery)
-            return
-        events = await _through_outages(
-            s.store_retry,
-            lambda: deps.store.settle_exchange(
-                ex.correlation_id,
-                outcome,
-                topic=s.results_topic,
-                now=deps.clock.now(),
-                lease=s.outbox_lease,
-            ),
-        )
-        log.info(
-            "calculation %s: %s -> %s%s",
-            ex.calculation_id,
-            ex.insurer,
-            outcome.kind,
-            f" {outcome.premium:.2f} RUB" if outcome.premium is not None else "",
-        )
-        # The events are in the outbox already: if publishing fails the relay sends them
-        # after the lease, so the job is done either way.
-        await publish(deps.broker, deps.store, deps.clock, events, marks=crew.marks)
-        await sub.ack(delivery)
+        held = crew.running[job.correlation_id] = _Held(delivery)
+        await _process(deps, crew, sub, held, job)
     except (PoisonMessage, StoreError, BrokerError) as exc:
         log.error(
             "message %s failed (redelivered=%s): %s", delivery.message_id, delivery.redelivered, exc
         )
         with trio.CancelScope(shield=True), trio.move_on_after(s.cleanup_timeout):
-            await sub.nack(delivery)
+            await sub.nack(held.delivery if held else delivery)
     except Exception:
         # A defect met by one job: logged with its message, NACKed (after the broker's
         # redeliveries it lands in the DLQ), and the worker goes on with every other job.
         log.exception("message %s: unexpected failure; nacked", delivery.message_id)
         with trio.CancelScope(shield=True), trio.move_on_after(s.cleanup_timeout):
-            await sub.nack(delivery)
+            await sub.nack(held.delivery if held else delivery)
+    finally:
+        if held is not None and job is not None:
+            del crew.running[job.correlation_id]
+
+
+async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held, job: Job) -> None:
+    s = deps.settings
+    ex = await _through_outages(s.store_retry, lambda: crew.load(job.correlation_id))
+    if ex is None:
+        raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
+    if ex.settled:
+        log.info(
+            "calculation %s: %s already settled; duplicate message acked",
+            ex.calculation_id,
+            ex.insurer,
+        )
+        await sub.ack(held.delivery)
+        return
+    guard = crew.guards.get(ex.insurer)
+    if guard is None:
+        raise PoisonMessage(f"insurer {ex.insurer} is not configured on this worker")
+    # Polling goes on past the deadline, through the late window: a late answer still
+    # reaches the user, marked late. The keeper completes and closes the calculation.
+    with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
+        outcome = await run_exchange(ex, guard, crew.record.add, deps.clock)
+    if scope.cancelled_caught:
+        # The keeper closes the calculation at closes_at and marks every exchange still
+        # pending as timed out, in one transaction; settling each here would only queue
+        # behind its row lock.
+        log.info(
+            "calculation %s: %s did not answer by the end of the late window",
+            ex.calculation_id,
+            ex.insurer,
+        )
+        await sub.ack(held.delivery)
+        return
+    events = await _through_outages(
+        s.store_retry,
+        lambda: deps.store.settle_exchange(
+            ex.correlation_id,
+            outcome,
+            topic=s.results_topic,
+            now=deps.clock.now(),
+            lease=s.outbox_lease,
+        ),
+    )
+    log.info(
+        "calculation %s: %s -> %s%s",
+        ex.calculation_id,
+        ex.insurer,
+        outcome.kind,
+        f" {outcome.premium:.2f} RUB" if outcome.premium is not None else "",
+    )
+    # The events are in the outbox already: if publishing fails the relay sends them
+    # after the lease, so the job is done either way.
+    await publish(deps.broker, deps.store, deps.clock, events, marks=crew.marks)
+    await sub.ack(held.delivery)
 
 
 async def run(

@@ -183,6 +183,31 @@ async def test_redelivered_job_resumes_polling_without_resubmitting(
     assert [k for _, k, _ in kinds(h)] == ["offer", "offer", "completed"]
 
 
+async def test_a_copy_of_a_job_running_here_joins_it_instead_of_polling_twice(
+    autojump_clock: MockClock,
+) -> None:
+    """Issue 11: after a STOMP reconnect the broker redelivers what the old connection held
+    while its exchanges still run; each copy started a second exchange, doubling the polls
+    per reconnect. Now the running exchange answers for the copy and acks it."""
+    async with harness({"aurora": 3.0, "borealis": 3.0}) as h:
+        calc = await h.submit()
+        await trio.sleep(1)
+        jobs = [Job(x.correlation_id, calc.id, x.insurer) for x in calc.exchanges]
+        await h.broker.send([Outgoing(SETTINGS.requests_queue, j.encode()) for j in jobs])
+        await trio.sleep(10)
+        assert h.broker.depth(SETTINGS.requests_queue) == 0
+        async with h.broker.subscribe(SETTINGS.requests_queue) as sub:
+            with trio.move_on_after(5):
+                await sub.receive()
+                pytest.fail("a copy was left unacked")
+    # 4 s of polling every 0.25 s from the first second to the answer, per insurer, once.
+    times = {
+        code: [t for c, t in h.insurers.poll_times if c == code] for code in ("aurora", "borealis")
+    }
+    assert all(len(ts) == len(set(ts)) for ts in times.values())  # never two polls at once
+    assert [k for _, k, _ in kinds(h)] == ["offer", "offer", "completed"]
+
+
 async def test_killed_worker_is_replaced_and_the_user_sees_each_offer_once(
     autojump_clock: MockClock,
 ) -> None:
