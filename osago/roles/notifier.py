@@ -23,7 +23,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+from trio_websocket import (
+    ConnectionClosed,
+    WebSocketConnection,
+    WebSocketRequest,
+    WebSocketServer,
+    serve_websocket,
+)
 
 from osago.broker import Subscription
 from osago.errors import TokenError, TokenExpired
@@ -299,9 +305,11 @@ async def run(
         deps.broker.subscribe(s.results_topic, prefetch=1000, durable="osago-notifier") as sub,
     ):
         nursery.start_soon(_pump, deps, hub, history, sub)
-        async with trio.open_nursery() as handler_nursery:
-            server = await nursery.start(
-                lambda task_status: serve_websocket(
+        listening = trio.CancelScope()
+
+        async def listen(task_status: trio.TaskStatus[WebSocketServer]) -> None:
+            with listening:
+                await serve_websocket(
                     _Handler(deps, hub, history),
                     s.notifier_bind.host,
                     s.notifier_bind.port,
@@ -310,11 +318,18 @@ async def run(
                     max_message_size=s.ws_max_message,
                     task_status=task_status,
                 )
-            )
+
+        async with trio.open_nursery() as handler_nursery:
+            server = await nursery.start(listen)
             log.info("notifier listening on ws://%s:%d/ws", s.notifier_bind.host, server.port)
             task_status.started(server.port)
             await deps.stop.wait()
-            # Graceful: every session is closed with 1001 (going away), not left to time out.
+            # Graceful, and bounded even while clients keep reconnecting: stop listening
+            # first (no new sessions), close every session with 1001 (going away), and give
+            # handshakes in flight and the closing handshakes cleanup_timeout in all.
+            listening.cancel()
             for session in hub.all():
                 session.cancel.cancel()
+            handler_nursery.cancel_scope.deadline = trio.current_time() + s.cleanup_timeout
+        log.info("notifier stopped")
         nursery.cancel_scope.cancel()

@@ -43,7 +43,6 @@ async def test_reconnect_resubscribe_and_send_across_a_broker_restart(unique: st
     assert broker.connections >= 2
 
 
-
 _SUBSCRIBER = """
 import sys, trio
 from osago.broker import open_stomp_broker
