@@ -95,6 +95,9 @@ class Settings:
     shutdown_grace: float = 5.0
     # Acks, nacks, closes and disconnects on the way out: shielded, each bounded by this.
     cleanup_timeout: float = 3.0
+    # Every database transaction, waiting for a pooled connection included, gets this long:
+    # a database that hangs then answers 503 instead of holding every request.
+    store_timeout: float = 5.0
     # Writes that may wait (outbox marks, submission ids) are gathered this long, then
     # written in one transaction.
     write_linger: float = 0.1
@@ -185,6 +188,7 @@ class Settings:
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
             keeper_tick=number("OSAGO_KEEPER_TICK", s.keeper_tick),
+            store_timeout=number("OSAGO_STORE_TIMEOUT", s.store_timeout),
             outbox_lease=number("OSAGO_OUTBOX_LEASE", s.outbox_lease),
             log_level=(get("OSAGO_LOG_LEVEL") or s.log_level).upper(),
             requests_queue=get("OSAGO_REQUESTS_QUEUE") or s.requests_queue,

@@ -57,7 +57,9 @@ def check_role(role: str, settings: Settings) -> None:
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     """PostgreSQL at OSAGO_DATABASE_URL, or the embedded one."""
     url = settings.database_url or await start_embedded_postgres(settings.data_dir)
-    async with open_postgres_store(url, cleanup_timeout=settings.cleanup_timeout) as store:
+    async with open_postgres_store(
+        url, cleanup_timeout=settings.cleanup_timeout, operation_timeout=settings.store_timeout
+    ) as store:
         yield store
 
 

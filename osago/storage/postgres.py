@@ -29,6 +29,7 @@ from osago.models import (
     Outcome,
     OutcomeKind,
 )
+from osago.storage._bridge import run_abandonable
 from osago.storage._migrate import migrate
 from osago.storage._pg_lifecycle import (
     CALC_COLUMNS,
@@ -63,9 +64,17 @@ async def _init_connection(conn: Conn) -> None:
 class PostgresStore:
     """Store on a PostgreSQL pool. Create with :func:`open_postgres_store`."""
 
-    def __init__(self, loop: Any, pool: Any, url: str, cleanup_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        loop: Any,
+        pool: Any,
+        url: str,
+        cleanup_timeout: float = 3.0,
+        operation_timeout: float = 5.0,
+    ) -> None:
         self._loop = loop
         self._cleanup_timeout = cleanup_timeout
+        self._operation_timeout = operation_timeout
         self._pool = pool
         self._url = url
 
@@ -76,8 +85,15 @@ class PostgresStore:
             async with self._pool.acquire() as conn, conn.transaction():
                 return await body(conn)
 
+        # Why a bound here, on every transaction (the pool's wait for a connection included):
+        # a server that hangs rather than refuses held every caller, and after pool-size of
+        # them every request. The task is abandoned, not awaited (see run_abandonable), and
+        # asyncpg drops a connection cancelled mid-query instead of handing it out again.
         try:
-            result: T = await self._loop.run_aio_coroutine(run())
+            with trio.fail_after(self._operation_timeout):
+                result: T = await run_abandonable(self._loop, run())
+        except trio.TooSlowError as exc:
+            raise StoreError(operation, f"no answer within {self._operation_timeout:g}s") from exc
         except _DRIVER_ERRORS as exc:
             raise StoreError(operation, f"{type(exc).__name__}: {exc}") from exc
         return result
@@ -311,11 +327,17 @@ class PostgresStore:
 
 @asynccontextmanager
 async def open_postgres_store(
-    url: str, *, min_size: int = 2, max_size: int = 10, cleanup_timeout: float = 3.0
+    url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    cleanup_timeout: float = 3.0,
+    operation_timeout: float = 5.0,
 ) -> AsyncIterator[PostgresStore]:
     """Open a pool on ``url``, apply pending migrations, and yield the store.
 
-    ``cleanup_timeout`` bounds each shielded close (a LISTEN connection, the pool).
+    ``cleanup_timeout`` bounds each shielded close (a LISTEN connection, the pool);
+    ``operation_timeout`` each transaction, which then fails with StoreError.
     """
     async with trio_asyncio.open_loop() as loop:
         try:
@@ -328,7 +350,7 @@ async def open_postgres_store(
         except _DRIVER_ERRORS as exc:
             raise StoreError("open", f"{type(exc).__name__}: {exc}") from exc
         try:
-            yield PostgresStore(loop, pool, url, cleanup_timeout)
+            yield PostgresStore(loop, pool, url, cleanup_timeout, operation_timeout)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(cleanup_timeout):
                 await loop.run_aio_coroutine(pool.close())
