@@ -1,4 +1,5 @@
-"""One crossing of the trio-asyncio bridge that a Trio cancel scope really bounds."""
+"""Crossing the trio-asyncio bridge to asyncpg: a crossing a Trio cancel scope really
+bounds, and what the driver raises when the server or the connection fails."""
 
 from __future__ import annotations
 
@@ -6,9 +7,19 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import asyncpg
 import trio_asyncio
 
-__all__ = ["run_abandonable"]
+__all__ = ["DRIVER_ERRORS", "run_abandonable"]
+
+# InternalClientError ("cannot switch to state ...") is what a connection caught mid-operation
+# by a server restart raises; it escaped the translation once and killed workers.
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 T = TypeVar("T")
 

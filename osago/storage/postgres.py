@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -29,7 +30,7 @@ from osago.models import (
     Outcome,
     OutcomeKind,
 )
-from osago.storage._bridge import run_abandonable
+from osago.storage._bridge import DRIVER_ERRORS, run_abandonable
 from osago.storage._migrate import migrate
 from osago.storage._pg_lifecycle import (
     CALC_COLUMNS,
@@ -38,6 +39,7 @@ from osago.storage._pg_lifecycle import (
     load_states,
     messages,
 )
+from osago.storage._pg_listen import keep_listening
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
 from osago.storage._wakeup import Flag
 
@@ -45,15 +47,6 @@ __all__ = ["PostgresStore", "open_postgres_store"]
 
 T = TypeVar("T")
 
-# What the driver raises when the server or the connection fails. InternalClientError
-# ("cannot switch to state ...") is what a connection caught mid-operation by a server
-# restart raises; it escaped the translation and killed workers.
-_DRIVER_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
 Conn = Any  # asyncpg.Connection (untyped library)
 
 
@@ -94,7 +87,7 @@ class PostgresStore:
                 result: T = await run_abandonable(self._loop, run())
         except trio.TooSlowError as exc:
             raise StoreError(operation, f"no answer within {self._operation_timeout:g}s") from exc
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise StoreError(operation, f"{type(exc).__name__}: {exc}") from exc
         return result
 
@@ -307,22 +300,25 @@ class PostgresStore:
 
     @asynccontextmanager
     async def listen(self, channel: str) -> AsyncIterator[Flag]:
-        """LISTEN on a dedicated connection; the callback runs in Trio's thread."""
+        """LISTEN on a dedicated connection, kept up: re-established after the database
+        restarts (the flag fires then too, so the caller looks for what it missed)."""
         flag = Flag()
-
-        def on_notify(*_: object) -> None:
-            flag.fire()
-
-        try:
-            conn = await self._loop.run_aio_coroutine(asyncpg.connect(self._url))
-            await self._loop.run_aio_coroutine(conn.add_listener(channel, on_notify))
-        except _DRIVER_ERRORS as exc:
-            raise StoreError("listen", f"{type(exc).__name__}: {exc}") from exc
-        try:
-            yield flag
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(self._cleanup_timeout):
-                await self._loop.run_aio_coroutine(conn.close())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(
+                    keep_listening,
+                    self._loop,
+                    self._url,
+                    channel,
+                    flag,
+                    operation_timeout=self._operation_timeout,
+                    cleanup_timeout=self._cleanup_timeout,
+                )
+            )
+            try:
+                yield flag
+            finally:
+                nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -347,7 +343,7 @@ async def open_postgres_store(
                 )
             )
             await loop.run_aio_coroutine(migrate(pool))
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise StoreError("open", f"{type(exc).__name__}: {exc}") from exc
         try:
             yield PostgresStore(loop, pool, url, cleanup_timeout, operation_timeout)

@@ -4,6 +4,8 @@ as soon as the database does, with no restart (issue 11)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
@@ -64,3 +66,33 @@ async def test_a_hanging_database_gets_a_bounded_503_and_recovers_without_a_rest
                     await trio.sleep(0.1)
                 else:
                     pytest.fail("the api did not recover once the database answered again")
+
+
+async def test_listen_is_re_established_after_its_connection_is_lost(pg_url: str) -> None:
+    """Issue 11: after a database restart the LISTEN connection was never re-established and
+    wake-ups fell back to the safety tick. Its backend is terminated here, as a restart does."""
+    channel = "osago_test_listen"
+
+    async def sql(query: str) -> Any:
+        return await store._tx("test", lambda conn: conn.fetch(query))
+
+    async def listener_pids() -> list[int]:
+        rows = await sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            f" AND query LIKE 'LISTEN %{channel}%'"
+        )
+        return [r["pid"] for r in rows]
+
+    async with open_postgres_store(pg_url) as store, store.listen(channel) as flag:
+        (first,) = await listener_pids()
+        await sql(f"SELECT pg_terminate_backend({first})")
+        with trio.fail_after(5):
+            await flag.wait()  # the loss wakes the loop at once: it may have missed something
+            for _ in range(100):
+                if (pids := await listener_pids()) and pids != [first]:
+                    break
+                await trio.sleep(0.05)
+            await flag.wait()  # and once listening again
+        await sql(f"NOTIFY {channel}")
+        with trio.fail_after(5):
+            await flag.wait()
