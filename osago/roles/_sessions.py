@@ -45,6 +45,9 @@ class Session:
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
     expiry: trio.CancelScope = field(default_factory=trio.CancelScope)  # deadline = token's end
     close_reason: str | None = None
+    # (calculation, seq) already queued to this session: a resume never repeats what the
+    # live stream gave it since it connected, nor the other way round.
+    delivered: set[tuple[str, int]] = field(default_factory=set)
 
     def end(self, reason: str) -> None:
         """Stop the session; it closes with ``CLOSE[reason]``."""
@@ -69,6 +72,9 @@ class History:
         self._max_events = max_events
         self._calcs: OrderedDict[str, _Calc] = OrderedDict()
         self._count = 0
+        # First sighting of the newest calculation dropped to stay under max_events: a
+        # calculation created before it may have lost events here, so we cannot know.
+        self._evicted_through = float("-inf")
 
     def record(self, calc_id: str, user_id: str, seq: int, text: str, now: float) -> None:
         c = self._calcs.get(calc_id)
@@ -81,25 +87,29 @@ class History:
             if oldest.first_seen >= now - self.retention and self._count <= self._max_events:
                 break
             self._count -= len(oldest.events)
+            self._evicted_through = max(self._evicted_through, oldest.first_seen)
             del self._calcs[oldest_id]
 
     def missed(
         self, calc_id: str, user_id: str, last_seq: int, created_at: float, now: float
-    ) -> list[str] | None:
-        """The events after ``last_seq``, in order; None when this instance cannot know."""
+    ) -> list[tuple[int, str]] | None:
+        """(seq, text) of the events after ``last_seq``, in order; None when this instance
+        cannot know."""
         if created_at < now - self.retention:
             return None  # older than what any instance keeps
         c = self._calcs.get(calc_id)
         if c is None:
-            # Nothing recorded: fine if we were listening since before it was created.
-            return [] if self.started_at <= created_at else None
+            # Nothing recorded: fine if we were listening since before it was created, and
+            # dropped nothing it could have had since.
+            known = self.started_at <= created_at and self._evicted_through < created_at
+            return [] if known else None
         if c.user_id != user_id:
             return []
         seqs = sorted(c.events)
         complete_from = seqs[0][0] if self.started_at > created_at else 1
         if last_seq + 1 < complete_from:
             return None
-        return [text for seq, text in seqs if seq > last_seq]
+        return [(seq, text) for seq, text in seqs if seq > last_seq]
 
 
 class Hub:
@@ -159,11 +169,15 @@ class Hub:
             return False
         return True
 
-    def deliver(self, user_id: str, text: str) -> int:
-        """Queue ``text`` to every session of ``user_id``; returns how many took it."""
+    def deliver(self, user_id: str, text: str, key: tuple[str, int]) -> int:
+        """Queue event ``key`` = (calculation, seq) to every session of ``user_id`` that has
+        not had it; returns how many took it."""
         count = 0
         for session in list(self._by_user.get(user_id, ())):
+            if key in session.delivered:
+                continue
             if self.push(session, text):
+                session.delivered.add(key)
                 count += 1
             else:
                 self.close(session)

@@ -95,7 +95,7 @@ def _push(
 ) -> None:
     if hub.first_time(calc, seq):
         history.record(calc, user_id, seq, text, deps.clock.now())
-        n = hub.deliver(user_id, text)
+        n = hub.deliver(user_id, text, (calc, seq))
         log.info("calculation %s: event #%d pushed to %d sessions of %s", calc, seq, n, user_id)
 
 
@@ -257,9 +257,12 @@ class _Handler:
                     ),
                 )
                 continue
-            for text in missed:
+            for seq, text in missed:
+                if (calc, seq) in session.delivered:
+                    continue  # came live between connecting and this resume
                 if not self.hub.push(session, text):
                     return
+                session.delivered.add((calc, seq))
 
     async def _writer(self, ws: WebSocketConnection, session: Session) -> None:
         try:

@@ -269,6 +269,22 @@ async def test_a_peer_that_does_not_pong_is_dropped(unique: str) -> None:
         assert codes == {4004}
 
 
+async def test_an_event_that_came_live_before_the_resume_is_not_sent_again(
+    unique: str,
+) -> None:
+    """Issue 11: a tab reconnects, an event arrives live, then the tab's resume (sent from
+    what it had before) asked for it again, and it came twice."""
+    async with rig(unique) as r, open_websocket_url(r.url(0, "ann")) as ws:
+        await receive(ws)
+        calc = str(uuid.uuid4())
+        await r.publish("ann", calc, 1)
+        assert (await receive(ws))["seq"] == 1
+        await resume(ws, calc, last_seq=0, created_at=time.time() - 1)
+        await r.publish("ann", calc, 2)
+        assert (await receive(ws))["seq"] == 2
+        assert await nothing(ws)
+
+
 async def test_shutdown_closes_every_session_with_1001(unique: str) -> None:
     async with rig(unique) as r, open_websocket_url(r.url(0, "ann")) as ws:
         await receive(ws)

@@ -13,7 +13,7 @@ from osago.broker._framing import FrameParser, encode_frame
 from osago.config import Settings
 from osago.errors import ConfigError, TokenExpired, TokenInvalid
 from osago.insurers import InsurerConfig, insurers_for, load_insurers
-from osago.roles._sessions import Hub
+from osago.roles._sessions import History, Hub
 from osago.runtime import check_role
 from osago.tokens import mint_token, verify_token
 
@@ -57,16 +57,28 @@ async def test_hub_delivers_per_user_once_and_drops_slow_readers() -> None:
     assert hub.open("a", 1e12) is None  # per-user bound
     assert hub.first_time("c1", 1)
     assert not hub.first_time("c1", 1)
-    assert hub.deliver("a", "e1") == 2
+    assert hub.deliver("a", "e1", ("c1", 1)) == 2
+    assert hub.deliver("a", "e1", ("c1", 1)) == 0  # each session has it already
     assert b.recv.statistics().current_buffer_used == 0
     assert a1.recv.receive_nowait() == "e1"
-    hub.deliver("a", "e2")
-    hub.deliver("a", "e3")  # a2 holds e1, e2: its buffer is full
+    hub.deliver("a", "e2", ("c1", 2))
+    hub.deliver("a", "e3", ("c1", 3))  # a2 holds e1, e2: its buffer is full
     assert a2.close_reason == "too_slow"
     assert a2.cancel.cancel_called
     assert a1.close_reason is None
     assert hub.sessions == 2
     await trio.lowlevel.checkpoint()
+
+
+def test_history_cannot_vouch_for_a_calculation_it_evicted() -> None:
+    """Issue 11: resume said "nothing missed" for a calculation evicted from the history."""
+    history = History(started_at=0.0, retention=300.0, max_events=2)
+    history.record("c1", "ann", 1, "c1#1", now=10.0)
+    history.record("c1", "ann", 2, "c1#2", now=11.0)
+    history.record("c2", "ann", 1, "c2#1", now=12.0)  # over max_events: c1 goes
+    assert history.missed("c1", "ann", 0, created_at=9.0, now=13.0) is None
+    assert history.missed("c2", "ann", 0, created_at=11.5, now=13.0) == [(1, "c2#1")]
+    assert history.missed("c3", "ann", 0, created_at=12.5, now=13.0) == []  # after: known
 
 
 def test_settings_from_env_and_role_checks() -> None:
