@@ -95,6 +95,9 @@ class Settings:
     shutdown_grace: float = 5.0
     # Acks, nacks, closes and disconnects on the way out: shielded, each bounded by this.
     cleanup_timeout: float = 3.0
+    # Closed calculations are deleted this long after closing (30 days), by a sweep this often.
+    retention: float = 30 * 86400.0
+    retention_sweep: float = 600.0
     # Every database transaction, waiting for a pooled connection included, gets this long:
     # a database that hangs then answers 503 instead of holding every request.
     store_timeout: float = 5.0
@@ -189,6 +192,7 @@ class Settings:
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
             keeper_tick=number("OSAGO_KEEPER_TICK", s.keeper_tick),
             store_timeout=number("OSAGO_STORE_TIMEOUT", s.store_timeout),
+            retention=86400.0 * number("OSAGO_RETENTION_DAYS", s.retention / 86400.0),
             outbox_lease=number("OSAGO_OUTBOX_LEASE", s.outbox_lease),
             log_level=(get("OSAGO_LOG_LEVEL") or s.log_level).upper(),
             requests_queue=get("OSAGO_REQUESTS_QUEUE") or s.requests_queue,

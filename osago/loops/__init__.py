@@ -1,5 +1,5 @@
-"""Background loops the roles embed: the outbox relay and the deadline keeper."""
+"""Background loops the roles embed: the outbox relay, the deadline keeper, retention."""
 
-from osago.loops import keeper, relay
+from osago.loops import keeper, relay, retention
 
-__all__ = ["keeper", "relay"]
+__all__ = ["keeper", "relay", "retention"]

@@ -22,7 +22,7 @@ from osago.batching import Batcher, Deferred
 from osago.broker import Delivery, Subscription
 from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
-from osago.loops import keeper, relay
+from osago.loops import keeper, relay, retention
 from osago.models import Exchange, Job
 from osago.outbox import publish, sent_marks
 from osago.resilience import RetryPolicy, log_hook, retrying
@@ -202,6 +202,7 @@ async def run(
     async with trio.open_nursery() as outer:
         await outer.start(crew.run)
         await outer.start(keeper.run, deps)
+        await outer.start(retention.run, deps)
         # Tick only: the api relays new jobs, this worker publishes its own events.
         await outer.start(partial(relay.run, deps, listen=False))
         async with (

@@ -88,6 +88,11 @@ class Store(Protocol):
         """The earliest deadline of an open calculation."""
         ...
 
+    async def purge_closed(self, *, before: float, limit: int) -> int:
+        """Delete up to ``limit`` calculations closed before ``before``, with their exchanges
+        and sent events; return how many calculations went."""
+        ...
+
     def listen(self, channel: str) -> AbstractAsyncContextManager[Wakeup]:
         """Notifications on ``channel`` while the context is open."""
         ...

@@ -268,6 +268,24 @@ class MemoryStore:
             out += self._carry_out(calc, plan, topic=topic, now=now, lease=lease)
         return out
 
+    async def purge_closed(self, *, before: float, limit: int) -> int:
+        self._check("purge_closed")
+        gone = sorted(
+            (c.closed_at, calc_id)
+            for calc_id, c in self.calcs.items()
+            if c.closed_at is not None and c.closed_at < before
+        )[:limit]
+        ids = {calc_id for _, calc_id in gone}
+        for calc_id in ids:
+            del self.calcs[calc_id]
+        for cid in [k for k, x in self.exchanges.items() if x.calculation_id in ids]:
+            del self.exchanges[cid]
+        for row in [
+            k for k, r in self.outbox.items() if r.calculation_id in ids and r.sent_at is not None
+        ]:
+            del self.outbox[row]
+        return len(ids)
+
     async def next_deadline(self) -> float | None:
         times = [t for c in self.calcs.values() if (t := self._state(c).next_due) is not None]
         return min(times, default=None)

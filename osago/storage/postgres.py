@@ -284,6 +284,28 @@ class PostgresStore:
 
         return await self._tx("complete_due", body)
 
+    async def purge_closed(self, *, before: float, limit: int) -> int:
+        async def body(conn: Conn) -> int:
+            # SKIP LOCKED: several workers sweep at once without queueing on each other.
+            # Exchanges go by ON DELETE CASCADE; the outbox has no foreign key (rows are
+            # written and sent at a rate no FK check should slow), so its sent rows go here.
+            ids = await conn.fetch(
+                "DELETE FROM calculations WHERE id IN (SELECT id FROM calculations"
+                " WHERE closed_at < $1 ORDER BY closed_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                " RETURNING id",
+                before,
+                limit,
+            )
+            if ids:
+                await conn.execute(
+                    "DELETE FROM outbox WHERE calculation_id = ANY($1::uuid[])"
+                    " AND sent_at IS NOT NULL",
+                    [r["id"] for r in ids],
+                )
+            return len(ids)
+
+        return await self._tx("purge_closed", body)
+
     async def next_deadline(self) -> float | None:
         async def body(conn: Conn) -> float | None:
             # LEAST ignores NULLs: the next completion or closing, whichever comes first. Two

@@ -118,3 +118,26 @@ async def test_unknown_ids(store: Store) -> None:
         await store.settle_exchange(
             calc.exchanges[0].correlation_id, offer(1.0), topic=T, now=1.0, lease=1.0
         )
+
+
+async def test_retention_deletes_only_closed_calculations_past_the_cutoff(store: Store) -> None:
+    old = new_calculation(created_at=1000.0, deadline=60.0)
+    young = new_calculation(created_at=5000.0, deadline=60.0)
+    running = new_calculation(created_at=9000.0, deadline=60.0)
+    for calc in (old, young, running):
+        await store.create_calculation(calc, queue=Q)
+    for now in (1100.0, 5100.0):  # old closes at 1100, young at 5100
+        events = await store.complete_due(topic=T, now=now, lease=30.0, limit=100)
+        assert [m.headers["event-type"] for m in events] == ["completed"]
+    jobs_and_events = await store.claim_outbox(now=1e9, lease=30.0, limit=100)
+    await store.mark_sent([m.id for m in jobs_and_events], now=5100.0)
+
+    assert await store.purge_closed(before=2000.0, limit=100) == 1
+    assert await store.get_calculation(old.id) is None
+    assert await store.get_calculation(young.id) is not None
+    assert await store.get_calculation(running.id) is not None
+    assert old.exchanges[0].correlation_id not in await store.load_exchanges(
+        [x.correlation_id for x in old.exchanges]
+    )
+    assert await store.purge_closed(before=1e9, limit=100) == 1  # young; running is open
+    assert await store.get_calculation(running.id) is not None
