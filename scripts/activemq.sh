@@ -4,6 +4,7 @@
 #   scripts/activemq.sh install   # Debian's activemq package (idempotent)
 #   scripts/activemq.sh start     # configure $BASE, start the JVM in the background, wait for STOMP
 #   scripts/activemq.sh stop      # SIGTERM, wait for a clean KahaDB shutdown
+#   scripts/activemq.sh kill      # SIGKILL, as a crash (the chaos tests; KahaDB recovers)
 #   scripts/activemq.sh status    # exit 0 when STOMP answers
 #   scripts/activemq.sh up        # install + start (what the test command uses)
 #
@@ -158,13 +159,22 @@ stop() {
   log "no clean stop within 15 s; killing"; kill -KILL "$pid" || true; rm -f "$PIDFILE"
 }
 
+crash() {
+  local pid
+  if ! pid=$(running_pid); then log "not running"; return 0; fi
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  rm -f "$PIDFILE"; log "killed (pid $pid)"
+}
+
 case ${1:-} in
   install) install ;;
   configure) configure ;;
   start) start ;;
   up) install; start ;;
   stop) stop ;;
+  kill) crash ;;
   restart) stop; start ;;
   status) stomp_open ;;
-  *) echo "usage: $0 install|start|up|stop|restart|status" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|up|stop|kill|restart|status" >&2; exit 2 ;;
 esac

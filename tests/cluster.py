@@ -80,7 +80,10 @@ class Cluster:
                     proc.urls = dict(kv.split("=", 1) for kv in m.group(2).split())
                     proc.ready.set()
         if not proc.ready.is_set():
-            raise RuntimeError(f"{proc.name} exited before ready:\n" + "\n".join(proc.lines[-30:]))
+            code = await proc.process.wait()
+            raise RuntimeError(
+                f"{proc.name} exited ({code}) before ready:\n" + "\n".join(proc.lines[-30:])
+            )
 
     def url(self, name: str, key: str) -> str:
         return self.procs[name].urls[key]
