@@ -16,13 +16,13 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import trio
 
 from osago.broker._connection import StompConnection, open_stomp_connection
 from osago.broker._framing import Frame
 from osago.broker._port import Delivery, Outgoing, split_destination
+from osago.broker._urls import StompAddress, parse_stomp_url
 from osago.errors import BrokerError, BrokerUnavailable, ConfigError
 
 __all__ = ["StompBroker", "open_stomp_broker"]
@@ -82,18 +82,16 @@ class StompBroker:
 
     def __init__(
         self,
-        host: str,
-        port: int,
-        login: str | None,
-        passcode: str | None,
+        address: StompAddress,
         heartbeat: float,
         cleanup_timeout: float = 3.0,
         client_id: str | None = None,
     ) -> None:
-        self._host, self._port = host, port
+        self._endpoints = address.endpoints
+        self._at = 0  # index of the endpoint in use (or to try next)
+        self._login, self._passcode = address.login, address.passcode
         self._client_id = client_id
         self._cleanup_timeout = cleanup_timeout
-        self._login, self._passcode = login, passcode
         self._heartbeat = heartbeat
         self._conn: StompConnection | None = None
         self._connected = trio.Event()
@@ -120,14 +118,21 @@ class StompBroker:
             sub.send.send_nowait(delivery)
 
     async def _supervise(self, *, task_status: trio.TaskStatus[None]) -> None:
-        """Keep one connection up; resubscribe after every reconnect."""
+        """Keep one connection up; resubscribe after every reconnect.
+
+        Failover: when a broker cannot be reached or its connection is lost, the next one in
+        the list is tried at once (a slave that took over a shared store, or a peer); only
+        after every broker failed in a row does the client back off.
+        """
         backoff = 0.1
         started = False
+        failures = 0  # in a row, since the last connection that came up
         while True:
+            host, port = self._endpoints[self._at]
             try:
                 async with open_stomp_connection(
-                    self._host,
-                    self._port,
+                    host,
+                    port,
                     on_message=self._on_message,
                     login=self._login,
                     passcode=self._passcode,
@@ -148,26 +153,30 @@ class StompBroker:
                     if started:
                         log.warning(
                             "reconnected to ActiveMQ at %s:%s, %d subscriptions restored",
-                            self._host,
-                            self._port,
+                            host,
+                            port,
                             len(self._subs),
                         )
                     else:
                         task_status.started()
                         started = True
-                    backoff = 0.1
+                    backoff, failures = 0.1, 0
                     await conn.dead.wait()
-                    log.warning("lost ActiveMQ connection: %s", conn.error)
+                    log.warning("lost ActiveMQ connection to %s:%s: %s", host, port, conn.error)
             except BrokerError as exc:
-                if not started:
+                failures += 1
+                if not started and failures >= len(self._endpoints):
                     raise
-                log.warning("ActiveMQ unreachable (%s); retrying in %.1fs", exc, backoff)
+                log.warning("ActiveMQ at %s:%s unreachable (%s)", host, port, exc)
             finally:
                 self._conn = None
                 if self._connected.is_set():
                     self._connected = trio.Event()
-            await trio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, 5.0)
+            self._at = (self._at + 1) % len(self._endpoints)
+            tried_all = failures > 0 and failures % len(self._endpoints) == 0
+            if tried_all or len(self._endpoints) == 1:
+                await trio.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, 5.0)
 
     async def settle(self, cmd: str, delivery: Delivery) -> None:
         """ACK or NACK ``delivery`` on the connection it came on (by its ``ack`` id).
@@ -251,23 +260,13 @@ async def open_stomp_broker(
     cleanup_timeout: float = 3.0,
     client_id: str | None = None,
 ) -> AsyncIterator[StompBroker]:
-    """Connect to ``stomp://[user:pass@]host:port``; fail with BrokerUnavailable if unreachable.
+    """Connect to ``stomp://[user:pass@]host:port`` (or several: see :mod:`._urls`, tried in
+    turn, failing over between them); fail with BrokerUnavailable if none is reachable.
 
     ``cleanup_timeout`` bounds each shielded goodbye (UNSUBSCRIBE, DISCONNECT) on the way out.
     ``client_id`` (unique per process) is what durable subscriptions are kept under.
     """
-    parts = urlsplit(url)
-    if parts.scheme != "stomp" or not parts.hostname:
-        raise ConfigError(f"broker URL {url!r} is not stomp://host:port")
-    broker = StompBroker(
-        parts.hostname,
-        parts.port or 61613,
-        parts.username,
-        parts.password,
-        heartbeat,
-        cleanup_timeout,
-        client_id,
-    )
+    broker = StompBroker(parse_stomp_url(url), heartbeat, cleanup_timeout, client_id)
     async with trio.open_nursery() as nursery:
         await nursery.start(broker._supervise)
         try:

@@ -93,3 +93,17 @@ async def test_a_durable_topic_subscription_keeps_what_is_published_while_its_cl
                 if len(got) == 20:
                     break
     assert got == [f"event {i}".encode() for i in range(20)]
+
+
+async def test_a_list_of_brokers_is_tried_in_turn(unique: str) -> None:
+    q = f"/queue/test.failover.{unique}"
+    for url in (
+        f"stomp://127.0.0.1:1,{STOMP_URL}",
+        f"failover:(stomp://127.0.0.1:1,{STOMP_URL})?randomize=false",
+    ):
+        async with open_stomp_broker(url) as broker, broker.subscribe(q) as sub:
+            await broker.send([Outgoing(q, url.encode())])
+            with trio.fail_after(5):
+                got = await sub.receive()
+            await sub.ack(got)
+            assert got.body == url.encode()

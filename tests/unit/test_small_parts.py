@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from osago.broker._framing import FrameParser, encode_frame
+from osago.broker._urls import parse_stomp_url
 from osago.config import Settings
 from osago.errors import ConfigError, TokenExpired, TokenInvalid
 from osago.insurers import InsurerConfig, insurers_for, load_insurers
@@ -170,3 +171,15 @@ def test_a_long_poll_insurer_must_not_count_its_held_polls_as_slow(tmp_path: Pat
     assert (a.long_poll, a.poll_attempt_timeout) == (True, a.poll_timeout + 20.0)
     with pytest.raises(ConfigError, match="mode"):
         load("c.toml", '[[insurers]]\ncode = "a"\nmode = "push"\n')
+
+
+def test_broker_urls_one_several_or_failover() -> None:
+    assert parse_stomp_url("stomp://mq:61613").endpoints == (("mq", 61613),)
+    several = parse_stomp_url("stomp://u:p@h1:61613, stomp://h2")
+    assert several.endpoints == (("h1", 61613), ("h2", 61613))
+    assert (several.login, several.passcode) == ("u", "p")
+    failover = parse_stomp_url("failover:(stomp://h1:1,stomp://h2:2)?randomize=false")
+    assert failover.endpoints == (("h1", 1), ("h2", 2))
+    for bad in ("tcp://h:1", "stomp://h1:1,", "failover:(stomp://h:x)", "stomp://"):
+        with pytest.raises(ConfigError, match="broker URL"):
+            parse_stomp_url(bad)
