@@ -8,6 +8,10 @@
 #   scripts/activemq.sh status    # exit 0 when STOMP answers
 #   scripts/activemq.sh up        # install + start (what the test command uses)
 #
+# Master/slave on a shared store (as ActiveMQ users run HA): two instances, each with its own
+# OSAGO_ACTIVEMQ_BASE and ports, and one OSAGO_ACTIVEMQ_DATA; the second waits for the store's
+# lock (start it with OSAGO_ACTIVEMQ_WAIT=0) and opens its ports when the master dies.
+#
 # Why not /usr/bin/activemq or the init script: they override the environment, sleep a fixed
 # 5 s, drop output, and `stop` SIGKILLs (see shared/reference/services.md). We run the JVM
 # ourselves with our own base directory so nothing outside $BASE is touched.
@@ -21,6 +25,9 @@ OPENWIRE_PORT=${OSAGO_ACTIVEMQ_OPENWIRE_PORT:-61616}
 MAX_REDELIVERIES=${OSAGO_ACTIVEMQ_MAX_REDELIVERIES:-2}
 INITIAL_DELAY_MS=${OSAGO_ACTIVEMQ_INITIAL_REDELIVERY_DELAY_MS:-1100}
 DELAY_MS=${OSAGO_ACTIVEMQ_REDELIVERY_DELAY_MS:-1100}
+# The message store and scheduler: shared by a master/slave pair, else under $BASE.
+DATA=${OSAGO_ACTIVEMQ_DATA:-$BASE/data}
+WAIT=${OSAGO_ACTIVEMQ_WAIT:-60}  # seconds start waits for STOMP; 0: do not wait (a slave)
 HOME_DIR=/usr/share/activemq
 PIDFILE=$BASE/activemq.pid
 
@@ -39,7 +46,7 @@ install() {
 }
 
 configure() {
-  mkdir -p "$BASE/conf" "$BASE/data/tmp" "$BASE/lib"
+  mkdir -p "$BASE/conf" "$BASE/data/tmp" "$BASE/lib" "$DATA"
   # Statistics replies need xstream + jettison on the broker classpath ($BASE/lib).
   ln -sf /usr/share/java/xstream.jar "$BASE/lib/xstream.jar"
   ln -sf /usr/share/java/jettison.jar "$BASE/lib/jettison.jar"
@@ -60,7 +67,7 @@ LOG
        offlineDurableSubscriber*: a notifier's durable results subscription outlives its
        reconnects; one whose notifier died (never came back for 10 minutes) is removed. -->
   <broker xmlns="http://activemq.apache.org/schema/core" brokerName="osago" persistent="true"
-          schedulerSupport="true" useJmx="false" dataDirectory="$BASE/data"
+          schedulerSupport="true" useJmx="false" dataDirectory="$DATA"
           offlineDurableSubscriberTimeout="600000" offlineDurableSubscriberTaskSchedule="60000">
     <destinationPolicy>
       <policyMap>
@@ -92,7 +99,11 @@ LOG
       </redeliveryPlugin>
     </plugins>
     <persistenceAdapter>
-      <kahaDB directory="$BASE/data/kahadb"/>
+      <!-- The lock is what makes a second broker on the same directory a slave: it retries
+           every second and takes over (opening its connectors) when the master dies. -->
+      <kahaDB directory="$DATA/kahadb">
+        <locker><shared-file-locker lockAcquireSleepInterval="1000"/></locker>
+      </kahaDB>
     </persistenceAdapter>
     <!-- Deliberate limits (issue 11: -Xmx256m and no limits ran out of heap under a backlog of
          about 100 000 messages): messages in memory take at most 60 % of the 512 MB heap;
@@ -140,12 +151,13 @@ start() {
     -jar $HOME_DIR/bin/activemq.jar start "xbean:file:$BASE/conf/activemq.xml" \
     >"$BASE/data/console.log" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
-  local pid=$! deadline=$((SECONDS + 60))
+  local pid=$! deadline=$((SECONDS + WAIT))
+  if ((WAIT == 0)); then log "started (pid $pid) without waiting for STOMP, base $BASE"; return 0; fi
   while ! stomp_open; do
     if ! kill -0 "$pid" 2>/dev/null; then
       log "the broker JVM exited; its output:"; tail -40 "$BASE/data/console.log" >&2; return 1
     fi
-    if ((SECONDS > deadline)); then log "STOMP did not open within 60 s"; return 1; fi
+    if ((SECONDS > deadline)); then log "STOMP did not open within $WAIT s"; return 1; fi
     sleep 0.2
   done
   log "started (pid $pid), STOMP on 127.0.0.1:$STOMP_PORT, base $BASE"

@@ -154,11 +154,11 @@ class Load:
                     self.refused[r.status_code] = self.refused.get(r.status_code, 0) + 1
 
 
-async def dead_letters(queue: str) -> int:
+async def dead_letters(queue: str, *, url: str = STOMP_URL) -> int:
     """How many messages wait in ``DLQ.<queue>`` (drained and counted)."""
     count = 0
     async with (
-        open_stomp_broker(STOMP_URL) as broker,
+        open_stomp_broker(url) as broker,
         broker.subscribe(f"/queue/DLQ.{queue}") as dlq,
     ):
         while True:
