@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ class _Calc:
     seen: set[int] = field(default_factory=set)
     offers: dict[str, set[int]] = field(default_factory=dict)  # insurer -> seqs it came with
     completed: bool = False
+    completed_at: float | None = None  # wall time the tab learnt it (frame, or GET)
     caught_up: bool = False  # by GET, after resume_failed
 
 
@@ -43,6 +45,7 @@ class Client:
     user: str
     calcs: dict[str, _Calc] = field(default_factory=dict)
     created: dict[str, float] = field(default_factory=dict)
+    deadlines: dict[str, float] = field(default_factory=dict)  # wall time, from the 202
     repeats: int = 0  # frames of an event already applied (harmless: the page drops them)
     sessions: int = 0
 
@@ -58,7 +61,7 @@ class Client:
         if event["type"] == "offer":
             calc.offers.setdefault(event["insurer"], set()).add(seq)
         elif event["type"] == "completed":
-            calc.completed = True
+            calc.completed, calc.completed_at = True, time.time()
 
     async def _catch_up(self, calc_id: str) -> None:
         view = await _get(self.cluster, calc_id)
@@ -68,7 +71,8 @@ class Client:
             calc.offers.setdefault(offer["insurer"], set()).add(0)
         calc.seen.update(range(1, view["last_seq"] + 1))
         calc.last_seq = max(calc.last_seq, view["last_seq"])
-        calc.completed = calc.completed or view["status"] != "pending"
+        if not calc.completed and view["status"] != "pending":
+            calc.completed, calc.completed_at = True, time.time()
 
     async def run(self) -> None:
         for n in itertools.count():
@@ -96,8 +100,9 @@ class Client:
             except (ConnectionClosed, HandshakeError, OSError, httpx.HTTPError, KeyError):
                 await trio.sleep(0.2)
 
-    def accepted(self, calc_id: str, created_at: float) -> None:
+    def accepted(self, calc_id: str, created_at: float, deadline_at: float) -> None:
         self.created[calc_id] = created_at
+        self.deadlines[calc_id] = deadline_at
         self.calcs.setdefault(calc_id, _Calc())
 
 
@@ -147,8 +152,10 @@ class Load:
                     self.refused[0] = self.refused.get(0, 0) + 1
                     continue
                 if r.status_code == 202:
-                    calc = r.json()["calculation_id"]
-                    tab.accepted(calc, time.time())
+                    body = r.json()
+                    calc = body["calculation_id"]
+                    deadline = datetime.fromisoformat(body["deadline_at"].replace("Z", "+00:00"))
+                    tab.accepted(calc, time.time(), deadline.timestamp())
                     self.accepted.append((calc, tab))
                 else:
                     self.refused[r.status_code] = self.refused.get(r.status_code, 0) + 1
