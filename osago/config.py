@@ -61,6 +61,7 @@ class Settings:
     broker_url: str = "memory://"
     api_bind: Bind = Bind("127.0.0.1", 8080)
     notifier_bind: Bind = Bind("127.0.0.1", 8081)
+    metrics_bind: Bind | None = None  # /metrics, /healthz, /readyz; None: not served
     insurers_bind: Bind = Bind("127.0.0.1", 8082)
     insurers_url: str | None = None
     insurer_codes: tuple[str, ...] | None = None  # None: every insurer of the file
@@ -173,6 +174,9 @@ class Settings:
             insurers_bind=parse_bind(
                 get("OSAGO_INSURERS_BIND") or str(s.insurers_bind), name="OSAGO_INSURERS_BIND"
             ),
+            metrics_bind=parse_bind(bind, name="OSAGO_METRICS_BIND")
+            if (bind := get("OSAGO_METRICS_BIND"))
+            else s.metrics_bind,
             insurers_url=get("OSAGO_INSURERS_URL") or None,
             insurer_codes=tuple(c.strip() for c in codes.split(",") if c.strip())
             if codes

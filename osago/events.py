@@ -69,6 +69,7 @@ def completed_event(
     offers: int,
     stub: dict[str, Any],
     completed_at: float,
+    deadline_at: float,
 ) -> dict[str, Any]:
     """The last event of a calculation; carries the stub when no offer was delivered."""
     return {
@@ -76,6 +77,7 @@ def completed_event(
         "offers": offers,
         "stub": None if offers else stub,
         "completed_at": iso(completed_at),
+        "deadline_at": iso(deadline_at),
     }
 
 

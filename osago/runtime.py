@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from urllib.parse import urlsplit
 
 import trio
@@ -15,10 +16,11 @@ import trio
 from osago import simulator
 from osago.broker import Broker, open_broker
 from osago.clock import Clock, SystemClock
-from osago.config import DEV_SECRET, MIN_SECRET_BYTES, Settings
-from osago.errors import ConfigError
+from osago.config import DEV_SECRET, MIN_SECRET_BYTES, Bind, Settings
+from osago.errors import ConfigError, StoreError
 from osago.insurers import HttpInsurerClient, InsurerConfig, insurers_for
 from osago.insurers.http11 import Http11Pool
+from osago.metrics import Check, MeteredClient, Metrics, refresh_backlog, serve_metrics
 from osago.roles import api, notifier, worker
 from osago.roles._deps import ApiDeps, NotifierDeps, WorkerDeps
 from osago.storage import Store
@@ -51,6 +53,39 @@ def check_role(role: str, settings: Settings) -> None:
                 f"application that signs users' WebSocket tokens, at least {MIN_SECRET_BYTES} "
                 "bytes (the built-in one is public: only the local demo may use it)"
             )
+
+
+def dlq_of(queue: str) -> str:
+    """ActiveMQ's per-queue DLQ (as scripts/activemq.sh configures it): DLQ.<name>."""
+    return "/queue/DLQ." + queue.removeprefix("/queue/")
+
+
+async def _broker_ready(broker: Broker) -> str | None:
+    return None if broker.connected else "not connected"
+
+
+async def _database_ready(store: Store) -> str | None:
+    try:
+        await store.next_deadline()
+    except StoreError as exc:
+        return str(exc)
+    return None
+
+
+async def _metrics_until(
+    metrics: Metrics,
+    bind: Bind,
+    checks: dict[str, Check],
+    stop: trio.Event,
+    *,
+    task_status: trio.TaskStatus[int],
+) -> None:
+    """/metrics, /healthz, /readyz until ``stop``: served while the roles drain."""
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_metrics, metrics, bind.host, bind.port, checks)
+        task_status.started(port)
+        await stop.wait()
+        nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -114,7 +149,23 @@ async def run_role(
             )
         if role in ("api", "worker", "all"):
             store = await stack.enter_async_context(open_store(settings))
+        metrics = Metrics()
         async with trio.open_nursery() as nursery:
+            if settings.metrics_bind is not None:
+                checks: dict[str, Check] = {}
+                if role != "insurers":
+                    checks["broker"] = partial(_broker_ready, broker)
+                if role in ("api", "worker", "all"):
+                    checks["database"] = partial(_database_ready, store)
+                port = await nursery.start(
+                    _metrics_until, metrics, settings.metrics_bind, checks, stop
+                )
+                urls["metrics"] = f"http://{settings.metrics_bind.host}:{port}/metrics"
+            if role in ("api", "worker", "all"):
+                queues = (settings.requests_queue, dlq_of(settings.requests_queue))
+                await nursery.start(
+                    partial(refresh_backlog, metrics, store, broker, queues, clock, stop)
+                )
             if role in ("insurers", "all"):
                 sim = simulator.default_simulator(settings, clock)
                 urls["insurers"] = await nursery.start(
@@ -128,7 +179,8 @@ async def run_role(
                 client = await stack.enter_async_context(open_http(catalog))
             if role in ("notifier", "all"):
                 port = await nursery.start(
-                    notifier.run, NotifierDeps(settings, stop, clock, broker=broker)
+                    notifier.run,
+                    NotifierDeps(settings, stop, clock, broker=broker, metrics=metrics),
                 )
                 urls["notifier"] = f"ws://{settings.notifier_bind.host}:{port}/ws"
             if role in ("api", "all"):
@@ -146,6 +198,7 @@ async def run_role(
                         broker=broker,
                         insurers=catalog,
                         ws_url=urls.get("notifier"),
+                        metrics=metrics,
                     ),
                 )
             if role in ("worker", "all"):
@@ -158,7 +211,8 @@ async def run_role(
                         store=store,
                         broker=broker,
                         insurers=catalog,
-                        client=client,
+                        client=MeteredClient(client, metrics),
+                        metrics=metrics,
                     ),
                 )
             task_status.started(urls)

@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from osago.broker._port import Broker, Delivery, Outgoing, Subscription
+from osago.broker._port import Broker, Delivery, Outgoing, QueueStats, Subscription
 from osago.broker.memory import MemoryBroker, open_memory_broker
 from osago.broker.stomp import StompBroker, open_stomp_broker
 from osago.errors import ConfigError
@@ -13,6 +13,7 @@ __all__ = [
     "Delivery",
     "MemoryBroker",
     "Outgoing",
+    "QueueStats",
     "StompBroker",
     "Subscription",
     "open_broker",

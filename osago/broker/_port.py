@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -9,7 +10,15 @@ from typing import Protocol
 
 from osago.errors import BrokerProtocolError
 
-__all__ = ["Broker", "Delivery", "Outgoing", "Subscription", "split_destination"]
+__all__ = [
+    "Broker",
+    "Delivery",
+    "Outgoing",
+    "QueueStats",
+    "Subscription",
+    "read_statistics",
+    "split_destination",
+]
 
 
 def split_destination(destination: str) -> tuple[str, str]:
@@ -43,6 +52,31 @@ class Delivery:
     generation: int = 0
 
 
+@dataclass(frozen=True)
+class QueueStats:
+    """What the broker says of one queue."""
+
+    messages: int  # waiting or in flight (not yet acked)
+    consumers: int
+
+
+def read_statistics(body: bytes) -> QueueStats | None:
+    """ActiveMQ's statistics reply (a MapMessage as jms-map-json); None if unreadable."""
+    try:
+        entries = json.loads(body)["map"]["entry"]
+        # Numbers come as {"string": name, "long": n}; text as {"string": [name, text]}.
+        values = {
+            e["string"]: v
+            for e in entries
+            if isinstance(e.get("string"), str)
+            for k, v in e.items()
+            if k != "string"
+        }
+        return QueueStats(int(values["size"]), int(values["consumerCount"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class Subscription(Protocol):
     """Messages of one destination. On a queue each must be acked or nacked."""
 
@@ -66,8 +100,17 @@ class Subscription(Protocol):
 class Broker(Protocol):
     """A message broker (ActiveMQ over STOMP, or the in-process twin)."""
 
+    @property
+    def connected(self) -> bool:
+        """True while a connection to the broker is up (readiness)."""
+        ...
+
     async def send(self, messages: Sequence[Outgoing]) -> None:
         """Return once the broker holds every message durably (receipts); else raise."""
+        ...
+
+    async def queue_stats(self, queue: str) -> QueueStats | None:
+        """Messages and consumers of ``queue``, per the broker (may wait: bound it)."""
         ...
 
     def subscribe(

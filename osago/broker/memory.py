@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from osago.broker._port import Delivery, Outgoing, split_destination
+from osago.broker._port import Delivery, Outgoing, QueueStats, split_destination
 from osago.errors import BrokerUnavailable
 
 __all__ = ["MemoryBroker", "open_memory_broker"]
@@ -77,6 +77,16 @@ class MemoryBroker:
         self._ids = itertools.count(1)
         self._rr = itertools.count()
         self.closed = False
+
+    @property
+    def connected(self) -> bool:
+        return not self.closed
+
+    async def queue_stats(self, queue: str) -> QueueStats | None:
+        await trio.lowlevel.checkpoint()
+        consumers = self._consumers.get(queue, [])
+        inflight = sum(len(c.inflight) for c in consumers)
+        return QueueStats(self.depth(queue) + inflight, len(consumers))
 
     def depth(self, destination: str) -> int:
         """Messages waiting (not in flight) on a queue."""

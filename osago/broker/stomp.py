@@ -15,13 +15,13 @@ import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from osago.broker._connection import StompConnection, open_stomp_connection
 from osago.broker._framing import Frame
-from osago.broker._port import Delivery, Outgoing, split_destination
+from osago.broker._port import Delivery, Outgoing, QueueStats, read_statistics, split_destination
 from osago.broker._urls import StompAddress, parse_stomp_url
 from osago.errors import BrokerError, BrokerUnavailable, ConfigError
 
@@ -39,9 +39,12 @@ class _Sub:
     durable: str | None
     send: trio.MemorySendChannel[Delivery]
     recv: trio.MemoryReceiveChannel[Delivery]
+    extra: dict[str, str] = field(default_factory=dict)  # more SUBSCRIBE headers
 
     @property
     def ack_mode(self) -> str:
+        if self.destination.startswith("/temp-queue/"):
+            return "auto"  # replies: nothing to redeliver
         queue = split_destination(self.destination)[0] == "queue"
         return "client-individual" if queue or self.durable else "auto"
 
@@ -68,7 +71,7 @@ class _Sub:
         }
         if self.durable:
             headers["activemq.subscriptionName"] = self.durable
-        return "SUBSCRIBE", headers, b""
+        return "SUBSCRIBE", {**headers, **self.extra}, b""
 
     def unsubscribe_frame(self) -> tuple[str, dict[str, str], bytes]:
         headers = {"id": self.id}
@@ -98,6 +101,10 @@ class StompBroker:
         self._subs: dict[str, _Sub] = {}
         self._ids = itertools.count(1)
         self.connections = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
 
     def _on_message(self, frame: Frame, generation: int) -> None:
         sub = self._subs.get(frame.headers.get("subscription", ""))
@@ -222,6 +229,44 @@ class StompBroker:
                 )
                 await conn.dead.wait()
 
+    async def queue_stats(self, queue: str) -> QueueStats | None:
+        """The broker's own figures for ``queue``: ActiveMQ's statistics plugin answers a
+        SEND to ``ActiveMQ.Statistics.Destination.<name>`` on its reply-to destination.
+        None when the broker has no such queue (it does not answer: bound the call)."""
+        name = split_destination(queue)[1]
+        send, recv = trio.open_memory_channel[Delivery](1)
+        reply = f"/temp-queue/osago-stats-{next(self._ids)}"
+        sub = _Sub(self, f"s{next(self._ids)}", reply, 1, None, send, recv)
+        sub.extra["transformation"] = "jms-map-json"  # the MapMessage reply, as JSON
+        self._subs[sub.id] = sub
+        try:
+            conn = await self._connection()
+            await conn.request([sub.subscribe_frame()])
+            await conn.send_messages(
+                [
+                    Outgoing(
+                        f"/queue/ActiveMQ.Statistics.Destination.{name}", b"", {"reply-to": reply}
+                    )
+                ]
+            )
+            answer = await recv.receive()
+        finally:
+            await self._drop(sub)
+        return read_statistics(answer.body)
+
+    async def _drop(self, sub: _Sub) -> None:
+        """Forget ``sub`` here and, shielded and bounded, on the broker."""
+        del self._subs[sub.id]
+        sub.send.close()
+        conn = self._conn
+        if conn is not None:
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(self._cleanup_timeout),
+                suppress(BrokerError),
+            ):
+                await conn.request([sub.unsubscribe_frame()])
+
     @asynccontextmanager
     async def subscribe(
         self, destination: str, *, prefetch: int = 1, durable: str | None = None
@@ -240,16 +285,7 @@ class StompBroker:
         try:
             yield sub
         finally:
-            del self._subs[sub.id]
-            send.close()
-            conn = self._conn
-            if conn is not None:
-                with (
-                    trio.CancelScope(shield=True),
-                    trio.move_on_after(self._cleanup_timeout),
-                    suppress(BrokerError),
-                ):
-                    await conn.request([sub.unsubscribe_frame()])
+            await self._drop(sub)
 
 
 @asynccontextmanager

@@ -52,7 +52,13 @@ class _Planner:
         self.complete = True
         self._event(
             completed_event(
-                s.id, s.user_id, self.seq, offers=offers, stub=dict(s.stub), completed_at=self.now
+                s.id,
+                s.user_id,
+                self.seq,
+                offers=offers,
+                stub=dict(s.stub),
+                completed_at=self.now,
+                deadline_at=s.deadline_at,
             )
         )
 

@@ -9,13 +9,14 @@ import trio
 from osago.broker import Broker
 from osago.clock import Clock
 from osago.config import Settings
+from osago.metrics import Metrics
 from osago.storage import Store
 
 __all__ = ["LoopDeps"]
 
 
 class LoopDeps(Protocol):
-    """Settings, the stop event, the clock, the store and the broker."""
+    """Settings, the stop event, the clock, the store, the broker and the metrics."""
 
     @property
     def settings(self) -> Settings: ...
@@ -27,3 +28,5 @@ class LoopDeps(Protocol):
     def store(self) -> Store: ...
     @property
     def broker(self) -> Broker: ...
+    @property
+    def metrics(self) -> Metrics: ...

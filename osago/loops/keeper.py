@@ -17,6 +17,7 @@ import trio
 
 from osago.loops._deps import LoopDeps
 from osago.loops._woken import run_woken
+from osago.metrics import observe_completed
 from osago.outbox import publish
 from osago.storage import CALCULATIONS_CHANNEL
 
@@ -49,6 +50,7 @@ async def run(
             done = sum(1 for m in events if m.headers.get("event-type") == "completed")
             log.info("deadline: completed %d calculations", done)
             await publish(deps.broker, store, clock, events)
+            observe_completed(deps.metrics, events, clock.now())
             return trio.current_time()  # there may be more due: look again at once
         nxt = await store.next_deadline()
         if nxt is None:

@@ -10,6 +10,7 @@ from osago.broker import Broker
 from osago.clock import Clock, SystemClock
 from osago.config import Settings
 from osago.insurers import InsurerClient, InsurerConfig
+from osago.metrics import Metrics
 from osago.resilience import Hook, log_hook
 from osago.storage import Store
 
@@ -22,6 +23,8 @@ class _Base:
     # Set to ask the role to drain and stop (SIGTERM / SIGINT); never cleared.
     stop: trio.Event = field(default_factory=trio.Event)
     clock: Clock = field(default_factory=SystemClock)
+    # This process's metric families (one registry per process, shared by its roles).
+    metrics: Metrics = field(default_factory=Metrics, kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
             len(calc.exchanges),
             iso(calc.deadline_at),
         )
+        deps.metrics.accepted.inc()
         return calc.receipt(), 202, headers
 
     @app.get("/api/v1/openapi.json")

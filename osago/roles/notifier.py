@@ -19,7 +19,7 @@ import json
 import logging
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 import trio
@@ -47,8 +47,17 @@ log = logging.getLogger("osago.notifier")
 _JSON_ERRORS = (ValueError, KeyError, TypeError, RecursionError, OverflowError)
 
 
-def _read_event(body: bytes) -> tuple[str, str, int, str]:
-    """(user id, calculation id, seq, text) of a topic event; ValueError when it is not one.
+class _Event(NamedTuple):
+    user_id: str
+    calculation_id: str
+    seq: int
+    text: str
+    type: str
+    received_at: float | None  # when the worker had the insurer's answer (offers, no_offers)
+
+
+def _read_event(body: bytes) -> _Event:
+    """A topic event, checked; ValueError when it is not one.
 
     Checked before anything touches it: the pump serves every user, so an event that is not
     one (invalid UTF-8, deep nesting, ``"seq": 1e999``, ``"calculation_id": {}``) is dropped
@@ -57,13 +66,19 @@ def _read_event(body: bytes) -> tuple[str, str, int, str]:
         text = body.decode()
         event = json.loads(text)
         user_id, calc, seq = event["user_id"], event["calculation_id"], event["seq"]
+        kind = event.get("type")
+        received = event.get("received_at")
     except _JSON_ERRORS as exc:
         raise ValueError(f"unreadable: {type(exc).__name__}") from exc
     if not (isinstance(user_id, str) and isinstance(calc, str)):
         raise ValueError("user_id and calculation_id must be strings")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise ValueError("seq must be a whole number")
-    return user_id, calc, seq, text
+    try:
+        received_at = _timestamp(received) if received is not None else None
+    except (ValueError, TypeError, OverflowError):
+        received_at = None  # only a metric reads it
+    return _Event(user_id, calc, seq, text, kind if isinstance(kind, str) else "", received_at)
 
 
 async def _reject(request: WebSocketRequest, reason: str) -> None:
@@ -79,24 +94,31 @@ async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Subscriptio
     # flight at a disconnect comes again; the hub's (calculation, seq) check drops repeats.
     async for delivery in sub:
         try:
-            user_id, calc, seq, text = _read_event(delivery.body)
+            event = _read_event(delivery.body)
         except ValueError as exc:
             log.warning("notifier: event %s dropped: %s", delivery.message_id, exc)
         else:
             try:
-                _push(deps, hub, history, user_id, calc, seq, text)
+                _push(deps, hub, history, event)
             except Exception:  # a defect here must not stop every user's events
-                log.exception("calculation %s: event #%d not pushed; the pump goes on", calc, seq)
+                log.exception(
+                    "calculation %s: event #%d not pushed; the pump goes on",
+                    event.calculation_id,
+                    event.seq,
+                )
         await sub.ack(delivery)
 
 
-def _push(
-    deps: NotifierDeps, hub: Hub, history: History, user_id: str, calc: str, seq: int, text: str
-) -> None:
+def _push(deps: NotifierDeps, hub: Hub, history: History, e: _Event) -> None:
+    calc, seq = e.calculation_id, e.seq
     if hub.first_time(calc, seq):
-        history.record(calc, user_id, seq, text, deps.clock.now())
-        n = hub.deliver(user_id, text, (calc, seq))
-        log.info("calculation %s: event #%d pushed to %d sessions of %s", calc, seq, n, user_id)
+        now = deps.clock.now()
+        history.record(calc, e.user_id, seq, e.text, now)
+        n = hub.deliver(e.user_id, e.text, (calc, seq))
+        deps.metrics.events_pushed.labels(e.type).inc()
+        if e.received_at is not None:
+            deps.metrics.event_delivery.observe(max(0.0, now - e.received_at))
+        log.info("calculation %s: event #%d pushed to %d sessions of %s", calc, seq, n, e.user_id)
 
 
 def _timestamp(value: Any) -> float:
@@ -152,6 +174,7 @@ class _Handler:
         except BaseException:
             self.hub.close(session)
             raise
+        self.deps.metrics.ws_sessions.inc()
         log.info("notifier: session opened for %s (%d sessions)", claims.user_id, self.hub.sessions)
         try:
             self.hub.push(
@@ -173,6 +196,7 @@ class _Handler:
                     n.start_soon(self._pinger, ws, session)
         finally:
             self.hub.close(session)
+            self.deps.metrics.ws_sessions.dec()
             reason = "going_away" if self.deps.stop.is_set() else session.close_reason
             if reason is not None:
                 await self._close(ws, reason)

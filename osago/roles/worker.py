@@ -23,6 +23,7 @@ from osago.broker import Delivery, Subscription
 from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.loops import keeper, relay, retention
+from osago.metrics import BreakerStates, observe_completed
 from osago.models import Exchange, Job
 from osago.outbox import publish, sent_marks
 from osago.resilience import RetryPolicy, log_hook, retrying
@@ -151,11 +152,20 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
     guard = crew.guards.get(ex.insurer)
     if guard is None:
         raise PoisonMessage(f"insurer {ex.insurer} is not configured on this worker")
+    m = deps.metrics
+    if not held.delivery.redelivered:  # how fast the queue drains: commit -> picked up
+        m.job_wait.observe(max(0.0, deps.clock.now() - ex.created_at))
     # Polling goes on past the deadline, through the late window: a late answer still
     # reaches the user, marked late. The keeper completes and closes the calculation.
-    with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
-        outcome = await run_exchange(ex, guard, crew.record.add, deps.clock)
+    in_flight = m.in_flight.labels(ex.insurer)
+    in_flight.inc()
+    try:
+        with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
+            outcome = await run_exchange(ex, guard, crew.record.add, deps.clock)
+    finally:
+        in_flight.dec()
     if scope.cancelled_caught:
+        m.outcomes.labels(ex.insurer, "timed_out").inc()
         # The keeper closes the calculation at closes_at and marks every exchange still
         # pending as timed out, in one transaction; settling each here would only queue
         # behind its row lock.
@@ -183,9 +193,11 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         outcome.kind,
         f" {outcome.premium:.2f} RUB" if outcome.premium is not None else "",
     )
+    m.outcomes.labels(ex.insurer, outcome.kind.value).inc()
     # The events are in the outbox already: if publishing fails the relay sends them
     # after the lease, so the job is done either way.
     await publish(deps.broker, deps.store, deps.clock, events, marks=crew.marks)
+    observe_completed(m, events, deps.clock.now())
     await sub.ack(held.delivery)
 
 
@@ -199,6 +211,9 @@ async def run(
     """
     s = deps.settings
     crew = Crew.of(deps)
+    deps.metrics.registry.register(
+        BreakerStates({code: g.breaker for code, g in crew.guards.items()})
+    )
     async with trio.open_nursery() as outer:
         await outer.start(crew.run)
         await outer.start(keeper.run, deps)

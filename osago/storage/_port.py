@@ -88,6 +88,10 @@ class Store(Protocol):
         """The earliest deadline of an open calculation."""
         ...
 
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        """(rows not yet sent, the oldest one's created_at or None)."""
+        ...
+
     async def purge_closed(self, *, before: float, limit: int) -> int:
         """Delete up to ``limit`` calculations closed before ``before``, with their exchanges
         and sent events; return how many calculations went."""

@@ -54,6 +54,7 @@ class _Row:
     body: bytes
     headers: dict[str, str]
     calculation_id: UUID
+    created_at: float
     leased_until: float | None = None
     sent_at: float | None = None
 
@@ -88,8 +89,9 @@ class MemoryStore:
         headers: dict[str, str],
         calc: UUID,
         lease: float | None,
+        now: float,
     ) -> _Row:
-        row = _Row(next(self._ids), destination, body, headers, calc, leased_until=lease)
+        row = _Row(next(self._ids), destination, body, headers, calc, now, leased_until=lease)
         self.outbox[row.id] = row
         return row
 
@@ -114,7 +116,7 @@ class MemoryStore:
                 x.correlation_id, calc.id, x.insurer, x.insurer_name
             )
         leased = calc.created_at + lease if lease else None
-        added = [self._add_row(d, b, h, calc.id, leased) for d, b, h in rows]
+        added = [self._add_row(d, b, h, calc.id, leased, calc.created_at) for d, b, h in rows]
         if not lease:
             self._notify(OUTBOX_CHANNEL)
         self._notify(CALCULATIONS_CHANNEL)
@@ -232,7 +234,7 @@ class MemoryStore:
         if plan.close:
             calc.closed_at = now
         rows = [
-            self._add_row(topic, e.body, dict(e.headers), calc.new.id, now + lease)
+            self._add_row(topic, e.body, dict(e.headers), calc.new.id, now + lease, now)
             for e in plan.events
         ]
         if plan.flush:
@@ -267,6 +269,11 @@ class MemoryStore:
             plan = on_due(state, now)
             out += self._carry_out(calc, plan, topic=topic, now=now, lease=lease)
         return out
+
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        self._check("outbox_backlog")
+        unsent = [r for r in self.outbox.values() if r.sent_at is None]
+        return len(unsent), min((r.created_at for r in unsent), default=None)
 
     async def purge_closed(self, *, before: float, limit: int) -> int:
         self._check("purge_closed")

@@ -284,6 +284,15 @@ class PostgresStore:
 
         return await self._tx("complete_due", body)
 
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        async def body(conn: Conn) -> tuple[int, float | None]:
+            row = await conn.fetchrow(  # both off the partial index of unsent rows
+                "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL"
+            )
+            return int(row["n"]), row["oldest"]
+
+        return await self._tx("outbox_backlog", body)
+
     async def purge_closed(self, *, before: float, limit: int) -> int:
         async def body(conn: Conn) -> int:
             # SKIP LOCKED: several workers sweep at once without queueing on each other.

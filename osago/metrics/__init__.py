@@ -1,0 +1,18 @@
+"""Prometheus metrics, health and readiness, per process (see the README's operations part)."""
+
+from osago.metrics._families import Metrics
+from osago.metrics._insurers import BreakerStates, MeteredClient
+from osago.metrics._lifecycle import observe_completed
+from osago.metrics._refresh import queue_label, refresh_backlog
+from osago.metrics._server import Check, serve_metrics
+
+__all__ = [
+    "BreakerStates",
+    "Check",
+    "MeteredClient",
+    "Metrics",
+    "observe_completed",
+    "queue_label",
+    "refresh_backlog",
+    "serve_metrics",
+]

@@ -1,0 +1,89 @@
+"""Every metric family osago exports, in one registry per process (no global registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+# Seconds: from tens of milliseconds (a job picked up at once) to minutes (a backlog).
+_WAIT = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_CALL = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
+_LATE = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+
+
+class Metrics:
+    """The families (names are part of the operations contract: see deploy/prometheus)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        # api
+        self.accepted = Counter(
+            "osago_calculations_accepted", "Calculations accepted (202).", registry=r
+        )
+        # api, worker: the outbox
+        self.outbox_pending = Gauge(
+            "osago_outbox_pending_messages", "Outbox rows not yet sent.", registry=r
+        )
+        self.outbox_oldest_age = Gauge(
+            "osago_outbox_oldest_pending_age_seconds",
+            "Age of the oldest unsent outbox row (0 when none).",
+            registry=r,
+        )
+        # api, worker: the broker's own statistics
+        self.queue_messages = Gauge(
+            "osago_queue_messages", "Messages waiting, per the broker.", ["queue"], registry=r
+        )
+        self.queue_consumers = Gauge(
+            "osago_queue_consumers", "Consumers, per the broker.", ["queue"], registry=r
+        )
+        # worker
+        self.job_wait = Histogram(
+            "osago_job_wait_seconds",
+            "A job's outbox commit to a worker starting it: how fast the queue drains.",
+            buckets=_WAIT,
+            registry=r,
+        )
+        self.insurer_requests = Counter(
+            "osago_insurer_requests",
+            "HTTP calls to insurers by result (ok, or the error's kind).",
+            ["insurer", "operation", "result"],
+            registry=r,
+        )
+        self.insurer_duration = Histogram(
+            "osago_insurer_request_duration_seconds",
+            "HTTP calls to insurers.",
+            ["insurer", "operation"],
+            buckets=_CALL,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "osago_exchanges_in_flight", "Exchanges running here.", ["insurer"], registry=r
+        )
+        self.outcomes = Counter(
+            "osago_exchange_outcomes", "Exchanges settled, by outcome.", ["insurer", "outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.completed = Counter(
+            "osago_calculations_completed",
+            "Calculations completed, with offers or with the stub.",
+            ["result"],
+            registry=r,
+        )
+        self.lateness = Histogram(
+            "osago_deadline_lateness_seconds",
+            "`completed` published minus the deadline.",
+            buckets=_LATE,
+            registry=r,
+        )
+        # notifier
+        self.ws_sessions = Gauge("osago_ws_sessions", "Open WebSocket sessions.", registry=r)
+        self.events_pushed = Counter(
+            "osago_events_pushed", "Events queued to sessions, by type.", ["type"], registry=r
+        )
+        self.event_delivery = Histogram(
+            "osago_event_delivery_seconds",
+            "The worker received the insurer's answer to the event queued to the sessions.",
+            buckets=_LATE,
+            registry=r,
+        )

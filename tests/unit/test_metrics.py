@@ -1,0 +1,47 @@
+"""/metrics, /healthz and /readyz, and what the roles count (memory twins)."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+from osago.metrics import BreakerStates, Metrics, serve_metrics
+from osago.resilience import BreakerPolicy, CircuitBreaker
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_health_readiness_and_metrics_are_served() -> None:
+    metrics = Metrics()
+    metrics.accepted.inc(3)
+    breaker = CircuitBreaker("aurora", BreakerPolicy(open_wait=30.0))
+    metrics.registry.register(BreakerStates({"aurora": breaker}))
+
+    async def database() -> str | None:
+        return None
+
+    async def broker() -> str | None:
+        return "not connected"
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            serve_metrics, metrics, "127.0.0.1", 0, {"database": database, "broker": broker}
+        )
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/healthz")).status_code == 200
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json() == {"status": "down", "down": {"broker": "not connected"}}
+            text = (await http.get("/metrics")).text
+            assert (await http.get("/other")).status_code == 404
+        nursery.cancel_scope.cancel()
+    got = samples(text)
+    assert got[("osago_calculations_accepted_total", ())] == 3
+    assert got[("osago_circuit_breaker_state", (("insurer", "aurora"),))] == 0
