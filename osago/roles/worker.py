@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
@@ -100,7 +101,6 @@ class _Held:
 
 async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Delivery) -> None:
     """Process one job message to ack or nack."""
-    s = deps.settings
     held: _Held | None = None
     job: Job | None = None
     try:
@@ -123,17 +123,24 @@ async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Deli
         log.error(
             "message %s failed (redelivered=%s): %s", delivery.message_id, delivery.redelivered, exc
         )
-        with trio.CancelScope(shield=True), trio.move_on_after(s.cleanup_timeout):
-            await sub.nack(held.delivery if held else delivery)
-    except Exception:
+        await _nack(deps, sub, held.delivery if held else delivery, str(exc))
+    except Exception as exc:
         # A defect met by one job: logged with its message, NACKed (after the broker's
         # redeliveries it lands in the DLQ), and the worker goes on with every other job.
         log.exception("message %s: unexpected failure; nacked", delivery.message_id)
-        with trio.CancelScope(shield=True), trio.move_on_after(s.cleanup_timeout):
-            await sub.nack(held.delivery if held else delivery)
+        await _nack(deps, sub, held.delivery if held else delivery, f"defect: {exc!r}")
     finally:
         if held is not None and job is not None:
             del crew.running[job.correlation_id]
+
+
+async def _nack(deps: WorkerDeps, sub: Subscription, delivery: Delivery, reason: str) -> None:
+    """NACK, with the reason kept by message id: STOMP's NACK carries none, and the DLQ copy
+    only ``original-destination``; `osago dlq list` shows it from here."""
+    with trio.CancelScope(shield=True), trio.move_on_after(deps.settings.cleanup_timeout):
+        with suppress(StoreError):
+            await deps.store.record_failure(delivery.message_id, reason[:500], now=deps.clock.now())
+        await sub.nack(delivery)
 
 
 async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held, job: Job) -> None:

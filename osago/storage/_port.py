@@ -92,6 +92,14 @@ class Store(Protocol):
         """(rows not yet sent, the oldest one's created_at or None)."""
         ...
 
+    async def record_failure(self, message_id: str, reason: str, *, now: float) -> None:
+        """Remember why job message ``message_id`` failed (the latest reason wins)."""
+        ...
+
+    async def failures(self, message_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """(reason, when) of each of ``message_ids`` that failed here."""
+        ...
+
     async def purge_closed(self, *, before: float, limit: int) -> int:
         """Delete up to ``limit`` calculations closed before ``before``, with their exchanges
         and sent events; return how many calculations went."""

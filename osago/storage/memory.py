@@ -69,6 +69,7 @@ class MemoryStore:
     calcs: dict[UUID, _Calc] = field(default_factory=dict)
     exchanges: dict[UUID, _Exchange] = field(default_factory=dict)
     outbox: dict[int, _Row] = field(default_factory=dict)
+    job_failures: dict[str, tuple[str, float]] = field(default_factory=dict)
     fail_next: str | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _listeners: dict[str, set[Flag]] = field(default_factory=dict)
@@ -275,8 +276,17 @@ class MemoryStore:
         unsent = [r for r in self.outbox.values() if r.sent_at is None]
         return len(unsent), min((r.created_at for r in unsent), default=None)
 
+    async def record_failure(self, message_id: str, reason: str, *, now: float) -> None:
+        self._check("record_failure")
+        self.job_failures[message_id] = (reason, now)
+
+    async def failures(self, message_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        return {m: self.job_failures[m] for m in message_ids if m in self.job_failures}
+
     async def purge_closed(self, *, before: float, limit: int) -> int:
         self._check("purge_closed")
+        for old in [m for m, (_, at) in self.job_failures.items() if at < before]:
+            del self.job_failures[old]
         gone = sorted(
             (c.closed_at, calc_id)
             for calc_id, c in self.calcs.items()

@@ -30,6 +30,7 @@ from osago.models import (
     Outcome,
     OutcomeKind,
 )
+from osago.storage import _pg_ops as _ops
 from osago.storage._bridge import DRIVER_ERRORS, run_abandonable
 from osago.storage._migrate import migrate
 from osago.storage._pg_lifecycle import (
@@ -285,35 +286,16 @@ class PostgresStore:
         return await self._tx("complete_due", body)
 
     async def outbox_backlog(self) -> tuple[int, float | None]:
-        async def body(conn: Conn) -> tuple[int, float | None]:
-            row = await conn.fetchrow(  # both off the partial index of unsent rows
-                "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL"
-            )
-            return int(row["n"]), row["oldest"]
+        return await self._tx("outbox_backlog", _ops.outbox_backlog)
 
-        return await self._tx("outbox_backlog", body)
+    async def record_failure(self, message_id: str, reason: str, *, now: float) -> None:
+        await self._tx("record_failure", partial(_ops.record_failure, message_id, reason, now))
+
+    async def failures(self, message_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        return await self._tx("failures", partial(_ops.failures, list(message_ids)))
 
     async def purge_closed(self, *, before: float, limit: int) -> int:
-        async def body(conn: Conn) -> int:
-            # SKIP LOCKED: several workers sweep at once without queueing on each other.
-            # Exchanges go by ON DELETE CASCADE; the outbox has no foreign key (rows are
-            # written and sent at a rate no FK check should slow), so its sent rows go here.
-            ids = await conn.fetch(
-                "DELETE FROM calculations WHERE id IN (SELECT id FROM calculations"
-                " WHERE closed_at < $1 ORDER BY closed_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-                " RETURNING id",
-                before,
-                limit,
-            )
-            if ids:
-                await conn.execute(
-                    "DELETE FROM outbox WHERE calculation_id = ANY($1::uuid[])"
-                    " AND sent_at IS NOT NULL",
-                    [r["id"] for r in ids],
-                )
-            return len(ids)
-
-        return await self._tx("purge_closed", body)
+        return await self._tx("purge_closed", partial(_ops.purge_closed, before, limit))
 
     async def next_deadline(self) -> float | None:
         async def body(conn: Conn) -> float | None:
