@@ -66,6 +66,20 @@ def _token(argv: Sequence[str]) -> int:
     return 0
 
 
+def _dlq(argv: Sequence[str]) -> int:
+    from osago import dlq
+
+    args = dlq.parse(argv)
+    try:
+        return trio.run(dlq.main, Settings.from_env(), args)
+    except BaseException as exc:
+        line = _explained(exc, "dlq", Settings())
+        if line is None:
+            raise
+        print(f"osago: {line}", file=sys.stderr)
+        return 2
+
+
 async def _serve(role: str, settings: Settings) -> None:
     stop = trio.Event()
     async with trio.open_nursery() as outer:
@@ -169,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["token"]:
         return _token(argv[1:])
+    if argv[:1] == ["dlq"]:
+        return _dlq(argv[1:])
     args = _role_parser().parse_args(argv)
     settings = Settings()  # until the environment is read: what the message can name
     try:

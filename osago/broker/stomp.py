@@ -254,6 +254,26 @@ class StompBroker:
             await self._drop(sub)
         return read_statistics(answer.body)
 
+    async def browse(self, queue: str) -> list[Delivery]:
+        """Every message waiting on ``queue``, left in place (ActiveMQ's queue browser: a
+        subscription with ``browser: true`` that ends with a ``browser: end`` frame)."""
+        split_destination(queue)
+        send, recv = trio.open_memory_channel[Delivery](float("inf"))
+        sub = _Sub(self, f"s{next(self._ids)}", queue, 1000, None, send, recv)
+        sub.extra.update(browser="true", ack="auto")
+        self._subs[sub.id] = sub
+        found = []
+        try:
+            conn = await self._connection()
+            await conn.request([sub.subscribe_frame()])
+            async for delivery in recv:
+                if delivery.headers.get("browser") == "end":
+                    break
+                found.append(delivery)
+        finally:
+            await self._drop(sub)
+        return found
+
     async def _drop(self, sub: _Sub) -> None:
         """Forget ``sub`` here and, shielded and bounded, on the broker."""
         del self._subs[sub.id]
