@@ -143,18 +143,18 @@ async def _nack(deps: WorkerDeps, sub: Subscription, delivery: Delivery, reason:
         await sub.nack(delivery)
 
 
+async def _ack(sub: Subscription, held: _Held, ex: Exchange, why: str) -> None:
+    log.info("calculation %s: %s %s", ex.calculation_id, ex.insurer, why)
+    await sub.ack(held.delivery)
+
+
 async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held, job: Job) -> None:
     s = deps.settings
     ex = await _through_outages(s.store_retry, lambda: crew.load(job.correlation_id))
     if ex is None:
         raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
     if ex.settled:
-        log.info(
-            "calculation %s: %s already settled; duplicate message acked",
-            ex.calculation_id,
-            ex.insurer,
-        )
-        await sub.ack(held.delivery)
+        await _ack(sub, held, ex, "already settled; duplicate message acked")
         return
     guard = crew.guards.get(ex.insurer)
     if guard is None:
@@ -176,12 +176,7 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         # The keeper closes the calculation at closes_at and marks every exchange still
         # pending as timed out, in one transaction; settling each here would only queue
         # behind its row lock.
-        log.info(
-            "calculation %s: %s did not answer by the end of the late window",
-            ex.calculation_id,
-            ex.insurer,
-        )
-        await sub.ack(held.delivery)
+        await _ack(sub, held, ex, "did not answer by the end of the late window")
         return
     events = await _through_outages(
         s.store_retry,
