@@ -85,7 +85,7 @@ async def test_the_queue_grows_without_workers_and_a_worker_drains_it(
             assert worker[("osago_exchanges_in_flight", (("insurer", insurer),))] == 0
             ok = (("insurer", insurer), ("operation", "submit"), ("result", "ok"))
             assert worker[("osago_insurer_requests_total", ok)] == 5
-        assert worker[("osago_queue_consumers", (("queue", queue),))] == 1
+        worker = await until(cluster, "worker1", ("osago_queue_consumers", (("queue", queue),)), 1)
         assert worker[("osago_queue_messages", (("queue", f"DLQ.{queue}"),))] == 0
         notifier = await scrape(cluster, "notifier1")
         assert ("osago_ws_sessions", ()) in notifier
