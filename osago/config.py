@@ -44,6 +44,14 @@ class Bind:
         return f"{self.host}:{self.port}"
 
 
+def _choice(value: str | None, allowed: tuple[str, ...], default: str) -> str:
+    if value is None or value == "":
+        return default
+    if value.lower() not in allowed:
+        raise ConfigError(f"OSAGO_LOG_FORMAT={value!r}: use one of {', '.join(allowed)}")
+    return value.lower()
+
+
 def parse_bind(value: str, *, name: str) -> Bind:
     """Parse ``host:port``; raise :class:`ConfigError` naming the setting."""
     host, sep, port = value.rpartition(":")
@@ -111,6 +119,7 @@ class Settings:
         default_factory=lambda: RetryPolicy(attempts=60, initial=0.1, max_delay=10.0)
     )
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line, with calculation_id fields
     simulator_delays: Mapping[str, float] = field(default_factory=dict)
     simulator_profile: str = "realistic"  # or "calm": fixed delays, no failures
     simulator_seed: int = 0
@@ -199,6 +208,7 @@ class Settings:
             retention=86400.0 * number("OSAGO_RETENTION_DAYS", s.retention / 86400.0),
             outbox_lease=number("OSAGO_OUTBOX_LEASE", s.outbox_lease),
             log_level=(get("OSAGO_LOG_LEVEL") or s.log_level).upper(),
+            log_format=_choice(get("OSAGO_LOG_FORMAT"), ("text", "json"), s.log_format),
             requests_queue=get("OSAGO_REQUESTS_QUEUE") or s.requests_queue,
             results_topic=get("OSAGO_RESULTS_TOPIC") or s.results_topic,
             simulator_delays=delays,

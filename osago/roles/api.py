@@ -20,6 +20,7 @@ from osago.batching import Deferred
 from osago.domain.request import validate_request
 from osago.errors import ConflictError, StoreError, TokenError, ValidationFailed
 from osago.lifecycle import Timing, accept
+from osago.logs import about
 from osago.loops import relay
 from osago.models import OutboxMessage, iso
 from osago.outbox import job_publisher, sent_marks
@@ -98,6 +99,7 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
         now = deps.clock.now()
         valid = validate_request(body, today=datetime.fromtimestamp(now, UTC).date())
         calc = accept(valid, deps.insurers, now=now, timing=timing)
+        about(calc.id)
         created = await deps.store.create_calculation(
             calc, queue=s.requests_queue, lease=s.job_lease if jobs is not None else 0.0
         )

@@ -105,6 +105,7 @@ async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Subscriptio
                     "calculation %s: event #%d not pushed; the pump goes on",
                     event.calculation_id,
                     event.seq,
+                    extra={"calculation_id": event.calculation_id},
                 )
         await sub.ack(delivery)
 
@@ -118,7 +119,14 @@ def _push(deps: NotifierDeps, hub: Hub, history: History, e: _Event) -> None:
         deps.metrics.events_pushed.labels(e.type).inc()
         if e.received_at is not None:
             deps.metrics.event_delivery.observe(max(0.0, now - e.received_at))
-        log.info("calculation %s: event #%d pushed to %d sessions of %s", calc, seq, n, e.user_id)
+        log.info(
+            "calculation %s: event #%d pushed to %d sessions of %s",
+            calc,
+            seq,
+            n,
+            e.user_id,
+            extra={"calculation_id": calc},
+        )
 
 
 def _timestamp(value: Any) -> float:

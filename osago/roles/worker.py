@@ -23,6 +23,7 @@ from osago.batching import Batcher, Deferred
 from osago.broker import Delivery, Subscription
 from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
+from osago.logs import about
 from osago.loops import keeper, relay, retention
 from osago.metrics import BreakerStates, observe_completed
 from osago.models import Exchange, Job
@@ -150,6 +151,7 @@ async def _ack(sub: Subscription, held: _Held, ex: Exchange, why: str) -> None:
 
 async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held, job: Job) -> None:
     s = deps.settings
+    about(job.calculation_id, job.insurer)  # every line of this job says which
     ex = await _through_outages(s.store_retry, lambda: crew.load(job.correlation_id))
     if ex is None:
         raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
