@@ -21,6 +21,7 @@ __all__ = [
     "NewCalculation",
     "NewExchange",
     "OutboxMessage",
+    "OutboxTrace",
     "Outcome",
     "OutcomeKind",
     "answer_fields",
@@ -305,3 +306,14 @@ class OutboxMessage:
     destination: str
     body: bytes
     headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class OutboxTrace:
+    """One outbox row of a calculation, as its timeline shows it."""
+
+    destination: str
+    body: bytes
+    headers: Mapping[str, str]
+    created_at: float
+    sent_at: float | None

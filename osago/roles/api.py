@@ -27,6 +27,7 @@ from osago.outbox import job_publisher, sent_marks
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
+from osago.timeline import timeline
 from osago.tokens import verify_token
 from osago.web.server import hypercorn_config
 
@@ -147,6 +148,28 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
         if view is None or (reader is not None and view.user_id != reader):
             return missing
         return view.to_json()
+
+    @app.get("/api/v1/calculations/<calculation_id>/timeline")
+    async def history(calculation_id: str) -> Any:
+        """For support, behind the core application's token only: what happened to this
+        calculation and when (see :mod:`osago.timeline`)."""
+        if not core_app():
+            return {
+                "error": "unauthorized",
+                "message": "the core application's Bearer token (OSAGO_API_TOKEN) is required",
+            }, 401
+        try:
+            cid = uuid.UUID(calculation_id)
+        except ValueError:
+            cid = None
+        view = await deps.store.get_calculation(cid) if cid else None
+        if view is None or cid is None:
+            return {"error": "not_found", "message": "no such calculation"}, 404
+        traces = await deps.store.outbox_of(cid)
+        return {
+            "calculation_id": str(cid),
+            "timeline": timeline(view, traces, queue=s.requests_queue),
+        }
 
     if s.dev_endpoints:
         add_dev_routes(app, deps)

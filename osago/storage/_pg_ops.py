@@ -4,10 +4,25 @@ the body of one transaction (``PostgresStore._tx``)."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
-__all__ = ["failures", "outbox_backlog", "purge_closed", "record_failure"]
+from osago.models import OutboxTrace
+
+__all__ = ["failures", "outbox_backlog", "outbox_of", "purge_closed", "record_failure"]
 
 Conn = Any  # asyncpg.Connection (untyped library)
+
+
+async def outbox_of(calculation_id: UUID, conn: Conn) -> list[OutboxTrace]:
+    rows = await conn.fetch(
+        "SELECT destination, body, headers, created_at, sent_at FROM outbox"
+        " WHERE calculation_id = $1 ORDER BY id",
+        calculation_id,
+    )
+    return [
+        OutboxTrace(r["destination"], bytes(r["body"]), r["headers"], r["created_at"], r["sent_at"])
+        for r in rows
+    ]
 
 
 async def outbox_backlog(conn: Conn) -> tuple[int, float | None]:

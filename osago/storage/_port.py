@@ -7,7 +7,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 from uuid import UUID
 
-from osago.models import CalculationView, Exchange, NewCalculation, OutboxMessage, Outcome
+from osago.models import (
+    CalculationView,
+    Exchange,
+    NewCalculation,
+    OutboxMessage,
+    OutboxTrace,
+    Outcome,
+)
 
 __all__ = ["CALCULATIONS_CHANNEL", "OUTBOX_CHANNEL", "Store", "Wakeup"]
 
@@ -86,6 +93,10 @@ class Store(Protocol):
 
     async def next_deadline(self) -> float | None:
         """The earliest deadline of an open calculation."""
+        ...
+
+    async def outbox_of(self, calculation_id: UUID) -> list[OutboxTrace]:
+        """Every outbox row of a calculation (jobs and events), oldest first."""
         ...
 
     async def outbox_backlog(self) -> tuple[int, float | None]:

@@ -20,6 +20,7 @@ from osago.models import (
     Job,
     NewCalculation,
     OutboxMessage,
+    OutboxTrace,
     Outcome,
     OutcomeKind,
 )
@@ -270,6 +271,13 @@ class MemoryStore:
             plan = on_due(state, now)
             out += self._carry_out(calc, plan, topic=topic, now=now, lease=lease)
         return out
+
+    async def outbox_of(self, calculation_id: UUID) -> list[OutboxTrace]:
+        return [
+            OutboxTrace(r.destination, r.body, dict(r.headers), r.created_at, r.sent_at)
+            for r in sorted(self.outbox.values(), key=lambda r: r.id)
+            if r.calculation_id == calculation_id
+        ]
 
     async def outbox_backlog(self) -> tuple[int, float | None]:
         self._check("outbox_backlog")

@@ -27,6 +27,7 @@ from osago.models import (
     Job,
     NewCalculation,
     OutboxMessage,
+    OutboxTrace,
     Outcome,
     OutcomeKind,
 )
@@ -284,6 +285,9 @@ class PostgresStore:
             return out
 
         return await self._tx("complete_due", body)
+
+    async def outbox_of(self, calculation_id: UUID) -> list[OutboxTrace]:
+        return await self._tx("outbox_of", partial(_ops.outbox_of, calculation_id))
 
     async def outbox_backlog(self) -> tuple[int, float | None]:
         return await self._tx("outbox_backlog", _ops.outbox_backlog)

@@ -141,3 +141,18 @@ async def test_retention_deletes_only_closed_calculations_past_the_cutoff(store:
     )
     assert await store.purge_closed(before=1e9, limit=100) == 1  # young; running is open
     assert await store.get_calculation(running.id) is not None
+
+
+async def test_a_calculations_outbox_rows_are_its_trace(store: Store) -> None:
+    calc = new_calculation(insurers=("aurora", "borealis"))
+    other = new_calculation(insurers=("aurora",))
+    await store.create_calculation(calc, queue=Q)
+    await store.create_calculation(other, queue=Q)
+    msgs = await store.claim_outbox(now=1000.0, lease=30.0, limit=100)
+    mine = [m.id for m in msgs if Job.decode(m.body).calculation_id == calc.id]
+    await store.mark_sent(mine[:1], now=1000.5)
+    trace = await store.outbox_of(calc.id)
+    assert len(trace) == 2
+    assert {Job.decode(t.body).insurer for t in trace} == {"aurora", "borealis"}
+    assert sorted(t.sent_at is not None for t in trace) == [False, True]
+    assert all(t.created_at == calc.created_at and t.destination == Q for t in trace)

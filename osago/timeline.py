@@ -1,0 +1,89 @@
+"""A calculation's timeline for support ("why did this user get the stub?"), read off what
+is stored anyway: the calculation, its exchanges' outcomes and its outbox rows (jobs and
+events, with when each was stored and published). Nothing extra is written per exchange.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from osago.models import CalculationView, Job, OutboxTrace, iso
+
+__all__ = ["timeline"]
+
+
+def _entry(at: float, what: str, insurer: str | None = None, **detail: Any) -> dict[str, Any]:
+    return {
+        "at": at,
+        "what": what,
+        "insurer": insurer,
+        **{k: v for k, v in detail.items() if v is not None},
+    }
+
+
+def _insurer_of(trace: OutboxTrace) -> str | None:
+    try:
+        body = json.loads(trace.body)
+    except ValueError:
+        return None
+    insurer = body.get("insurer") if isinstance(body, dict) else None
+    return insurer if isinstance(insurer, str) else None
+
+
+def timeline(
+    view: CalculationView, traces: Sequence[OutboxTrace], *, queue: str
+) -> list[dict[str, Any]]:
+    """Entries ``{"at", "what", "insurer", …}`` in time order, ``at`` as ISO 8601."""
+    out = [_entry(view.created_at, "accepted", deadline_at=iso(view.deadline_at))]
+    for t in traces:
+        if t.destination == queue:
+            try:
+                insurer: str | None = Job.decode(t.body).insurer
+            except Exception:  # a row we did not write: shown without its insurer
+                insurer = None
+            out.append(_entry(t.created_at, "job stored", insurer))
+            if t.sent_at is not None:
+                out.append(_entry(t.sent_at, "job published", insurer))
+            continue
+        kind = t.headers.get("event-type", "event")
+        insurer = _insurer_of(t)
+        out.append(_entry(t.created_at, f"{kind} event stored", insurer))
+        if t.sent_at is not None:
+            out.append(_entry(t.sent_at, f"{kind} event published", insurer))
+    for x in view.exchanges:
+        o = x.outcome
+        if o is None:
+            continue
+        if o.ready_at is not None:
+            out.append(_entry(o.ready_at, "ready at the insurer", x.insurer))
+        out.append(
+            _entry(
+                o.received_at,
+                f"answer: {o.kind.value}",
+                x.insurer,
+                premium=o.premium,
+                late=o.late or None,
+                message=o.message,
+                error=o.error,
+            )
+        )
+    if view.completed_at is not None:
+        offers = len(
+            [x for x in view.exchanges if x.outcome and x.status == "offer" and not x.outcome.late]
+        )
+        out.append(
+            _entry(
+                view.completed_at, "completed", result="offers" if offers else "stub", offers=offers
+            )
+        )
+    if view.closed_at is not None:
+        pending = [
+            x.insurer for x in view.exchanges if x.outcome is None or x.status == "timed_out"
+        ]
+        out.append(_entry(view.closed_at, "closed", timed_out=pending or None))
+    out.sort(key=lambda e: e["at"])
+    for e in out:
+        e["at"] = iso(e["at"])
+    return out
