@@ -70,6 +70,7 @@ class Settings:
     api_bind: Bind = Bind("127.0.0.1", 8080)
     notifier_bind: Bind = Bind("127.0.0.1", 8081)
     metrics_bind: Bind | None = None  # /metrics, /healthz, /readyz; None: not served
+    ops_page: bool = False  # /ops in the api (always with the demo's dev endpoints)
     insurers_bind: Bind = Bind("127.0.0.1", 8082)
     insurers_url: str | None = None
     insurer_codes: tuple[str, ...] | None = None  # None: every insurer of the file
@@ -197,6 +198,7 @@ class Settings:
             ),
             api_token=get("OSAGO_API_TOKEN") or None,
             dev_endpoints=_flag(get("OSAGO_DEV_ENDPOINTS"), "OSAGO_DEV_ENDPOINTS"),
+            ops_page=bool(_flag(get("OSAGO_OPS_PAGE"), "OSAGO_OPS_PAGE")),
             ws_sessions_per_user=int(number("OSAGO_WS_SESSIONS_PER_USER", s.ws_sessions_per_user)),
             ws_max_connections=int(number("OSAGO_WS_MAX_CONNECTIONS", s.ws_max_connections)),
             ws_ping_interval=number("OSAGO_WS_PING_INTERVAL", s.ws_ping_interval),

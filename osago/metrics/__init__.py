@@ -5,6 +5,7 @@ from osago.metrics._insurers import BreakerStates, MeteredClient
 from osago.metrics._lifecycle import observe_completed
 from osago.metrics._refresh import queue_label, refresh_backlog
 from osago.metrics._server import Check, serve_metrics
+from osago.metrics._snapshot import snapshot
 
 __all__ = [
     "BreakerStates",
@@ -15,4 +16,5 @@ __all__ = [
     "queue_label",
     "refresh_backlog",
     "serve_metrics",
+    "snapshot",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics"]
@@ -16,6 +18,9 @@ class Metrics:
     """The families (names are part of the operations contract: see deploy/prometheus)."""
 
     def __init__(self) -> None:
+        # The last calculations completed with the stub here: (calculation id, wall time),
+        # for the operations page.
+        self.recent_stubs: deque[tuple[str, float]] = deque(maxlen=20)
         r = self.registry = CollectorRegistry(auto_describe=True)
         # api
         self.accepted = Counter(

@@ -24,4 +24,6 @@ def observe_completed(metrics: Metrics, messages: Sequence[OutboxMessage], now: 
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # written by an older version: counted by nobody rather than wrongly
         metrics.completed.labels("offers" if event.get("offers") else "stub").inc()
+        if not event.get("offers"):
+            metrics.recent_stubs.append((str(event.get("calculation_id")), now))
         metrics.lateness.observe(max(0.0, now - deadline.timestamp()))

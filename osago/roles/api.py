@@ -27,6 +27,7 @@ from osago.outbox import job_publisher, sent_marks
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
+from osago.roles._ops import add_ops_routes
 from osago.timeline import timeline
 from osago.tokens import verify_token
 from osago.web.server import hypercorn_config
@@ -173,6 +174,8 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
 
     if s.dev_endpoints:
         add_dev_routes(app, deps)
+    if s.dev_endpoints or s.ops_page:
+        add_ops_routes(app, deps)
 
     @app.get("/healthz")
     async def health() -> Any:

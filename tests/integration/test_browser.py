@@ -111,3 +111,28 @@ async def test_what_insurers_send_is_shown_as_text_never_run(page: tuple[Page, C
     assert await p.js("document.querySelectorAll('#offers img, #nooffers img').length") == 0
     assert await p.js("window.pwned === undefined") is True
     assert hostile in await p.js("document.querySelector('#offers .name').textContent")
+
+
+async def test_the_operations_page_shows_queues_breakers_and_recent_stubs(
+    page: tuple[Page, Cluster],
+) -> None:
+    """Issue 12: live queue depth and job wait, each insurer's breaker and work in flight,
+    recent stubs; `--role all` is one process, so the page sees every role's figures."""
+    p, cluster = page
+    for code in ("aurora", "borealis", "cedar"):
+        await cluster.control(code, delay=30)  # nobody answers in time: the stub
+    await p.js("document.querySelector('#submit').click()")
+    await p.js("osago.waitFor(() => osago.current.completed, 15000)")
+    await p.goto(cluster.procs["all"].urls["api"] + "/ops")
+    wait = "new Promise((ok, no) => { const t0 = Date.now(); (function f() {"
+    wait += " if (document.querySelectorAll('.stub').length) return ok(true);"
+    wait += " if (Date.now() - t0 > 10000) return no('no stub shown'); setTimeout(f, 100); })(); })"
+    await p.js(wait)
+    rows = await p.js(
+        "[...document.querySelectorAll('#insurers tbody tr')]"
+        ".map(r => [r.dataset.insurer, r.cells[1].textContent])"
+    )
+    assert sorted(rows) == [["aurora", "closed"], ["borealis", "closed"], ["cedar", "closed"]]
+    assert await p.js("document.querySelector('#depth').textContent") == "0"
+    stub = await p.js("document.querySelector('.stub').textContent")
+    assert cluster.procs["all"].grep(stub.split(" · ")[1])  # the calculation the page names

@@ -6,7 +6,7 @@ import httpx
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from osago.metrics import BreakerStates, Metrics, serve_metrics
+from osago.metrics import BreakerStates, Metrics, serve_metrics, snapshot
 from osago.resilience import BreakerPolicy, CircuitBreaker
 
 
@@ -45,3 +45,20 @@ async def test_health_readiness_and_metrics_are_served() -> None:
     got = samples(text)
     assert got[("osago_calculations_accepted_total", ())] == 3
     assert got[("osago_circuit_breaker_state", (("insurer", "aurora"),))] == 0
+
+
+def test_the_operations_snapshot_reads_the_registry() -> None:
+    metrics = Metrics()
+    metrics.queue_messages.labels("osago.calculations").set(7)
+    metrics.queue_consumers.labels("osago.calculations").set(2)
+    for seconds in (0.02, 0.02, 3.0):
+        metrics.job_wait.observe(seconds)
+    metrics.in_flight.labels("aurora").inc()
+    metrics.outcomes.labels("aurora", "offer").inc(4)
+    metrics.recent_stubs.append(("c-1", 1_790_000_000.0))
+    state = snapshot(metrics)
+    assert state["queues"]["osago.calculations"] == {"messages": 7, "consumers": 2}
+    assert state["job_wait"]["jobs"] == 3
+    assert state["job_wait"]["p99_at_most_seconds"] == 5  # the bucket that holds it
+    assert state["insurers"]["aurora"] == {"outcomes": {"offer": 4}, "in_flight": 1}
+    assert state["recent_stubs"][0]["calculation_id"] == "c-1"
