@@ -40,8 +40,9 @@ class Session:
 
     user_id: str
     expires_at: float
-    send: trio.MemorySendChannel[str]
-    recv: trio.MemoryReceiveChannel[str]
+    # Frames to write: the text, and when the worker had the answer it carries (or None).
+    send: trio.MemorySendChannel[tuple[str, float | None]]
+    recv: trio.MemoryReceiveChannel[tuple[str, float | None]]
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
     expiry: trio.CancelScope = field(default_factory=trio.CancelScope)  # deadline = token's end
     close_reason: str | None = None
@@ -134,7 +135,7 @@ class Hub:
         """A new session, or None when the user already holds ``per_user`` sessions."""
         if len(self._by_user.get(user_id, ())) >= self.per_user:
             return None
-        send, recv = trio.open_memory_channel[str](self._buffer)
+        send, recv = trio.open_memory_channel[tuple[str, float | None]](self._buffer)
         session = Session(user_id, expires_at, send, recv)
         self._by_user.setdefault(user_id, set()).add(session)
         return session
@@ -157,10 +158,10 @@ class Hub:
         return True
 
     @staticmethod
-    def push(session: Session, text: str) -> bool:
+    def push(session: Session, text: str, received_at: float | None = None) -> bool:
         """Queue one frame; a session whose buffer is full does not read: drop it."""
         try:
-            session.send.send_nowait(text)
+            session.send.send_nowait((text, received_at))
         except trio.WouldBlock:
             log.warning("notifier: dropping a session of %s: it does not read", session.user_id)
             session.end("too_slow")
@@ -169,14 +170,16 @@ class Hub:
             return False
         return True
 
-    def deliver(self, user_id: str, text: str, key: tuple[str, int]) -> int:
+    def deliver(
+        self, user_id: str, text: str, key: tuple[str, int], received_at: float | None = None
+    ) -> int:
         """Queue event ``key`` = (calculation, seq) to every session of ``user_id`` that has
         not had it; returns how many took it."""
         count = 0
         for session in list(self._by_user.get(user_id, ())):
             if key in session.delivered:
                 continue
-            if self.push(session, text):
+            if self.push(session, text, received_at):
                 session.delivered.add(key)
                 count += 1
             else:

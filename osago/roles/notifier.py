@@ -115,10 +115,8 @@ def _push(deps: NotifierDeps, hub: Hub, history: History, e: _Event) -> None:
     if hub.first_time(calc, seq):
         now = deps.clock.now()
         history.record(calc, e.user_id, seq, e.text, now)
-        n = hub.deliver(e.user_id, e.text, (calc, seq))
+        n = hub.deliver(e.user_id, e.text, (calc, seq), e.received_at)
         deps.metrics.events_pushed.labels(e.type).inc()
-        if e.received_at is not None:
-            deps.metrics.event_delivery.observe(max(0.0, now - e.received_at))
         log.info(
             "calculation %s: event #%d pushed to %d sessions of %s",
             calc,
@@ -298,8 +296,11 @@ class _Handler:
 
     async def _writer(self, ws: WebSocketConnection, session: Session) -> None:
         try:
-            async for text in session.recv:
+            delivery = self.deps.metrics.event_delivery
+            async for text, received_at in session.recv:
                 await ws.send_message(text)
+                if received_at is not None:  # the answer at the worker -> written to this tab
+                    delivery.observe(max(0.0, self.deps.clock.now() - received_at))
         except ConnectionClosed:
             session.cancel.cancel()
 
