@@ -30,11 +30,10 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.chaos.faults import FAULTS, STORE_TIMEOUT
-from tests.chaos.harness import API_TOKEN, Load, clients
+from tests.chaos.faults import FAULTS
+from tests.chaos.harness import Load, chaos_cluster, clients
 from tests.chaos.postgres import PrivatePostgres, private_postgres
-from tests.cluster import Cluster, start_cluster
-from tests.conftest import STOMP_URL
+from tests.cluster import Cluster
 
 ACTIVEMQ_PID = Path("/var/tmp/osago-activemq/activemq.pid")
 DEADLINE = 60.0
@@ -84,19 +83,12 @@ async def main(a: argparse.Namespace) -> None:
     injected: list[tuple[float, str]] = []
     async with (
         private_postgres() as pg,
-        start_cluster(
-            database_url=pg.url,
-            broker_url=STOMP_URL,
-            suffix=f"soak.{uuid.uuid4().hex[:8]}",
+        chaos_cluster(
+            pg.url,
+            f"soak.{uuid.uuid4().hex[:8]}",
             deadline=DEADLINE,
-            insurers="",
-            delays="",
-            extra_env={
-                "OSAGO_API_TOKEN": API_TOKEN,
-                "OSAGO_STORE_TIMEOUT": str(STORE_TIMEOUT),
-                "OSAGO_SIMULATOR_PROFILE": a.profile,
-                "OSAGO_LOG_LEVEL": "WARNING",
-            },
+            OSAGO_SIMULATOR_PROFILE=a.profile,
+            OSAGO_LOG_LEVEL="WARNING",
         ) as cluster,
         clients(cluster, a.users) as tabs,
     ):

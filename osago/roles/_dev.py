@@ -8,10 +8,9 @@ in production: ``/dev/token`` mints a WebSocket token for any user id.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
-from quart import Response, request
+from quart import request
 from quart_trio import QuartTrio
 
 from osago.domain import tables
@@ -19,6 +18,7 @@ from osago.domain.request import sample_request
 from osago.models import iso
 from osago.roles._deps import ApiDeps
 from osago.tokens import mint_token
+from osago.web.pages import add_page
 
 __all__ = ["add_dev_routes"]
 
@@ -27,11 +27,7 @@ TOKEN_TTL = 600.0
 
 def add_dev_routes(app: QuartTrio, deps: ApiDeps) -> None:
     """The demo page at ``/``, ``GET /dev/config`` and ``POST /dev/token``."""
-    page = resources.files("osago.web").joinpath("index.html").read_text()
-
-    @app.get("/")
-    async def index() -> Any:
-        return Response(page, content_type="text/html; charset=utf-8")
+    add_page(app, "/", "index.html")
 
     @app.get("/dev/config")
     async def config() -> Any:

@@ -3,25 +3,20 @@ metrics: in ``--role all`` every role's). On with the demo, or ``OSAGO_OPS_PAGE=
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
-from quart import Response
 from quart_trio import QuartTrio
 
 from osago.metrics import snapshot
 from osago.roles._deps import ApiDeps
+from osago.web.pages import add_page
 
 __all__ = ["add_ops_routes"]
 
 
 def add_ops_routes(app: QuartTrio, deps: ApiDeps) -> None:
     """Queue depth and job wait, each insurer's breaker and work in flight, recent stubs."""
-    page = resources.files("osago.web").joinpath("ops.html").read_text()
-
-    @app.get("/ops")
-    async def ops() -> Any:
-        return Response(page, content_type="text/html; charset=utf-8")
+    add_page(app, "/ops", "ops.html")
 
     @app.get("/ops/state")
     async def state() -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from tests.chaos.harness import API_TOKEN
+from tests.chaos.harness import API_TOKEN, STORE_TIMEOUT
 from tests.chaos.postgres import PrivatePostgres
 from tests.cluster import Cluster
 from tests.factories import MINIMAL_BODY
@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 ACTIVEMQ = str(Path(__file__).resolve().parents[2] / "scripts" / "activemq.sh")
-STORE_TIMEOUT = 2.0  # the cluster's OSAGO_STORE_TIMEOUT: the api's 503 comes within it
 
 Fault = Callable[[Cluster, PrivatePostgres], Awaitable[set[str]]]  # -> roles it killed
 

@@ -7,7 +7,7 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,13 +17,45 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from osago.broker import open_stomp_broker
-from tests.cluster import Cluster
+from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL
 from tests.factories import MINIMAL_BODY
 
-__all__ = ["API_TOKEN", "Client", "Load", "clients", "dead_letters", "verify"]
+__all__ = [
+    "API_TOKEN",
+    "STORE_TIMEOUT",
+    "Client",
+    "Load",
+    "chaos_cluster",
+    "clients",
+    "dead_letters",
+    "verify",
+]
 
 API_TOKEN = "chaos-core-app-token"
+STORE_TIMEOUT = 2.0  # the cluster's OSAGO_STORE_TIMEOUT: the api's 503 comes within it
+
+
+def chaos_cluster(
+    database_url: str,
+    suffix: str,
+    *,
+    deadline: float,
+    insurers: str = "",
+    delays: str = "",
+    **env: str,
+) -> AbstractAsyncContextManager[Cluster]:
+    """Every role its own process on ``database_url`` and the real ActiveMQ, with the core
+    app's token (for GET and the timeline) and a short store timeout; ``env`` adds to it."""
+    return start_cluster(
+        database_url=database_url,
+        broker_url=STOMP_URL,
+        suffix=suffix,
+        deadline=deadline,
+        insurers=insurers,
+        delays=delays,
+        extra_env={"OSAGO_API_TOKEN": API_TOKEN, "OSAGO_STORE_TIMEOUT": str(STORE_TIMEOUT), **env},
+    )
 
 
 @dataclass

@@ -10,11 +10,9 @@ import gc
 import pytest
 import trio
 
-from tests.chaos.faults import FAULTS, STORE_TIMEOUT, Fault
-from tests.chaos.harness import API_TOKEN, Load, clients, dead_letters, verify
+from tests.chaos.faults import FAULTS, Fault
+from tests.chaos.harness import Load, chaos_cluster, clients, dead_letters, verify
 from tests.chaos.postgres import private_postgres
-from tests.cluster import start_cluster
-from tests.conftest import STOMP_URL
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,18 +32,13 @@ async def test_nothing_is_lost_across(fault: Fault, unique: str) -> None:
     queue = f"osago.test.{unique}"
     async with (
         private_postgres() as pg,
-        start_cluster(
-            database_url=pg.url,
-            broker_url=STOMP_URL,
-            suffix=unique,
+        chaos_cluster(
+            pg.url,
+            unique,
             deadline=DEADLINE,
             insurers="aurora,borealis,cedar",
             delays="aurora=0.5,borealis=1.5,cedar=3",
-            extra_env={
-                "OSAGO_API_TOKEN": API_TOKEN,
-                "OSAGO_STORE_TIMEOUT": str(STORE_TIMEOUT),
-                "OSAGO_LATE_WINDOW_SECONDS": "5",
-            },
+            OSAGO_LATE_WINDOW_SECONDS="5",
         ) as cluster,
         clients(cluster, 4) as tabs,
     ):
