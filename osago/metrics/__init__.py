@@ -1,6 +1,7 @@
 """Prometheus metrics, health and readiness, per process (see the README's operations part)."""
 
 from osago.metrics._families import Metrics
+from osago.metrics._hooks import metrics_hook
 from osago.metrics._insurers import BreakerStates, MeteredClient
 from osago.metrics._lifecycle import observe_completed
 from osago.metrics._refresh import queue_label, refresh_backlog
@@ -12,6 +13,7 @@ __all__ = [
     "Check",
     "MeteredClient",
     "Metrics",
+    "metrics_hook",
     "observe_completed",
     "queue_label",
     "refresh_backlog",

@@ -62,6 +62,13 @@ class Metrics:
             buckets=_CALL,
             registry=r,
         )
+        self.resilience = Counter(
+            "osago_resilience_events",
+            "What the resilience primitives did, from their hooks: retries, give-ups, breaker "
+            "transitions and rejections, attempt timeouts, bulkhead rejections, hedges.",
+            ["insurer", "event"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "osago_exchanges_in_flight", "Exchanges running here.", ["insurer"], registry=r
         )

@@ -25,7 +25,7 @@ from osago.errors import BrokerError, PoisonMessage, StoreError
 from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.logs import about
 from osago.loops import keeper, relay, retention
-from osago.metrics import BreakerStates, observe_completed
+from osago.metrics import BreakerStates, metrics_hook, observe_completed
 from osago.models import Exchange, Job
 from osago.outbox import publish, sent_marks
 from osago.resilience import RetryPolicy, log_hook, retrying
@@ -64,7 +64,7 @@ class Crew:
             cleanup_timeout=s.cleanup_timeout,
         )
         return cls(
-            guard_insurers(deps.insurers, deps.client, deps.hooks),
+            guard_insurers(deps.insurers, deps.client, (*deps.hooks, metrics_hook(deps.metrics))),
             Batcher(store.load_exchanges, default=None),
             record,
             sent_marks(store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import httpx
 import trio
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from osago.metrics import BreakerStates, Metrics, serve_metrics, snapshot
+from osago.metrics import BreakerStates, Metrics, metrics_hook, serve_metrics, snapshot
 from osago.resilience import BreakerPolicy, CircuitBreaker
+from osago.resilience.events import CallRejected, RetryScheduled
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -62,3 +64,15 @@ def test_the_operations_snapshot_reads_the_registry() -> None:
     assert state["job_wait"]["p99_at_most_seconds"] == 5  # the bucket that holds it
     assert state["insurers"]["aurora"] == {"outcomes": {"offer": 4}, "in_flight": 1}
     assert state["recent_stubs"][0]["calculation_id"] == "c-1"
+
+
+def test_the_resilience_hooks_are_counted_by_insurer_and_kind() -> None:
+    metrics = Metrics()
+    hook = metrics_hook(metrics)
+    hook(RetryScheduled("aurora", 1.0, attempt=1, delay=0.5, error="503"))
+    hook(RetryScheduled("aurora", 2.0, attempt=2, delay=1.0, error="503"))
+    hook(CallRejected("borealis", 3.0, retry_after=10.0))
+    got = samples(generate_latest(metrics.registry).decode())
+    key = "osago_resilience_events_total"
+    assert got[(key, (("event", "retry_scheduled"), ("insurer", "aurora")))] == 2
+    assert got[(key, (("event", "call_rejected"), ("insurer", "borealis")))] == 1
