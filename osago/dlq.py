@@ -67,9 +67,6 @@ async def _take(broker: StompBroker, dlq: str, ids: set[str] | None, *, resend: 
 
 async def run(settings: Settings, command: str, ids: Sequence[str], *, store: Store | None) -> int:
     """The command's output on stdout; returns the exit code."""
-    from osago.broker._urls import parse_stomp_url
-
-    parse_stomp_url(settings.broker_url)  # ConfigError for memory:// and the like
     dlq = dlq_name(settings.requests_queue)
     async with open_stomp_broker(settings.broker_url) as broker:
         if command == "list":
@@ -103,13 +100,11 @@ async def main(settings: Settings, args: argparse.Namespace) -> int:
     """Open the database when there is one (for the reasons) and run the command."""
     from osago.runtime import open_store
 
+    if settings.in_process_broker:
+        raise ConfigError("osago dlq needs OSAGO_BROKER_URL=stomp://… (ActiveMQ)")
     async with AsyncExitStack() as stack:
         store = None
         if args.command == "list" and settings.database_url:
-            try:
+            with suppress(StoreError):  # no reasons then, the list still
                 store = await stack.enter_async_context(open_store(settings))
-            except StoreError:
-                store = None
-        if settings.in_process_broker:
-            raise ConfigError("osago dlq needs OSAGO_BROKER_URL=stomp://… (ActiveMQ)")
         return await run(settings, args.command, args.ids, store=store)

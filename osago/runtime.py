@@ -17,6 +17,7 @@ from osago import simulator
 from osago.broker import Broker, open_broker
 from osago.clock import Clock, SystemClock
 from osago.config import DEV_SECRET, MIN_SECRET_BYTES, Bind, Settings
+from osago.dlq import dlq_name
 from osago.errors import ConfigError, StoreError
 from osago.insurers import HttpInsurerClient, InsurerConfig, insurers_for
 from osago.insurers.http11 import Http11Pool
@@ -53,11 +54,6 @@ def check_role(role: str, settings: Settings) -> None:
                 f"application that signs users' WebSocket tokens, at least {MIN_SECRET_BYTES} "
                 "bytes (the built-in one is public: only the local demo may use it)"
             )
-
-
-def dlq_of(queue: str) -> str:
-    """ActiveMQ's per-queue DLQ (as scripts/activemq.sh configures it): DLQ.<name>."""
-    return "/queue/DLQ." + queue.removeprefix("/queue/")
 
 
 async def _broker_ready(broker: Broker) -> str | None:
@@ -162,7 +158,7 @@ async def run_role(
                 )
                 urls["metrics"] = f"http://{settings.metrics_bind.host}:{port}/metrics"
             if role in ("api", "worker", "all"):
-                queues = (settings.requests_queue, dlq_of(settings.requests_queue))
+                queues = (settings.requests_queue, dlq_name(settings.requests_queue))
                 await nursery.start(
                     partial(refresh_backlog, metrics, store, broker, queues, clock, stop)
                 )

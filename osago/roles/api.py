@@ -159,13 +159,14 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
                 "error": "unauthorized",
                 "message": "the core application's Bearer token (OSAGO_API_TOKEN) is required",
             }, 401
+        missing = {"error": "not_found", "message": "no such calculation"}, 404
         try:
             cid = uuid.UUID(calculation_id)
         except ValueError:
-            cid = None
-        view = await deps.store.get_calculation(cid) if cid else None
-        if view is None or cid is None:
-            return {"error": "not_found", "message": "no such calculation"}, 404
+            return missing
+        view = await deps.store.get_calculation(cid)
+        if view is None:
+            return missing
         traces = await deps.store.outbox_of(cid)
         return {
             "calculation_id": str(cid),
