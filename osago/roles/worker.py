@@ -136,12 +136,16 @@ async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Deli
 
 
 async def _nack(deps: WorkerDeps, sub: Subscription, delivery: Delivery, reason: str) -> None:
-    """NACK, with the reason kept by message id: STOMP's NACK carries none, and the DLQ copy
-    only ``original-destination``; `osago dlq list` shows it from here."""
-    with trio.CancelScope(shield=True), trio.move_on_after(deps.settings.cleanup_timeout):
-        with suppress(StoreError):
-            await deps.store.record_failure(delivery.message_id, reason[:500], now=deps.clock.now())
+    """NACK, then keep the reason by message id: STOMP's NACK carries none, and the DLQ copy
+    only ``original-destination``; `osago dlq list` shows it from here.
+
+    The NACK first and on its own bound: a database that hangs must not keep the message
+    unacked here (it would hold a prefetch slot until this worker dies)."""
+    cleanup = deps.settings.cleanup_timeout
+    with trio.CancelScope(shield=True), trio.move_on_after(cleanup):
         await sub.nack(delivery)
+    with trio.CancelScope(shield=True), trio.move_on_after(cleanup), suppress(StoreError):
+        await deps.store.record_failure(delivery.message_id, reason[:500], now=deps.clock.now())
 
 
 async def _ack(sub: Subscription, held: _Held, ex: Exchange, why: str) -> None:

@@ -225,6 +225,25 @@ async def test_killed_worker_is_replaced_and_the_user_sees_each_offer_once(
     assert h.events[-1][1]["calculation_id"] == str(calc.id)
 
 
+async def test_a_poison_message_is_nacked_even_while_the_database_hangs(
+    autojump_clock: MockClock,
+) -> None:
+    """The reason of a failure is kept in the database; a database that hangs when it is
+    written must not keep the message from its NACK (and the DLQ)."""
+    async with harness({"aurora": 0.5, "borealis": 0.5}) as h:
+
+        async def hangs(*_: object, **__: object) -> None:
+            await trio.sleep_forever()
+
+        h.store.record_failure = hangs  # type: ignore[method-assign]
+        await h.broker.send([Outgoing(SETTINGS.requests_queue, b"not json")])
+        await trio.sleep(30)
+        async with h.broker.subscribe("/queue/DLQ.osago.calculations") as dlq:
+            with trio.fail_after(1):
+                dead = await dlq.__aiter__().__anext__()
+    assert dead.body == b"not json"
+
+
 async def test_poison_message_is_dead_lettered_and_others_still_flow(
     autojump_clock: MockClock,
 ) -> None:
