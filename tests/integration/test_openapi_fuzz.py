@@ -40,25 +40,34 @@ async def test_no_generated_request_gets_a_5xx_or_an_undocumented_answer(
         try:
             api = await cluster.start("api", "api")
             st = Path(sys.executable).with_name("st")
+            command = [
+                str(st),
+                "run",
+                f"{api.urls['api']}/api/v1/openapi.json",
+                "--header",
+                f"Authorization: Bearer {API_TOKEN}",
+                *CHECKS,
+                "--max-time",
+                "30",
+                "--workers",
+                "2",
+                "--no-color",
+            ]
             result = await trio.run_process(
-                [
-                    str(st),
-                    "run",
-                    f"{api.urls['api']}/api/v1/openapi.json",
-                    "--header",
-                    f"Authorization: Bearer {API_TOKEN}",
-                    *CHECKS,
-                    "--max-time",
-                    "30",
-                    "--workers",
-                    "2",
-                    "--no-color",
-                ],
-                cwd=tmp_path,
-                capture_stdout=True,
-                stderr=subprocess.STDOUT,
-                check=False,
+                command, cwd=tmp_path, capture_stdout=True, stderr=subprocess.STDOUT, check=False
             )
+            report = result.stdout.decode(errors="replace")
+            # Doubtful, not yet understood: once in five CI runs one case of ~660 (a DELETE
+            # with a body, answered 405 in 2 ms when replayed) timed out reading. A run whose
+            # only trouble is a network error is repeated once; any failed check is not.
+            if result.returncode and "Network Error" in report and "Failures:" not in report:
+                result = await trio.run_process(
+                    command,
+                    cwd=tmp_path,
+                    capture_stdout=True,
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                )
         finally:
             with trio.CancelScope(shield=True):
                 await cluster.stop()
