@@ -12,14 +12,13 @@ import json
 from datetime import date, timedelta
 from typing import Any
 
-from osago.domain import tables
+from osago.domain import tables, territories
 from osago.domain.schema import Arr, Bool, Day, Int, Num, Obj, Str, Uuid, check, opt, req
 from osago.domain.tariff import (
     Driver,
     TariffInput,
     kvs,
     territory,
-    territory_pattern,
     years_between,
 )
 from osago.errors import FieldError, ValidationFailed
@@ -41,8 +40,18 @@ def _digits(n: int) -> Str:
 
 
 # Cyrillic letters that look Latin (as on plates) and their Latin twins.
-_PLATE_LETTERS = "ABEKMHOPCTYXАВЕКМНОРСТУХ"
-_PLATE = f"[{_PLATE_LETTERS}]\\d{{3}}[{_PLATE_LETTERS}]{{2}}\\d{{2,3}}"
+_L = "[ABEKMHOPCTYXАВЕКМНОРСТУХ]"
+_REGION = r"\d{2,3}"
+# Plate formats (ГОСТ Р 50577): a car's А123ВС77, a taxi's АВ12377, a trailer's АВ123477,
+# a motorcycle's 1234АВ77.
+_PLATE = "|".join(
+    (
+        rf"{_L}\d{{3}}{_L}{{2}}{_REGION}",
+        rf"{_L}{{2}}\d{{3}}{_REGION}",
+        rf"{_L}{{2}}\d{{4}}{_REGION}",
+        rf"\d{{4}}{_L}{{2}}{_REGION}",
+    )
+)
 _VIN = r"[A-HJ-NPR-Z0-9]{17}"  # no I, O, Q
 
 PERSON = {
@@ -58,6 +67,13 @@ POLICY = Obj(
         "period_months": req(Int(3, 12, description="Months of use in the year.")),
         "purpose": opt(Str(enum=("personal", "taxi")), "personal"),
         "unlimited_drivers": opt(Bool(), False),
+        "gross_violations": opt(
+            Bool(
+                description="The insurer found a gross violation of the terms in the previous "
+                "period (40-ФЗ art. 9 §3): КН applies and the premium cap is 5 × ТБ × КТ."
+            ),
+            False,
+        ),
     }
 )
 
@@ -89,11 +105,22 @@ VEHICLE = Obj(
         },
     ),
     fields={
-        "category": req(Str(enum=("A", "B", "BE"))),
+        "category": req(
+            Str(
+                enum=("A", "A1", "M", "B", "BE"),
+                description="A motorcycle, A1 a light motorcycle, M a moped or light "
+                "quadricycle (the motorcycle tariff; A1 and M drivers from 16), B/BE a car.",
+            )
+        ),
         "engine_power_hp": req(Num(1, 2000)),
         "year": opt(Int(1950, 2100)),
         "plate": opt(
-            Str(max_len=12, pattern=_PLATE, pattern_message="must be a plate like А123ВС77")
+            Str(
+                max_len=12,
+                pattern=_PLATE,
+                pattern_message="must be a plate like А123ВС77 (car), АВ12377 (taxi), "
+                "АВ123477 (trailer) or 1234АВ77 (motorcycle)",
+            )
         ),
         "vin": opt(
             Str(
@@ -124,16 +151,40 @@ VEHICLE = Obj(
     },
 )
 
+_SUBJECTS = "|".join(territories.SUBJECTS)
+_KLADR = {"max_len": 13, "pattern": r"\d{13}", "pattern_message": "must be a 13-digit KLADR code"}
+
 OWNER = Obj(
+    description="Without city_kladr, region_kladr must be a place the tariff prices on its "
+    "own (the pattern lists them); with it, the city must lie in the region's subject and be "
+    "a listed city, or the subject must have a value for its other places.",
+    rules=(
+        {
+            "anyOf": [
+                {"properties": {"city_kladr": {"type": "string"}}, "required": ["city_kladr"]},
+                {
+                    "properties": {
+                        "region_kladr": {"pattern": f"^(?:{territories.places_pattern()})$"}
+                    }
+                },
+            ]
+        },
+    ),
     fields={
         "type": opt(Str(enum=("individual", "legal")), "individual"),
         "region_kladr": req(
             Str(
-                max_len=13,
-                pattern=r"\d{13}",
-                pattern_message="must be a 13-digit KLADR code",
-                description="A territory the tariff knows (the pattern lists them).",
-                rules=({"pattern": f"^(?:{territory_pattern()})$"},),
+                **_KLADR,  # type: ignore[arg-type]
+                description="The registration address's KLADR code (subject, and down to the "
+                "city where city_kladr is not given).",
+                rules=({"pattern": f"^(?:{_SUBJECTS})\\d{{11}}$"},),
+            )
+        ),
+        "city_kladr": opt(
+            Str(
+                **_KLADR,  # type: ignore[arg-type]
+                description="The city or settlement of the registration address, as partner "
+                "contracts send it beside the region.",
             )
         ),
         "kbm_class": opt(Str(enum=KBM_CLASSES, description="For an unlimited list.")),
@@ -148,7 +199,7 @@ OWNER = Obj(
         ),
         "kpp": opt(_digits(9)),
         "ogrn": opt(_digits(13)),
-    }
+    },
 )
 
 DRIVER = Obj(
@@ -171,7 +222,8 @@ DRIVER = Obj(
 
 _DRIVERS = (
     "Drivers: 1 to 5 unless policy.unlimited_drivers is true or owner.type is legal, "
-    "then none. Each driver at least 18 on the start date, with experience from the 16th "
+    "then none. Each driver at least 18 on the start date (16 for categories A1 and M), "
+    "with experience from the 16th "
     "birthday at the earliest, not after the start date, and an age and experience the "
     "КВС table has a cell for."
 )
@@ -191,7 +243,10 @@ QUOTE_REQUEST = Obj(
     "purpose taxi only for categories B and BE; at most one of the vehicle's identifiers; "
     "vehicle.year not after the start year; owner.region_kladr a known territory. " + _DRIVERS,
     rules=(
-        {"not": {"allOf": [_has("policy.purpose", "taxi"), _has("vehicle.category", "A")]}},
+        *(
+            {"not": {"allOf": [_has("policy.purpose", "taxi"), _has("vehicle.category", c)]}}
+            for c in sorted(tables.MOTO_CATEGORIES)
+        ),
         {
             "anyOf": [
                 {"allOf": [_has("policy.unlimited_drivers", True), _NO_DRIVERS]},
@@ -225,7 +280,7 @@ def _rules(req: dict[str, Any], today: date) -> list[FieldError]:
         errors.append(FieldError("policy.start_date", "must not be in the past"))
     elif start > today + timedelta(days=60):
         errors.append(FieldError("policy.start_date", "must be at most 60 days ahead"))
-    if policy["purpose"] == "taxi" and vehicle["category"] == "A":
+    if policy["purpose"] == "taxi" and vehicle["category"] in tables.MOTO_CATEGORIES:
         errors.append(FieldError("policy.purpose", "taxi applies to categories B and BE only"))
     ids = [k for k in ("vin", "body_number", "chassis_number") if vehicle.get(k)]
     if len(ids) > 1:
@@ -234,8 +289,9 @@ def _rules(req: dict[str, Any], today: date) -> list[FieldError]:
         )
     if vehicle.get("year") is not None and vehicle["year"] > start.year:
         errors.append(FieldError("vehicle.year", "cannot be after the policy start"))
-    if territory(owner["region_kladr"]) is None:
-        errors.append(FieldError("owner.region_kladr", "is not a territory the tariff knows"))
+    if territory(owner["region_kladr"], owner.get("city_kladr")) is None:
+        where = "owner.city_kladr" if owner.get("city_kladr") else "owner.region_kladr"
+        errors.append(FieldError(where, "is not a territory the tariff knows"))
     drivers = req.get("drivers") or []
     if policy["unlimited_drivers"] or owner["type"] == "legal":
         if drivers:
@@ -251,10 +307,12 @@ def _rules(req: dict[str, Any], today: date) -> list[FieldError]:
         born = date.fromisoformat(d["birth_date"])
         since = date.fromisoformat(d["experience_start_date"])
         age, experience = years_between(born, start), years_between(since, start)
-        if age < 18:
+        youngest = 16 if vehicle["category"] in ("A1", "M") else 18
+        if age < youngest:
             errors.append(
                 FieldError(
-                    f"drivers.{i}.birth_date", "driver must be at least 18 on the start date"
+                    f"drivers.{i}.birth_date",
+                    f"driver must be at least {youngest} on the start date",
                 )
             )
         elif years_between(born, since) < 16:
@@ -326,6 +384,8 @@ def tariff_input(req: dict[str, Any]) -> TariffInput:
             for d in req.get("drivers") or []
         ),
         owner_kbm_class=o.get("kbm_class") or "3",
+        city_kladr=o.get("city_kladr"),
+        gross_violations=bool(p.get("gross_violations")),
     )
 
 

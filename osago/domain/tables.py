@@ -9,8 +9,11 @@ from typing import Final
 
 __all__ = [
     "BASE_RATE",
+    "CAP_MULTIPLE",
+    "CAP_MULTIPLE_KN",
     "KBM",
     "KM",
+    "KN",
     "KO_LEGAL",
     "KO_LIMITED",
     "KO_UNLIMITED_INDIVIDUAL",
@@ -18,8 +21,12 @@ __all__ = [
     "KVS",
     "KVS_AGE_BANDS",
     "KVS_EXPERIENCE_BANDS",
-    "TERRITORIES",
+    "MOTO_CATEGORIES",
 ]
+
+# Categories priced on the motorcycle row: motorcycles (A), light motorcycles (A1) and mopeds
+# and light quadricycles (M). A1 and M are licensed from 16.
+MOTO_CATEGORIES: Final = frozenset({"A", "A1", "M"})
 
 # ТБ corridors (rubles) since 2025-12-09 (act 7204-У), by (vehicle group, owner, purpose).
 BASE_RATE: Final[dict[tuple[str, str, str], tuple[float, float]]] = {
@@ -31,31 +38,8 @@ BASE_RATE: Final[dict[tuple[str, str, str], tuple[float, float]]] = {
     ("moto", "legal", "personal"): (155.0, 4260.0),
 }
 
-# КТ by territory: (name, 13-digit KLADR code, coefficient). Federal cities and regions are
-# matched on the subject code (first 2 digits); other cities on the first 11 digits.
-# UNVERIFIED: the KLADR codes of the regional cities (subject + city 001), derived from the
-# KLADR structure SS RRR GGG PPP AA, not checked against the FIAS registry.
-TERRITORIES: Final[tuple[tuple[str, str, float], ...]] = (
-    ("Moscow", "7700000000000", 1.80),
-    ("Moscow region", "5000000000000", 1.56),
-    ("St Petersburg", "7800000000000", 1.64),
-    ("Leningrad region", "4700000000000", 1.24),
-    ("Kazan", "1600000100000", 1.70),
-    ("Ekaterinburg", "6600000100000", 1.64),
-    ("Chelyabinsk", "7400000100000", 1.77),
-    ("Novosibirsk", "5400000100000", 3.12),
-    ("Krasnodar", "2300000100000", 1.56),
-    ("Rostov-on-Don", "6100000100000", 1.56),
-    ("Nizhny Novgorod", "5200000100000", 1.56),
-    ("Samara", "6300000100000", 1.48),
-    ("Ufa", "0200000100000", 1.56),
-    ("Perm", "5900000100000", 1.60),
-    ("Krasnoyarsk", "2400000100000", 1.56),
-    ("Vladivostok", "2500000100000", 1.36),
-    ("Murmansk", "5100000100000", 1.78),
-    ("Sevastopol", "9200000000000", 0.82),
-    ("Simferopol", "9100000100000", 0.76),
-)
+# КТ by territory lives in territories.toml (a data file: the act's table is long), read by
+# osago.domain.territories.
 
 # КБМ by bonus-malus class; a new driver starts at class 3.
 KBM: Final[dict[str, float]] = {
@@ -106,7 +90,9 @@ KM: Final[tuple[tuple[float, float], ...]] = (
     (float("inf"), 1.6),
 )
 
-# КС by months of use in the year (3 is the minimum a policy can have).
+# КС by months of use in the year (3 is the minimum a policy can have). Individuals only: a
+# legal entity's policy is priced for the year whatever its period (issue 13's audit of the
+# act; a legal entity's short policy was priced at half the year).
 KS: Final[dict[int, float]] = {
     3: 0.5,
     4: 0.6,
@@ -119,3 +105,10 @@ KS: Final[dict[int, float]] = {
     11: 1.0,
     12: 1.0,
 }
+
+# КН, gross violations of the insurance terms (40-ФЗ art. 9 §3): UNVERIFIED value.
+KN: Final = 1.5
+
+# The premium cap, 40-ФЗ art. 9 §3: at most 3 × ТБ × КТ, 5 × ТБ × КТ when КН applies.
+CAP_MULTIPLE: Final = 3.0
+CAP_MULTIPLE_KN: Final = 5.0

@@ -1,7 +1,10 @@
-"""The Bank of Russia formula: premium = ТБ × КТ × КБМ × КВС × КО × КМ × КС.
+"""The Bank of Russia formula: premium = ТБ × КТ × КБМ × КВС × КО × КМ × КС (× КН),
+capped by law (40-ФЗ art. 9 §3) at 3 × ТБ × КТ, or 5 × ТБ × КТ when КН applies.
 
 ``coefficients`` gives the user's own coefficients (everything but the insurer's ТБ);
-``corridor`` the legal min and max premium for them; ``premium`` one insurer's price.
+``corridor`` the legal min and max premium for them; ``premium`` one insurer's price. The cap
+is applied in one place, :attr:`Breakdown.factor`, so the stub and the simulator inherit it.
+Since the cap is a multiple of the same ТБ, whether it binds depends on the user alone.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from osago.domain import tables
+from osago.domain import tables, territories
 
 # Premiums, corridors and stubs are in roubles.
 CURRENCY = "RUB"
@@ -28,7 +31,6 @@ __all__ = [
     "kvs",
     "premium",
     "territory",
-    "territory_pattern",
     "years_between",
 ]
 
@@ -61,11 +63,13 @@ class TariffInput:
     unlimited_drivers: bool = False
     drivers: tuple[Driver, ...] = ()
     owner_kbm_class: str = "3"
+    city_kladr: str | None = None
+    gross_violations: bool = False
 
 
 @dataclass(frozen=True)
 class Breakdown:
-    """The user's coefficients and their product."""
+    """The user's coefficients, their product, and the legal cap on it."""
 
     kt: float
     kbm: float
@@ -74,46 +78,47 @@ class Breakdown:
     km: float
     ks: float
     territory: str
+    kn: float = 1.0
 
     @property
     def product(self) -> float:
-        return self.kt * self.kbm * self.kvs * self.ko * self.km * self.ks
+        """The coefficients' product, before the cap."""
+        return self.kt * self.kbm * self.kvs * self.ko * self.km * self.ks * self.kn
 
-    def to_json(self) -> dict[str, float | str]:
-        return {**asdict(self), "product": round(self.product, 6)}
+    @property
+    def cap(self) -> float:
+        """The most the premium may be, as a multiple of ТБ: 3 × КТ, 5 × КТ with КН."""
+        multiple = tables.CAP_MULTIPLE_KN if self.kn > 1.0 else tables.CAP_MULTIPLE
+        return multiple * self.kt
 
+    @property
+    def capped(self) -> bool:
+        """Whether the law's cap, not the product, sets the price."""
+        return self.product > self.cap
 
-def territory(region_kladr: str) -> tuple[str, float] | None:
-    """(name, КТ) of a KLADR code, or None for a territory the table does not know."""
-    for name, code, coefficient in tables.TERRITORIES:
-        if code[2:] == "0" * 11:  # a federal city or a region: match the subject
-            if region_kladr[:2] == code[:2] and region_kladr[2:11] == "0" * 9:
-                return name, coefficient
-        elif region_kladr[:11] == code[:11]:
-            return name, coefficient
-    # A place of the Moscow or Leningrad region outside the listed cities.
-    for name, code, coefficient in tables.TERRITORIES:
-        if code[2:] == "0" * 11 and region_kladr[:2] == code[:2] and code[:2] in ("50", "47"):
-            return name, coefficient
-    return None
+    @property
+    def factor(self) -> float:
+        """What ТБ is multiplied by: the product, or the cap where the product exceeds it."""
+        return min(self.product, self.cap)
 
-
-def territory_pattern() -> str:
-    """A regular expression matching exactly the 13-digit codes :func:`territory` knows:
-    the OpenAPI document states the rule the server applies."""
-    alternatives = []
-    for _, code, _ in tables.TERRITORIES:
-        if code[2:] == "0" * 11:
-            alternatives.append(
-                code[:2] + ("\\d{11}" if code[:2] in ("50", "47") else "0{9}\\d{2}")
-            )
-        else:
-            alternatives.append(code[:11] + "\\d{2}")
-    return "|".join(alternatives)
+    def to_json(self) -> dict[str, float | str | bool]:
+        return {
+            **asdict(self),
+            "product": round(self.product, 6),
+            "cap": round(self.cap, 6),
+            "capped": self.capped,
+            "factor": round(self.factor, 6),
+        }
 
 
-def kt(region_kladr: str) -> float:
-    found = territory(region_kladr)
+def territory(region_kladr: str, city_kladr: str | None = None) -> tuple[str, float] | None:
+    """(name, КТ) of a place, or None where the table has no value for it."""
+    place = territories.lookup(region_kladr, city_kladr)
+    return None if place is None else (place.name, place.kt)
+
+
+def kt(region_kladr: str, city_kladr: str | None = None) -> float:
+    found = territory(region_kladr, city_kladr)
     if found is None:
         raise ValueError(f"unknown territory {region_kladr}")
     return found[1]
@@ -135,22 +140,27 @@ def km(hp: float) -> float:
     raise AssertionError("the last band is unbounded")
 
 
-def ks(months: int) -> float:
+def ks(months: int, owner_type: str = "individual") -> float:
+    """КС, the period of use: individuals only; a legal entity's policy is priced for a year."""
+    if owner_type != "individual":
+        return 1.0
     return tables.KS[min(max(months, 3), 12)]
 
 
 def base_corridor(t: TariffInput) -> tuple[float, float]:
     """The ТБ corridor for the vehicle, owner and purpose."""
-    group = "moto" if t.category == "A" else "car"
+    group = "moto" if t.category in tables.MOTO_CATEGORIES else "car"
     return tables.BASE_RATE[(group, t.owner_type, t.purpose)]
 
 
 def coefficients(t: TariffInput) -> Breakdown:
-    """The user's coefficients. Several drivers: the highest КБМ and КВС apply; an unlimited
-    list applies no КВС and takes the owner's КБМ."""
-    name, kt_ = territory(t.region_kladr) or ("unknown", 0.0)
-    if not kt_:
+    """The user's coefficients. Several drivers: the highest КБМ and the highest КВС apply,
+    each taken separately (as calculators do; the act's text was not at hand to settle it);
+    an unlimited list applies no КВС and takes the owner's КБМ."""
+    found = territory(t.region_kladr, t.city_kladr)
+    if found is None:
         raise ValueError(f"unknown territory {t.region_kladr}")
+    name, kt_ = found
     if t.unlimited_drivers or t.owner_type == "legal":
         kbm_ = tables.KBM[t.owner_kbm_class]
         kvs_ = 1.0
@@ -174,14 +184,15 @@ def coefficients(t: TariffInput) -> Breakdown:
         kvs=kvs_,
         ko=ko,
         km=km(t.engine_power_hp),
-        ks=ks(t.period_months),
+        ks=ks(t.period_months, t.owner_type),
         territory=name,
+        kn=tables.KN if t.gross_violations else 1.0,
     )
 
 
 def premium(base_rate: float, breakdown: Breakdown) -> float:
-    """One insurer's premium, in rubles with kopecks."""
-    return round(base_rate * breakdown.product, 2)
+    """One insurer's premium, in rubles with kopecks, within the law's cap."""
+    return round(base_rate * breakdown.factor, 2)
 
 
 def corridor(t: TariffInput) -> tuple[float, float]:

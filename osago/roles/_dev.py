@@ -13,7 +13,7 @@ from typing import Any
 from quart import request
 from quart_trio import QuartTrio
 
-from osago.domain import tables
+from osago.domain import tables, territories
 from osago.domain.request import sample_request
 from osago.models import iso
 from osago.roles._deps import ApiDeps
@@ -36,7 +36,7 @@ def add_dev_routes(app: QuartTrio, deps: ApiDeps) -> None:
             "ws_url": deps.ws_url,
             "deadline_seconds": deps.settings.deadline_seconds,
             "late_window_seconds": deps.settings.late_window_seconds,
-            "territories": [{"name": n, "kladr": k} for n, k, _ in tables.TERRITORIES],
+            "territories": [{"name": n, "kladr": k} for n, k in territories.listing()],
             "kbm_classes": list(tables.KBM),
             "sample": sample_request(today),
         }

@@ -94,7 +94,7 @@ async def test_every_premium_lies_in_the_corridor(autojump_clock: MockClock) -> 
         for code in ("aurora", "fjord", "juniper"):
             body = await client.answer(code, str(uuid.uuid4()), req)
             assert low <= body["premium"] <= high
-            assert body["breakdown"]["product"] == pytest.approx(
+            assert body["breakdown"]["factor"] == pytest.approx(
                 body["premium"] / body["breakdown"]["base_rate"], rel=1e-4
             )
 
