@@ -50,10 +50,14 @@ class Cluster:
     nursery: trio.Nursery
     procs: dict[str, Proc] = field(default_factory=dict)
 
-    async def start(self, name: str, role: str, **env: str) -> Proc:
+    async def start(
+        self, name: str, role: str, *, command: tuple[str, ...] | None = None, **env: str
+    ) -> Proc:
+        """Start ``osago --role role`` (or ``command`` followed by ``--role role``) and wait
+        for its ready line."""
         full_env = {**self.env, **env}
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "osago", "--role", role],
+            [*(command or (sys.executable, "-m", "osago")), "--role", role],
             env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -62,7 +66,7 @@ class Cluster:
         proc = Proc(name, process)
         self.procs[name] = proc
         self.nursery.start_soon(self._read, proc)
-        with trio.fail_after(30):
+        with trio.fail_after(60):
             await proc.ready.wait()
         return proc
 
