@@ -24,6 +24,9 @@ __all__ = [
     "OutboxTrace",
     "Outcome",
     "OutcomeKind",
+    "Push",
+    "Step",
+    "Trail",
     "answer_fields",
     "iso",
     "receipt",
@@ -317,3 +320,26 @@ class OutboxTrace:
     headers: Mapping[str, str]
     created_at: float
     sent_at: float | None
+
+
+# One thing a worker did in an exchange, and when: (time, "submitted as X" | "polled: pending" …).
+Step = tuple[float, str]
+
+
+@dataclass(frozen=True)
+class Push:
+    """An event frame written to one of the user's WebSocket sessions."""
+
+    calculation_id: UUID
+    seq: int
+    type: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Trail:
+    """What the worker and the notifier noted of a calculation beyond its stored rows: each
+    exchange's steps by insurer, and each frame pushed to the user's browser."""
+
+    steps: Mapping[str, Sequence[Step]]
+    pushes: Sequence[Push]

@@ -143,8 +143,16 @@ async def run_role(
                     client_id=client_id,
                 )
             )
+        notes: Store | None = None  # where the notifier notes pushes
         if role in ("api", "worker", "all"):
-            store = await stack.enter_async_context(open_store(settings))
+            store = notes = await stack.enter_async_context(open_store(settings))
+        elif role == "notifier" and settings.database_url is not None:
+            # A notifier notes its pushes for timelines where a database is configured (it
+            # never starts an embedded one for that), and serves without it if it is away.
+            try:
+                notes = await stack.enter_async_context(open_store(settings))
+            except StoreError as exc:
+                log.warning("notifier: pushes will not be noted for timelines: %s", exc)
         metrics = Metrics()
         async with trio.open_nursery() as nursery:
             if settings.metrics_bind is not None:
@@ -176,7 +184,14 @@ async def run_role(
             if role in ("notifier", "all"):
                 port = await nursery.start(
                     notifier.run,
-                    NotifierDeps(settings, stop, clock, broker=broker, metrics=metrics),
+                    NotifierDeps(
+                        settings,
+                        stop,
+                        clock,
+                        broker=broker,
+                        metrics=metrics,
+                        store=notes,
+                    ),
                 )
                 urls["notifier"] = f"ws://{settings.notifier_bind.host}:{port}/ws"
             if role in ("api", "all"):

@@ -1,6 +1,8 @@
-"""A calculation's timeline for support ("why did this user get the stub?"), read off what
-is stored anyway: the calculation, its exchanges' outcomes and its outbox rows (jobs and
-events, with when each was stored and published). Nothing extra is written per exchange.
+"""A calculation's timeline for support ("why did this user get the stub?"): the calculation,
+its exchanges' outcomes and its outbox rows (jobs and events, with when each was stored and
+published), read off what is stored anyway; and its trail: what the worker did in each
+exchange (picked up, submitted, each poll) and each frame the notifier wrote to the user's
+browser, written late and in batches for this page alone.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from osago.models import CalculationView, Job, OutboxTrace, iso
+from osago.models import CalculationView, Job, OutboxTrace, Step, Trail, iso
 
 __all__ = ["timeline"]
 
@@ -23,6 +25,15 @@ def _entry(at: float, what: str, insurer: str | None = None, **detail: Any) -> d
     }
 
 
+def _seq_of(trace: OutboxTrace) -> int | None:
+    try:
+        body = json.loads(trace.body)
+    except ValueError:
+        return None
+    seq = body.get("seq") if isinstance(body, dict) else None
+    return seq if isinstance(seq, int) else None
+
+
 def _insurer_of(trace: OutboxTrace) -> str | None:
     try:
         body = json.loads(trace.body)
@@ -32,11 +43,41 @@ def _insurer_of(trace: OutboxTrace) -> str | None:
     return insurer if isinstance(insurer, str) else None
 
 
+def _steps(insurer: str, steps: Sequence[Step]) -> list[dict[str, Any]]:
+    """One entry a step; a run of pending polls is one entry, with its count and its end."""
+    out: list[dict[str, Any]] = []
+    for at, what in steps:
+        last = out[-1] if out else None
+        if last is not None and what == "polled: pending" == last["what"].split(" (")[0]:
+            last["polls"] = last.get("polls", 1) + 1
+            last["until"] = at
+            last["what"] = f"polled: pending ({last['polls']} polls)"
+            continue
+        out.append(_entry(at, what, insurer))
+    for e in out:
+        if "until" in e:
+            e["until"] = iso(e["until"])
+    return out
+
+
 def timeline(
-    view: CalculationView, traces: Sequence[OutboxTrace], *, queue: str
+    view: CalculationView,
+    traces: Sequence[OutboxTrace],
+    trail: Trail | None = None,
+    *,
+    queue: str,
 ) -> list[dict[str, Any]]:
     """Entries ``{"at", "what", "insurer", …}`` in time order, ``at`` as ISO 8601."""
     out = [_entry(view.created_at, "accepted", deadline_at=iso(view.deadline_at))]
+    if trail is not None:
+        for who, steps in trail.steps.items():
+            out.extend(_steps(who, steps))
+        insurers: dict[int, str | None] = {}
+        for t in traces:
+            if t.destination != queue and (seq := _seq_of(t)) is not None:
+                insurers[seq] = _insurer_of(t)
+        for p in trail.pushes:
+            out.append(_entry(p.at, f"{p.type or 'event'} pushed to a tab", insurers.get(p.seq)))
     for t in traces:
         if t.destination == queue:
             try:
@@ -83,7 +124,7 @@ def timeline(
             x.insurer for x in view.exchanges if x.outcome is None or x.status == "timed_out"
         ]
         out.append(_entry(view.closed_at, "closed", timed_out=pending or None))
-    out.sort(key=lambda e: e["at"])
+    out.sort(key=lambda e: e["at"])  # stable: what happened at one instant keeps its order
     for e in out:
         e["at"] = iso(e["at"])
     return out

@@ -55,3 +55,5 @@ class NotifierDeps(_Base):
     """WebSocket sessions fed from the results topic."""
 
     broker: Broker = field(kw_only=True)
+    # Where pushes are noted for timelines; None (no database configured): not noted.
+    store: Store | None = field(default=None, kw_only=True)

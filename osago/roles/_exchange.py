@@ -18,9 +18,9 @@ from osago.clock import Clock
 from osago.errors import CircuitOpen, InsurerError, ResilienceError
 from osago.insurers import Quote
 from osago.insurers.resilient import GuardedInsurer
-from osago.models import Exchange, Outcome, OutcomeKind
+from osago.models import Exchange, Outcome, OutcomeKind, Step
 
-__all__ = ["Record", "run_exchange"]
+__all__ = ["Record", "Steps", "run_exchange"]
 
 # Remembers [(correlation id, the insurer's id)] soon, so a redelivery polls instead of
 # resubmitting (a resubmit is harmless: the correlation id is the idempotency key).
@@ -29,7 +29,25 @@ Record = Callable[[list[tuple[UUID, str]]], None]
 log = logging.getLogger("osago.worker")
 
 
-async def _answer(ex: Exchange, guard: GuardedInsurer, record: Record, clock: Clock) -> Quote:
+class Steps:
+    """What the worker did in one exchange, for its timeline: bounded (the first steps and
+    the latest are kept; a long wait polls about once a second), cheap to note."""
+
+    KEEP = 120
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.done: list[Step] = []
+
+    def note(self, what: str) -> None:
+        self.done.append((round(self._clock.now(), 3), what))
+        if len(self.done) > self.KEEP:
+            del self.done[self.KEEP // 2]
+
+
+async def _answer(
+    ex: Exchange, guard: GuardedInsurer, record: Record, clock: Clock, steps: Steps
+) -> Quote:
     """Submit (once), then poll on the insurer's learned schedule until its answer."""
     remote_id = ex.remote_id
     fresh = remote_id is None
@@ -40,9 +58,11 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, record: Record, clock: Cl
         # busy loop); counting from the return keeps that wait out of what we learn.
         submitted = clock.now()
         record([(ex.correlation_id, remote_id)])
+        steps.note(f"submitted as {remote_id}")
         log.info("calculation %s: submitted to %s as %s", ex.calculation_id, ex.insurer, remote_id)
     else:
         submitted = ex.created_at  # resumed: catch up at once, then follow the schedule
+        steps.note(f"resumed polling {remote_id}")
         log.info("calculation %s: resuming %s poll of %s", ex.calculation_id, ex.insurer, remote_id)
     c = guard.config
     # Poll times are seconds since the submit; `start` puts them on Trio's clock (drift-free).
@@ -57,6 +77,7 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, record: Record, clock: Cl
         await trio.sleep_until(start + due)
         polled = trio.current_time() - start
         result = await guard.poll(remote_id)
+        steps.note("polled: answered" if isinstance(result, Quote) else "polled: pending")
         if isinstance(result, Quote):
             if fresh and isinstance(result.ready_at, float | int):
                 guard.answers.record(result.ready_at - submitted)
@@ -71,12 +92,14 @@ async def _answer(ex: Exchange, guard: GuardedInsurer, record: Record, clock: Cl
 
 
 async def run_exchange(
-    ex: Exchange, guard: GuardedInsurer, record: Record, clock: Clock
+    ex: Exchange, guard: GuardedInsurer, record: Record, clock: Clock, steps: Steps
 ) -> Outcome:
-    """Run (or resume) ``ex`` to its outcome. Store errors propagate (the job is NACKed)."""
+    """Run (or resume) ``ex`` to its outcome, noting its ``steps``. Store errors propagate
+    (the job is NACKed)."""
     try:
-        quote = await _answer(ex, guard, record, clock)
+        quote = await _answer(ex, guard, record, clock, steps)
     except CircuitOpen as exc:
+        steps.note("not called: the breaker is open")
         return Outcome(
             OutcomeKind.UNAVAILABLE,
             received_at=clock.now(),
@@ -84,6 +107,7 @@ async def run_exchange(
             retry_after=round(exc.retry_after, 3),
         )
     except (InsurerError, ResilienceError) as exc:
+        steps.note(f"gave up: {exc}")
         log.warning("calculation %s: %s failed: %s", ex.calculation_id, ex.insurer, exc)
         # The user gets a plain sentence; the technical cause stays in the log and `error`.
         return Outcome(

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-__all__ = ["CLOSE", "REFUSE", "History", "Hub", "Session"]
+from osago.models import Push
+
+__all__ = ["CLOSE", "REFUSE", "Frame", "History", "Hub", "Session"]
 
 log = logging.getLogger("osago.notifier")
 
@@ -34,15 +36,19 @@ REFUSE = {
 }
 
 
+# A frame to write: its text, when the worker had the answer it carries (or None), and the
+# push to note once it is written (a live event of a stored calculation; else None).
+Frame = tuple[str, float | None, Push | None]
+
+
 @dataclass(eq=False)
 class Session:
     """One connected browser tab. Outgoing frames wait in a bounded buffer."""
 
     user_id: str
     expires_at: float
-    # Frames to write: the text, and when the worker had the answer it carries (or None).
-    send: trio.MemorySendChannel[tuple[str, float | None]]
-    recv: trio.MemoryReceiveChannel[tuple[str, float | None]]
+    send: trio.MemorySendChannel[Frame]
+    recv: trio.MemoryReceiveChannel[Frame]
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
     expiry: trio.CancelScope = field(default_factory=trio.CancelScope)  # deadline = token's end
     close_reason: str | None = None
@@ -135,7 +141,7 @@ class Hub:
         """A new session, or None when the user already holds ``per_user`` sessions."""
         if len(self._by_user.get(user_id, ())) >= self.per_user:
             return None
-        send, recv = trio.open_memory_channel[tuple[str, float | None]](self._buffer)
+        send, recv = trio.open_memory_channel[Frame](self._buffer)
         session = Session(user_id, expires_at, send, recv)
         self._by_user.setdefault(user_id, set()).add(session)
         return session
@@ -158,10 +164,12 @@ class Hub:
         return True
 
     @staticmethod
-    def push(session: Session, text: str, received_at: float | None = None) -> bool:
+    def push(
+        session: Session, text: str, received_at: float | None = None, note: Push | None = None
+    ) -> bool:
         """Queue one frame; a session whose buffer is full does not read: drop it."""
         try:
-            session.send.send_nowait((text, received_at))
+            session.send.send_nowait((text, received_at, note))
         except trio.WouldBlock:
             log.warning("notifier: dropping a session of %s: it does not read", session.user_id)
             session.end("too_slow")
@@ -171,7 +179,12 @@ class Hub:
         return True
 
     def deliver(
-        self, user_id: str, text: str, key: tuple[str, int], received_at: float | None = None
+        self,
+        user_id: str,
+        text: str,
+        key: tuple[str, int],
+        received_at: float | None = None,
+        note: Push | None = None,
     ) -> int:
         """Queue event ``key`` = (calculation, seq) to every session of ``user_id`` that has
         not had it; returns how many took it."""
@@ -179,7 +192,7 @@ class Hub:
         for session in list(self._by_user.get(user_id, ())):
             if key in session.delivered:
                 continue
-            if self.push(session, text, received_at):
+            if self.push(session, text, received_at, note):
                 session.delivered.add(key)
                 count += 1
             else:

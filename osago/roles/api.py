@@ -168,9 +168,10 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
         if view is None:
             return missing
         traces = await deps.store.outbox_of(cid)
+        trail = await deps.store.trail_of(cid)
         return {
             "calculation_id": str(cid),
-            "timeline": timeline(view, traces, queue=s.requests_queue),
+            "timeline": timeline(view, traces, trail, queue=s.requests_queue),
         }
 
     if s.dev_endpoints:

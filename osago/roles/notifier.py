@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-from datetime import datetime
-from typing import Any, NamedTuple
+from dataclasses import replace
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trio
@@ -31,54 +30,18 @@ from trio_websocket import (
     serve_websocket,
 )
 
+from osago.batching import Deferred
 from osago.broker import Subscription
 from osago.errors import TokenError, TokenExpired
-from osago.models import iso
+from osago.models import Push, iso
 from osago.roles._deps import NotifierDeps
 from osago.roles._sessions import CLOSE, REFUSE, History, Hub, Session
+from osago.roles._topic import JSON_ERRORS, Event, note_of, read_event, timestamp
 from osago.tokens import verify_token
 
 __all__ = ["run"]
 
 log = logging.getLogger("osago.notifier")
-
-
-# What a JSON document from outside may raise besides ValueError: deep nesting, huge numbers.
-_JSON_ERRORS = (ValueError, KeyError, TypeError, RecursionError, OverflowError)
-
-
-class _Event(NamedTuple):
-    user_id: str
-    calculation_id: str
-    seq: int
-    text: str
-    type: str
-    received_at: float | None  # when the worker had the insurer's answer (offers, no_offers)
-
-
-def _read_event(body: bytes) -> _Event:
-    """A topic event, checked; ValueError when it is not one.
-
-    Checked before anything touches it: the pump serves every user, so an event that is not
-    one (invalid UTF-8, deep nesting, ``"seq": 1e999``, ``"calculation_id": {}``) is dropped
-    with a log line, never raised."""
-    try:
-        text = body.decode()
-        event = json.loads(text)
-        user_id, calc, seq = event["user_id"], event["calculation_id"], event["seq"]
-        kind = event.get("type")
-        received = event.get("received_at")
-    except _JSON_ERRORS as exc:
-        raise ValueError(f"unreadable: {type(exc).__name__}") from exc
-    if not (isinstance(user_id, str) and isinstance(calc, str)):
-        raise ValueError("user_id and calculation_id must be strings")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise ValueError("seq must be a whole number")
-    try:
-        received_at = _timestamp(received) if received is not None else None
-    except (ValueError, TypeError, OverflowError):
-        received_at = None  # only a metric reads it
-    return _Event(user_id, calc, seq, text, kind if isinstance(kind, str) else "", received_at)
 
 
 async def _reject(request: WebSocketRequest, reason: str) -> None:
@@ -94,7 +57,7 @@ async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Subscriptio
     # flight at a disconnect comes again; the hub's (calculation, seq) check drops repeats.
     async for delivery in sub:
         try:
-            event = _read_event(delivery.body)
+            event = read_event(delivery.body)
         except ValueError as exc:
             log.warning("notifier: event %s dropped: %s", delivery.message_id, exc)
         else:
@@ -110,12 +73,12 @@ async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Subscriptio
         await sub.ack(delivery)
 
 
-def _push(deps: NotifierDeps, hub: Hub, history: History, e: _Event) -> None:
+def _push(deps: NotifierDeps, hub: Hub, history: History, e: Event) -> None:
     calc, seq = e.calculation_id, e.seq
     if hub.first_time(calc, seq):
         now = deps.clock.now()
         history.record(calc, e.user_id, seq, e.text, now)
-        n = hub.deliver(e.user_id, e.text, (calc, seq), e.received_at)
+        n = hub.deliver(e.user_id, e.text, (calc, seq), e.received_at, note_of(e))
         deps.metrics.events_pushed.labels(e.type).inc()
         log.info(
             "calculation %s: event #%d pushed to %d sessions of %s",
@@ -127,19 +90,14 @@ def _push(deps: NotifierDeps, hub: Hub, history: History, e: _Event) -> None:
         )
 
 
-def _timestamp(value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ValueError("not a time")
-        return float(value)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-
-
 class _Handler:
     """Everything one session does, from handshake to close."""
 
-    def __init__(self, deps: NotifierDeps, hub: Hub, history: History) -> None:
+    def __init__(
+        self, deps: NotifierDeps, hub: Hub, history: History, pushes: Deferred[Push] | None
+    ) -> None:
         self.deps, self.hub, self.history = deps, hub, history
+        self.pushes = pushes  # frames written, for timelines (None: no store to keep them)
         self.connections = 0  # handshakes and sessions this process holds
 
     async def __call__(self, request: WebSocketRequest) -> None:
@@ -228,7 +186,7 @@ class _Handler:
             kind = msg["type"]
             if not isinstance(msg, dict) or not isinstance(kind, str):
                 raise TypeError("not an object with a type")
-        except _JSON_ERRORS:
+        except JSON_ERRORS:
             self.hub.push(
                 session, json.dumps({"type": "error", "message": "send JSON with a type"})
             )
@@ -270,9 +228,9 @@ class _Handler:
                 if not isinstance(calc, str) or not isinstance(last_seq, int):
                     raise TypeError("calculation_id must be a string, last_seq a whole number")
                 missed = self.history.missed(
-                    calc, session.user_id, last_seq, _timestamp(item["created_at"]), now
+                    calc, session.user_id, last_seq, timestamp(item["created_at"]), now
                 )
-            except (*_JSON_ERRORS, AttributeError):
+            except (*JSON_ERRORS, AttributeError):
                 self.hub.push(session, json.dumps({"type": "error", "message": "bad resume item"}))
                 continue
             if missed is None:
@@ -297,10 +255,12 @@ class _Handler:
     async def _writer(self, ws: WebSocketConnection, session: Session) -> None:
         try:
             delivery = self.deps.metrics.event_delivery
-            async for text, received_at in session.recv:
+            async for text, received_at, note in session.recv:
                 await ws.send_message(text)
                 if received_at is not None:  # the answer at the worker -> written to this tab
                     delivery.observe(max(0.0, self.deps.clock.now() - received_at))
+                if note is not None and self.pushes is not None:
+                    self.pushes.add([replace(note, at=self.deps.clock.now())])
         except ConnectionClosed:
             session.cancel.cancel()
 
@@ -341,12 +301,23 @@ async def run(
         deps.broker.subscribe(s.results_topic, prefetch=1000, durable="osago-notifier") as sub,
     ):
         nursery.start_soon(_pump, deps, hub, history, sub)
+        pushes = None
+        if deps.store is not None:
+            # For timelines only: written late, in batches, lost at worst; a database that is
+            # away never holds up a frame.
+            pushes = Deferred(
+                "pushes",
+                deps.store.record_pushes,
+                linger=s.write_linger,
+                cleanup_timeout=s.cleanup_timeout,
+            )
+            await nursery.start(pushes.run)
         listening = trio.CancelScope()
 
         async def listen(task_status: trio.TaskStatus[WebSocketServer]) -> None:
             with listening:
                 await serve_websocket(
-                    _Handler(deps, hub, history),
+                    _Handler(deps, hub, history, pushes),
                     s.notifier_bind.host,
                     s.notifier_bind.port,
                     None,

@@ -26,11 +26,11 @@ from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.logs import about
 from osago.loops import keeper, relay, retention
 from osago.metrics import BreakerStates, metrics_hook, observe_completed
-from osago.models import Exchange, Job
+from osago.models import Exchange, Job, Step
 from osago.outbox import publish, sent_marks
 from osago.resilience import RetryPolicy, log_hook, retrying
 from osago.roles._deps import WorkerDeps
-from osago.roles._exchange import run_exchange
+from osago.roles._exchange import Steps, run_exchange
 
 __all__ = ["Crew", "handle", "run"]
 
@@ -49,6 +49,7 @@ class Crew:
     load: Batcher[UUID, Exchange | None]
     record: Deferred[tuple[UUID, str]]
     marks: Deferred[int]
+    steps: Deferred[tuple[UUID, tuple[Step, ...]]]
     running: dict[UUID, _Held] = field(default_factory=dict)  # exchanges running here
 
     @classmethod
@@ -68,12 +69,19 @@ class Crew:
             Batcher(store.load_exchanges, default=None),
             record,
             sent_marks(store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout),
+            # For timelines only: written late, in batches, lost at worst (never retried).
+            Deferred(
+                "steps",
+                store.record_steps,
+                linger=s.write_linger,
+                cleanup_timeout=s.cleanup_timeout,
+            ),
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The batchers' runners, until cancelled."""
         async with trio.open_nursery() as nursery:
-            for runner in (self.load.run, self.record.run, self.marks.run):
+            for runner in (self.load.run, self.record.run, self.marks.run, self.steps.run):
                 await nursery.start(runner)
             task_status.started()
 
@@ -172,12 +180,16 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
     # reaches the user, marked late. The keeper completes and closes the calculation.
     in_flight = m.in_flight.labels(ex.insurer)
     in_flight.inc()
+    steps = Steps(deps.clock)
+    steps.note("picked up again" if held.delivery.redelivered else "picked up")
     try:
         with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
-            outcome = await run_exchange(ex, guard, crew.record.add, deps.clock)
+            outcome = await run_exchange(ex, guard, crew.record.add, deps.clock, steps)
     finally:
         in_flight.dec()
     if scope.cancelled_caught:
+        steps.note("stopped: the late window ended")
+        crew.steps.add([(ex.correlation_id, tuple(steps.done))])
         m.outcomes.labels(ex.insurer, "timed_out").inc()
         # The keeper closes the calculation at closes_at and marks every exchange still
         # pending as timed out, in one transaction; settling each here would only queue
@@ -202,6 +214,7 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         f" {outcome.premium:.2f} RUB" if outcome.premium is not None else "",
     )
     m.outcomes.labels(ex.insurer, outcome.kind.value).inc()
+    crew.steps.add([(ex.correlation_id, tuple(steps.done))])
     # The events are in the outbox already: if publishing fails the relay sends them
     # after the lease, so the job is done either way.
     await publish(deps.broker, deps.store, deps.clock, events, marks=crew.marks)

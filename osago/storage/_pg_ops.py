@@ -1,14 +1,25 @@
-"""The PostgreSQL store's operations queries: backlog, failure reasons, retention. Each is
-the body of one transaction (``PostgresStore._tx``)."""
+"""The PostgreSQL store's operations queries: backlog, failure reasons, timelines, retention.
+Each is the body of one transaction (``PostgresStore._tx``)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from osago.models import OutboxTrace
+from osago.models import OutboxTrace, Push, Step, Trail
 
-__all__ = ["failures", "outbox_backlog", "outbox_of", "purge_closed", "record_failure"]
+__all__ = [
+    "failures",
+    "outbox_backlog",
+    "outbox_of",
+    "purge_closed",
+    "record_failure",
+    "record_pushes",
+    "record_steps",
+    "trail_of",
+]
 
 Conn = Any  # asyncpg.Connection (untyped library)
 
@@ -23,6 +34,43 @@ async def outbox_of(calculation_id: UUID, conn: Conn) -> list[OutboxTrace]:
         OutboxTrace(r["destination"], bytes(r["body"]), r["headers"], r["created_at"], r["sent_at"])
         for r in rows
     ]
+
+
+async def record_steps(steps: Sequence[tuple[UUID, Sequence[Step]]], conn: Conn) -> None:
+    await conn.execute(
+        # As text, cast in SQL: asyncpg reads nested lists as a multi-dimensional array.
+        "UPDATE exchanges AS e SET steps = s.steps::jsonb"
+        " FROM unnest($1::uuid[], $2::text[]) AS s (correlation_id, steps)"
+        " WHERE e.correlation_id = s.correlation_id",
+        [c for c, _ in steps],
+        [json.dumps([list(step) for step in done]) for _, done in steps],
+    )
+
+
+async def record_pushes(pushes: Sequence[Push], conn: Conn) -> None:
+    await conn.execute(
+        "INSERT INTO pushes (calculation_id, seq, type, at)"
+        " SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::float8[])",
+        [p.calculation_id for p in pushes],
+        [p.seq for p in pushes],
+        [p.type for p in pushes],
+        [p.at for p in pushes],
+    )
+
+
+async def trail_of(calculation_id: UUID, conn: Conn) -> Trail:
+    steps = await conn.fetch(
+        "SELECT insurer, steps FROM exchanges WHERE calculation_id = $1 AND steps IS NOT NULL",
+        calculation_id,
+    )
+    pushes = await conn.fetch(
+        "SELECT seq, type, at FROM pushes WHERE calculation_id = $1 ORDER BY at, seq",
+        calculation_id,
+    )
+    return Trail(
+        {r["insurer"]: [(float(t), str(what)) for t, what in r["steps"]] for r in steps},
+        [Push(calculation_id, r["seq"], r["type"], r["at"]) for r in pushes],
+    )
 
 
 async def outbox_backlog(conn: Conn) -> tuple[int, float | None]:
@@ -62,9 +110,11 @@ async def purge_closed(before: float, limit: int, conn: Conn) -> int:
         limit,
     )
     if ids:
+        gone = [r["id"] for r in ids]
         await conn.execute(
             "DELETE FROM outbox WHERE calculation_id = ANY($1::uuid[]) AND sent_at IS NOT NULL",
-            [r["id"] for r in ids],
+            gone,
         )
+        await conn.execute("DELETE FROM pushes WHERE calculation_id = ANY($1::uuid[])", gone)
     await conn.execute("DELETE FROM job_failures WHERE at < $1", before)
     return len(ids)

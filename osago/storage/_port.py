@@ -14,6 +14,9 @@ from osago.models import (
     OutboxMessage,
     OutboxTrace,
     Outcome,
+    Push,
+    Step,
+    Trail,
 )
 
 __all__ = ["CALCULATIONS_CHANNEL", "OUTBOX_CHANNEL", "Store", "Wakeup"]
@@ -99,6 +102,19 @@ class Store(Protocol):
         """Every outbox row of a calculation (jobs and events), oldest first."""
         ...
 
+    async def record_steps(self, steps: Sequence[tuple[UUID, Sequence[Step]]]) -> None:
+        """Keep each exchange's steps (by correlation id) for its timeline; written late and
+        best effort, like submissions."""
+        ...
+
+    async def record_pushes(self, pushes: Sequence[Push]) -> None:
+        """Keep the frames pushed to users' browsers for the timelines."""
+        ...
+
+    async def trail_of(self, calculation_id: UUID) -> Trail:
+        """The steps and pushes recorded for a calculation."""
+        ...
+
     async def outbox_backlog(self) -> tuple[int, float | None]:
         """(rows not yet sent, the oldest one's created_at or None)."""
         ...
@@ -112,8 +128,8 @@ class Store(Protocol):
         ...
 
     async def purge_closed(self, *, before: float, limit: int) -> int:
-        """Delete up to ``limit`` calculations closed before ``before``, with their exchanges
-        and sent events; return how many calculations went."""
+        """Delete up to ``limit`` calculations closed before ``before``, with their exchanges,
+        sent events and pushes; return how many calculations went."""
         ...
 
     def listen(self, channel: str) -> AbstractAsyncContextManager[Wakeup]:

@@ -23,6 +23,9 @@ from osago.models import (
     OutboxTrace,
     Outcome,
     OutcomeKind,
+    Push,
+    Step,
+    Trail,
 )
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
 from osago.storage._wakeup import Flag
@@ -46,6 +49,7 @@ class _Exchange:
     insurer_name: str
     remote_id: str | None = None
     outcome: Outcome | None = None
+    steps: tuple[Step, ...] = ()
 
 
 @dataclass
@@ -71,6 +75,7 @@ class MemoryStore:
     exchanges: dict[UUID, _Exchange] = field(default_factory=dict)
     outbox: dict[int, _Row] = field(default_factory=dict)
     job_failures: dict[str, tuple[str, float]] = field(default_factory=dict)
+    pushes: list[Push] = field(default_factory=list)
     fail_next: str | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _listeners: dict[str, set[Flag]] = field(default_factory=dict)
@@ -279,6 +284,27 @@ class MemoryStore:
             if r.calculation_id == calculation_id
         ]
 
+    async def record_steps(self, steps: Sequence[tuple[UUID, Sequence[Step]]]) -> None:
+        self._check("record_steps")
+        for correlation_id, done in steps:
+            if (ex := self.exchanges.get(correlation_id)) is not None:
+                ex.steps = tuple(done)
+
+    async def record_pushes(self, pushes: Sequence[Push]) -> None:
+        self._check("record_pushes")
+        self.pushes.extend(pushes)
+
+    async def trail_of(self, calculation_id: UUID) -> Trail:
+        self._check("trail_of")
+        mine = [x for x in self.exchanges.values() if x.calculation_id == calculation_id]
+        return Trail(
+            {x.insurer: list(x.steps) for x in mine if x.steps},
+            sorted(
+                (p for p in self.pushes if p.calculation_id == calculation_id),
+                key=lambda p: (p.at, p.seq),
+            ),
+        )
+
     async def outbox_backlog(self) -> tuple[int, float | None]:
         self._check("outbox_backlog")
         unsent = [r for r in self.outbox.values() if r.sent_at is None]
@@ -309,6 +335,7 @@ class MemoryStore:
             k for k, r in self.outbox.items() if r.calculation_id in ids and r.sent_at is not None
         ]:
             del self.outbox[row]
+        self.pushes = [p for p in self.pushes if p.calculation_id not in ids]
         return len(ids)
 
     async def next_deadline(self) -> float | None:

@@ -30,6 +30,9 @@ from osago.models import (
     OutboxTrace,
     Outcome,
     OutcomeKind,
+    Push,
+    Step,
+    Trail,
 )
 from osago.storage import _pg_ops as _ops
 from osago.storage._bridge import DRIVER_ERRORS, run_abandonable
@@ -288,6 +291,15 @@ class PostgresStore:
 
     async def outbox_of(self, calculation_id: UUID) -> list[OutboxTrace]:
         return await self._tx("outbox_of", partial(_ops.outbox_of, calculation_id))
+
+    async def record_steps(self, steps: Sequence[tuple[UUID, Sequence[Step]]]) -> None:
+        await self._tx("record_steps", partial(_ops.record_steps, steps))
+
+    async def record_pushes(self, pushes: Sequence[Push]) -> None:
+        await self._tx("record_pushes", partial(_ops.record_pushes, pushes))
+
+    async def trail_of(self, calculation_id: UUID) -> Trail:
+        return await self._tx("trail_of", partial(_ops.trail_of, calculation_id))
 
     async def outbox_backlog(self) -> tuple[int, float | None]:
         return await self._tx("outbox_backlog", _ops.outbox_backlog)

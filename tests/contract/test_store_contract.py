@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from osago.errors import StoreError
-from osago.models import Job, Outcome, OutcomeKind
+from osago.models import Job, Outcome, OutcomeKind, Push
 from osago.storage import OUTBOX_CHANNEL, Store
 from tests.factories import new_calculation
 
@@ -156,3 +156,39 @@ async def test_a_calculations_outbox_rows_are_its_trace(store: Store) -> None:
     assert {Job.decode(t.body).insurer for t in trace} == {"aurora", "borealis"}
     assert sorted(t.sent_at is not None for t in trace) == [False, True]
     assert all(t.created_at == calc.created_at and t.destination == Q for t in trace)
+
+
+async def test_steps_and_pushes_are_a_calculations_trail_until_it_is_purged(store: Store) -> None:
+    calc = new_calculation(created_at=1000.0, deadline=60.0, insurers=("aurora", "borealis"))
+    other = new_calculation(created_at=1000.0, deadline=60.0, insurers=("aurora",))
+    for c in (calc, other):
+        await store.create_calculation(c, queue=Q)
+    aurora, borealis = calc.exchanges
+    await store.record_steps(
+        [
+            (aurora.correlation_id, [(1000.1, "picked up"), (1000.2, "submitted as a-1")]),
+            (other.exchanges[0].correlation_id, [(1000.1, "picked up")]),
+        ]
+    )
+    await store.record_steps([(aurora.correlation_id, [(1000.1, "picked up"), (1003.0, "x")])])
+    await store.record_pushes(
+        [
+            Push(calc.id, 2, "offer", 1003.5),
+            Push(calc.id, 1, "offer", 1002.0),
+            Push(other.id, 1, "offer", 1002.0),
+        ]
+    )
+    await store.record_steps([(uuid.uuid4(), [(1.0, "an exchange that is not there")])])
+
+    trail = await store.trail_of(calc.id)
+    assert trail.steps == {"aurora": [(1000.1, "picked up"), (1003.0, "x")]}  # the latest wins
+    assert [(p.seq, p.type, p.at) for p in trail.pushes] == [
+        (1, "offer", 1002.0),
+        (2, "offer", 1003.5),
+    ]
+    assert borealis.insurer not in trail.steps
+
+    await store.complete_due(topic=T, now=1100.0, lease=30.0, limit=100)
+    await store.purge_closed(before=1e9, limit=100)
+    gone = await store.trail_of(calc.id)
+    assert (gone.steps, list(gone.pushes)) == ({}, [])

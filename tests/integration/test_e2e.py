@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
@@ -209,3 +210,46 @@ async def test_all_role_on_embedded_defaults(unique: str) -> None:
     assert len(offers) == 10
     assert frames[-1][1]["offers"] == 10
     assert proc.process.returncode == 0  # SIGTERM drained and exited cleanly
+
+
+async def test_the_timeline_shows_polls_and_pushes_across_processes(
+    pg_url: str, unique: str
+) -> None:
+    """Issue 12: support reads, for one calculation, what each worker did (picked up,
+    submitted, polled) and when each frame reached the user's tab, across processes."""
+    token = "core-" + "t" * 32
+    async with start_cluster(
+        database_url=pg_url,
+        broker_url=STOMP_URL,
+        suffix=unique,
+        deadline=DEADLINE,
+        insurers="aurora,borealis",
+        delays="aurora=0.3,borealis=1.5",
+        workers=1,
+        notifiers=1,
+        extra_env={"OSAGO_API_TOKEN": token},
+    ) as c:
+        core = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+        async with core as http, c.websocket("notifier1", "greta") as ws:
+            posted = await http.post(
+                f"{c.url('api', 'api')}/api/v1/calculations", json=body("greta")
+            )
+            calc = posted.json()["calculation_id"]
+            await receive_until_completed(ws, calc, within=DEADLINE + 5)
+            url = f"{c.url('api', 'api')}/api/v1/calculations/{calc}/timeline"
+            with trio.fail_after(5):
+                while True:  # steps and pushes are written a moment later, in batches
+                    entries = (await http.get(url)).json()["timeline"]
+                    whats = [(e["what"].split(" (")[0], e["insurer"]) for e in entries]
+                    if ("completed pushed to a tab", None) in whats and any(
+                        w == "polled: answered" and i == "borealis" for w, i in whats
+                    ):
+                        break
+                    await trio.sleep(0.2)
+    for insurer in ("aurora", "borealis"):
+        mine = [w for w, i in whats if i == insurer]
+        assert "picked up" in mine
+        assert any(w.startswith("submitted as ") for w in mine)
+        assert "polled: answered" in mine
+        assert "offer pushed to a tab" in mine
+    assert [e["at"] for e in entries] == sorted(e["at"] for e in entries)

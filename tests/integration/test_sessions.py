@@ -25,6 +25,7 @@ from osago.broker import Outgoing, open_stomp_broker
 from osago.config import Bind, Settings
 from osago.roles import notifier
 from osago.roles._deps import NotifierDeps
+from osago.storage import MemoryStore
 from osago.tokens import mint_token
 from tests.cluster import refusal
 from tests.conftest import STOMP_URL
@@ -57,10 +58,10 @@ class Rig:
             [Outgoing(self.settings.results_topic, json.dumps(event).encode())]
         )
 
-    async def start_notifier(self) -> int:
+    async def start_notifier(self, store: MemoryStore | None = None) -> int:
         broker = await self.nursery.start(_broker)
         port: int = await self.nursery.start(
-            notifier.run, NotifierDeps(self.settings, self.stop, broker=broker)
+            notifier.run, NotifierDeps(self.settings, self.stop, broker=broker, store=store)
         )
         self.ports.append(port)
         return port
@@ -139,6 +140,32 @@ async def test_tabs_on_two_instances_both_receive_and_others_nothing(unique: str
         assert (await receive(tab1))["seq"] == 1
         assert (await receive(tab2))["seq"] == 1
         assert await nothing(other)
+
+
+async def test_frames_written_to_tabs_are_noted_for_the_timeline(unique: str) -> None:
+    """Issue 12: the timeline shows each push; a notifier with a store notes every frame it
+    writes (and nothing for an event that names no calculation of ours)."""
+    store = MemoryStore()
+    async with rig(unique) as r:
+        port = await r.start_notifier(store)
+        index = r.ports.index(port)
+        async with (
+            open_websocket_url(r.url(index, "ann")) as tab1,
+            open_websocket_url(r.url(index, "ann")) as tab2,
+        ):
+            for ws in (tab1, tab2):
+                assert (await receive(ws))["type"] == "hello"
+            calc = str(uuid.uuid4())
+            await r.publish("ann", calc, 1)
+            await r.publish("ann", "not-a-uuid", 1)
+            for ws in (tab1, tab2):
+                assert (await receive(ws))["calculation_id"] == calc
+                assert (await receive(ws))["calculation_id"] == "not-a-uuid"
+            await trio.sleep(0.5)  # noted in batches, 0.1 s after the first frame
+    assert sorted((str(p.calculation_id), p.seq, p.type) for p in store.pushes) == [
+        (calc, 1, "offer"),
+        (calc, 1, "offer"),
+    ]
 
 
 async def test_bad_tokens_are_refused_on_the_handshake_before_any_socket_opens(

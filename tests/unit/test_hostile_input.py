@@ -16,7 +16,7 @@ from osago.errors import InsurerRejected, InsurerUnavailable, PoisonMessage, Tok
 from osago.insurers import HttpInsurerClient, InsurerConfig, Pending, Quote
 from osago.insurers.http11 import Response
 from osago.models import Job
-from osago.roles.notifier import _read_event
+from osago.roles._topic import read_event as _read_event
 from osago.tokens import mint_token, verify_token
 
 INSURER = InsurerConfig(code="x", name="X", base_url="http://insurer.test/x")

@@ -61,7 +61,7 @@ async def test_hub_delivers_per_user_once_and_drops_slow_readers() -> None:
     assert hub.deliver("a", "e1", ("c1", 1)) == 2
     assert hub.deliver("a", "e1", ("c1", 1)) == 0  # each session has it already
     assert b.recv.statistics().current_buffer_used == 0
-    assert a1.recv.receive_nowait() == ("e1", None)
+    assert a1.recv.receive_nowait() == ("e1", None, None)
     hub.deliver("a", "e2", ("c1", 2))
     hub.deliver("a", "e3", ("c1", 3))  # a2 holds e1, e2: its buffer is full
     assert a2.close_reason == "too_slow"
