@@ -79,6 +79,12 @@ class Settings:
     late_window_seconds: float = 120.0  # answers after the deadline still shown, marked late
     api_token: str | None = None
     ws_secret: str = DEV_SECRET  # accepted only by the local demo (see runtime.check_role)
+    # The api's address as insurers reach it: insurers in callback mode POST answers under it
+    # (osago/insurers/callbacks.py); None: they are polled. `--role all`: its own api.
+    callback_url: str | None = None
+    # Each insurer's callback secret derives from this one; the public one only in the demo.
+    callback_secret: str = DEV_SECRET
+    callback_tolerance: float = 300.0  # a signature's timestamp may be this far from now
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 10.0
     ws_max_message: int = 4096  # bytes a client may send in one frame
@@ -203,6 +209,8 @@ class Settings:
             ws_max_connections=int(number("OSAGO_WS_MAX_CONNECTIONS", s.ws_max_connections)),
             ws_ping_interval=number("OSAGO_WS_PING_INTERVAL", s.ws_ping_interval),
             ws_secret=get("OSAGO_WS_SECRET") or s.ws_secret,
+            callback_url=get("OSAGO_CALLBACK_URL") or s.callback_url,
+            callback_secret=get("OSAGO_CALLBACK_SECRET") or s.callback_secret,
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
             keeper_tick=number("OSAGO_KEEPER_TICK", s.keeper_tick),

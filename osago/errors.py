@@ -23,9 +23,10 @@ errors::
     │   ├── BulkheadFull         no free slot within the bulkhead's wait
     │   ├── AttemptTimeout       one attempt ran past its timeout (not the overall deadline)
     │   └── ResultRejected       a result the retry predicate refused; .value
-    └── TokenError             a WebSocket token was refused
-        ├── TokenInvalid
-        └── TokenExpired
+    ├── TokenError             a WebSocket token was refused
+    │   ├── TokenInvalid
+    │   └── TokenExpired
+    └── CallbackRefused        an insurer's callback changes nothing; .status, .reason
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "BrokerProtocolError",
     "BrokerUnavailable",
     "BulkheadFull",
+    "CallbackRefused",
     "CircuitOpen",
     "ConfigError",
     "ConflictError",
@@ -206,3 +208,14 @@ class TokenExpired(TokenError):
         self.user_id = user_id
         self.expired_at = expired_at
         super().__init__(f"token for {user_id} expired at {expired_at:.0f}")
+
+
+class CallbackRefused(OsagoError):
+    """An insurer's callback was refused and changed nothing: ``status`` is the HTTP status
+    to answer, ``reason`` a short code (``bad_signature``, ``replayed``, ``unknown_exchange``,
+    ``already_settled`` …) and the message says what exactly."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason

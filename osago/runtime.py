@@ -35,6 +35,10 @@ log = logging.getLogger("osago")
 ROLES = ("api", "worker", "notifier", "insurers", "all")
 
 
+def _weak(secret: str) -> bool:
+    return secret == DEV_SECRET or len(secret.encode()) < MIN_SECRET_BYTES
+
+
 def check_role(role: str, settings: Settings) -> None:
     """Raise ConfigError when ``role`` cannot work with ``settings``."""
     if role not in ROLES:
@@ -46,14 +50,19 @@ def check_role(role: str, settings: Settings) -> None:
             "`osago --role all`)"
         )
     demo = role == "all" and settings.dev_endpoints is not False
-    if role in ("api", "notifier", "all") and not demo:
-        secret = settings.ws_secret
-        if secret == DEV_SECRET or len(secret.encode()) < MIN_SECRET_BYTES:
-            raise ConfigError(
-                f"--role {role} needs OSAGO_WS_SECRET: the secret shared with the core "
-                f"application that signs users' WebSocket tokens, at least {MIN_SECRET_BYTES} "
-                "bytes (the built-in one is public: only the local demo may use it)"
-            )
+    if role in ("api", "notifier", "all") and not demo and _weak(settings.ws_secret):
+        raise ConfigError(
+            f"--role {role} needs OSAGO_WS_SECRET: the secret shared with the core "
+            f"application that signs users' WebSocket tokens, at least {MIN_SECRET_BYTES} "
+            "bytes (the built-in one is public: only the local demo may use it)"
+        )
+    callbacks = any(c.mode == "callback" for c in insurers_for(settings))
+    if role in ("api", "all") and not demo and callbacks and _weak(settings.callback_secret):
+        raise ConfigError(
+            f"--role {role} accepts insurers' callbacks: set OSAGO_CALLBACK_SECRET, at "
+            f"least {MIN_SECRET_BYTES} bytes (each insurer's secret derives from it; the "
+            "built-in one is public: only the local demo may use it)"
+        )
 
 
 async def _broker_ready(broker: Broker) -> str | None:
@@ -212,7 +221,18 @@ async def run_role(
                         metrics=metrics,
                     ),
                 )
+            if role == "all" and settings.callback_url is None:
+                # Insurers in callback mode call this process's own api back.
+                settings = settings.with_overrides(callback_url=urls["api"])
+                catalog = insurers_for(settings)
             if role in ("worker", "all"):
+                for c in catalog:
+                    if c.mode == "callback" and not c.callback:
+                        log.warning(
+                            "insurer %s is in callback mode but OSAGO_CALLBACK_URL is not set:"
+                            " it is polled instead",
+                            c.code,
+                        )
                 await nursery.start(
                     worker.run,
                     WorkerDeps(

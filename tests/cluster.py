@@ -23,6 +23,7 @@ from osago.tokens import mint_token
 
 READY = re.compile(r"role (\w+) ready: (.*)$")
 SECRET = "e2e-secret-at-least-32-bytes-long-0123"
+CALLBACK_SECRET = "e2e-callback-secret-at-least-32-bytes"
 
 
 @dataclass
@@ -180,6 +181,7 @@ def all_role_env(**settings: str) -> dict[str, str]:
         OSAGO_NOTIFIER_BIND="127.0.0.1:0",
         OSAGO_INSURERS_BIND="127.0.0.1:0",
         OSAGO_WS_SECRET=SECRET,
+        OSAGO_CALLBACK_SECRET=CALLBACK_SECRET,
         PYTHONWARNINGS="ignore",
         **settings,
     )
@@ -198,8 +200,12 @@ async def start_cluster(
     workers: int = 2,
     notifiers: int = 2,
     extra_env: dict[str, str] | None = None,
+    callbacks: bool = True,
 ) -> AsyncIterator[Cluster]:
-    """Simulator, api (with relay), N workers and N notifiers, each its own process."""
+    """Simulator, api (with relay), N workers and N notifiers, each its own process.
+
+    ``callbacks``: insurers in callback mode (the insurers file's) call the api back; else
+    the workers poll them (no OSAGO_CALLBACK_URL)."""
     env = {
         **os.environ,
         "OSAGO_DATABASE_URL": database_url,
@@ -210,6 +216,7 @@ async def start_cluster(
         "OSAGO_INSURERS": insurers,
         "OSAGO_SIMULATOR_DELAYS": delays,
         "OSAGO_WS_SECRET": SECRET,
+        "OSAGO_CALLBACK_SECRET": CALLBACK_SECRET,
         "OSAGO_API_BIND": "127.0.0.1:0",
         "OSAGO_NOTIFIER_BIND": "127.0.0.1:0",
         "OSAGO_INSURERS_BIND": "127.0.0.1:0",
@@ -221,7 +228,9 @@ async def start_cluster(
         try:
             sim = await cluster.start("insurers", "insurers")
             cluster.env["OSAGO_INSURERS_URL"] = sim.urls["insurers"]
-            await cluster.start("api", "api")
+            api = await cluster.start("api", "api")
+            if callbacks:
+                cluster.env["OSAGO_CALLBACK_URL"] = api.urls["api"]
             for i in range(1, workers + 1):
                 await cluster.start(f"worker{i}", "worker")
             for i in range(1, notifiers + 1):

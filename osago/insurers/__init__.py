@@ -2,7 +2,7 @@
 implementation, and the guard (retry, breaker, bulkhead, timeouts) around every call."""
 
 from osago.insurers.catalog import insurers_for, load_insurers
-from osago.insurers.client import HttpInsurerClient, InsurerClient, Pending, Quote
+from osago.insurers.client import HttpInsurerClient, InsurerClient, Pending, Quote, read_answer
 from osago.insurers.config import FAILURE_KINDS, InsurerConfig
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "Quote",
     "insurers_for",
     "load_insurers",
+    "read_answer",
 ]

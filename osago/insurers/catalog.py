@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -15,7 +15,10 @@ from osago.insurers.config import FAILURE_KINDS, InsurerConfig
 from osago.insurers.schedule import SchedulePolicy
 from osago.resilience import BreakerPolicy, BudgetPolicy, BulkheadPolicy, RetryPolicy
 
-__all__ = ["insurers_for", "load_insurers"]
+__all__ = ["CALLBACK_PATH", "insurers_for", "load_insurers"]
+
+# Where an insurer in callback mode POSTs its answer, under OSAGO_CALLBACK_URL (the api's).
+CALLBACK_PATH = "/api/v1/callbacks/{code}"
 
 _POLICIES: dict[str, type] = {
     "retry": RetryPolicy,
@@ -54,8 +57,8 @@ def _insurer(raw: dict[str, Any], defaults: dict[str, Any], base: str, where: st
         )
     merged["failures"] = failures
     config: InsurerConfig = _build(InsurerConfig, merged, f"{where} [{raw['code']}]")
-    if config.mode not in ("poll", "long-poll"):
-        raise ConfigError(f"{where} [{raw['code']}]: mode must be poll or long-poll")
+    if config.mode not in ("poll", "long-poll", "callback"):
+        raise ConfigError(f"{where} [{raw['code']}]: mode must be poll, long-poll or callback")
     if config.long_poll and config.breaker.slow_call_duration <= config.poll_attempt_timeout:
         # A long poll is slow by design: counted as a slow call, it would open the breaker.
         raise ConfigError(
@@ -102,4 +105,13 @@ def insurers_for(settings: Settings) -> tuple[InsurerConfig, ...]:
     """The insurers to fan out to: OSAGO_INSURERS_FILE (or the bundled file), OSAGO_INSURERS
     selecting, based at OSAGO_INSURERS_URL (or the simulator's address)."""
     base = (settings.insurers_url or f"http://{settings.insurers_bind}").rstrip("/")
-    return load_insurers(settings.insurers_file, default_base=base, codes=settings.insurer_codes)
+    loaded = load_insurers(settings.insurers_file, default_base=base, codes=settings.insurer_codes)
+    if settings.callback_url is None:  # callbacks cannot reach us: they are polled
+        return loaded
+    base = settings.callback_url.rstrip("/")
+    return tuple(
+        replace(c, callback_url=base + CALLBACK_PATH.format(code=c.code))
+        if c.mode == "callback"
+        else c
+        for c in loaded
+    )

@@ -29,7 +29,7 @@ from osago.insurers._answers import (
 from osago.insurers.config import InsurerConfig
 from osago.insurers.http11 import HttpTransportError, Response
 
-__all__ = ["HttpInsurerClient", "InsurerClient", "Pending", "Quote", "Transport"]
+__all__ = ["HttpInsurerClient", "InsurerClient", "Pending", "Quote", "Transport", "read_answer"]
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,9 @@ class HttpInsurerClient:
             insurer,
             "POST",
             "/calculations",
-            {"correlation_id": str(correlation_id), "request": request},
+            {"correlation_id": str(correlation_id), "request": request}
+            # Callback mode: where to POST the answer (signed; osago/insurers/callbacks.py).
+            | ({"callback_url": insurer.callback_url} if insurer.callback else {}),
             Idempotency_Key=str(correlation_id),
         )
         try:
@@ -165,23 +167,27 @@ class HttpInsurerClient:
             path += f"?wait={insurer.long_poll_wait:g}"
         data, headers = await self._call(insurer, "GET", path)
         try:
-            if not isinstance(data, dict):
-                raise AnswerError("a poll answer must be a JSON object")
-            status = data.get("status")
-            if status == "pending":
-                return Pending(_poll_after(data.get("poll_after"), headers))
-            if status not in ("ready", "refused"):
-                raise AnswerError(f"unknown status {str(status)[:40]!r}")
-            return Quote(
-                read_correlation_id(data.get("correlation_id")),
-                status,
-                read_number(data.get("premium"), "premium", positive=True)
-                if status == "ready"
-                else None,
-                read_message(data.get("message")),
-                read_time(data.get("ready_at"), "ready_at"),
-                data.get("pool") is True,
-                clean_breakdown(data.get("breakdown")),
-            )
+            return read_answer(data, headers)
         except AnswerError as exc:
             raise InsurerRejected(insurer.code, f"unreadable poll answer: {exc}") from exc
+
+
+def read_answer(data: Any, headers: Mapping[str, str]) -> Quote | Pending:
+    """An insurer's answer (a poll's, or a callback's body), checked field by field;
+    :class:`AnswerError` when it breaks the protocol."""
+    if not isinstance(data, dict):
+        raise AnswerError("an answer must be a JSON object")
+    status = data.get("status")
+    if status == "pending":
+        return Pending(_poll_after(data.get("poll_after"), headers))
+    if status not in ("ready", "refused"):
+        raise AnswerError(f"unknown status {str(status)[:40]!r}")
+    return Quote(
+        read_correlation_id(data.get("correlation_id")),
+        status,
+        read_number(data.get("premium"), "premium", positive=True) if status == "ready" else None,
+        read_message(data.get("message")),
+        read_time(data.get("ready_at"), "ready_at"),
+        data.get("pool") is True,
+        clean_breakdown(data.get("breakdown")),
+    )

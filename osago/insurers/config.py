@@ -27,9 +27,14 @@ class InsurerConfig:
     name: str
     base_url: str
     # "poll": status GETs on the learned schedule. "long-poll": each status GET asks the
-    # insurer to hold it up to long_poll_wait seconds until the answer is ready.
+    # insurer to hold it up to long_poll_wait seconds until the answer is ready. "callback":
+    # the submit carries callback_url and the insurer POSTs its answer there, signed; a
+    # status GET every safety_poll_interval finds an answer whose callback was lost.
     mode: str = "poll"
     long_poll_wait: float = 20.0
+    safety_poll_interval: float = 10.0
+    # Where this insurer POSTs its answer (callback mode): OSAGO_CALLBACK_URL + the path.
+    callback_url: str | None = None
     # After the deadline only late offers remain: poll gently, leaving CPU to what is on time.
     late_poll_interval: float = 2.0
     submit_timeout: float = 5.0
@@ -46,6 +51,11 @@ class InsurerConfig:
     @property
     def long_poll(self) -> bool:
         return self.mode == "long-poll"
+
+    @property
+    def callback(self) -> bool:
+        """Answers come by callback (a callback URL is known); polls are a safety net."""
+        return self.mode == "callback" and self.callback_url is not None
 
     @property
     def poll_attempt_timeout(self) -> float:

@@ -76,6 +76,13 @@ class Metrics:
             "osago_exchange_outcomes", "Exchanges settled, by outcome.", ["insurer", "outcome"],
             registry=r,
         )  # fmt: skip
+        # api: insurers' callbacks, accepted or refused (by reason)
+        self.callbacks = Counter(
+            "osago_insurer_callbacks",
+            "Callbacks from insurers: accepted, or the reason they were refused.",
+            ["insurer", "result"],
+            registry=r,
+        )
         self.completed = Counter(
             "osago_calculations_completed",
             "Calculations completed, with offers or with the stub.",

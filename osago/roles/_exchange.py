@@ -1,4 +1,6 @@
-"""One insurer exchange: submit (once), then poll on a drift-free schedule until the answer.
+"""One insurer exchange: submit (once), then poll on a drift-free schedule until the answer,
+or, for an insurer in callback mode, wait for its callback (the api settles it) with a
+sparse safety net: the store is asked first, the insurer polled only if the answer is missing.
 
 Every call goes through the insurer's guard (retry, breaker, bulkhead, attempt timeout; see
 :mod:`osago.insurers.resilient`). The caller owns the overall deadline. The outcome is
@@ -9,7 +11,7 @@ waited for), failed (errors exhausted). The deadline case (timed out) is the kee
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import trio
@@ -20,11 +22,18 @@ from osago.insurers import Quote
 from osago.insurers.resilient import GuardedInsurer
 from osago.models import Exchange, Outcome, OutcomeKind, Step
 
-__all__ = ["Record", "Steps", "run_exchange"]
+__all__ = ["Record", "Settled", "Steps", "outcome_of", "run_exchange"]
 
 # Remembers [(correlation id, the insurer's id)] soon, so a redelivery polls instead of
 # resubmitting (a resubmit is harmless: the correlation id is the idempotency key).
 Record = Callable[[list[tuple[UUID, str]]], None]
+# Whether the exchange was settled elsewhere (its callback reached the api): the store says.
+Settled = Callable[[], Awaitable[bool]]
+
+
+class _AnsweredByCallback(Exception):
+    """The safety check found the exchange settled: nothing left to do here."""
+
 
 log = logging.getLogger("osago.worker")
 
@@ -45,8 +54,39 @@ class Steps:
             del self.done[self.KEEP // 2]
 
 
+async def _safety_net(
+    ex: Exchange,
+    guard: GuardedInsurer,
+    remote_id: str,
+    start: float,
+    settled: Settled,
+    steps: Steps,
+) -> Quote:
+    """Callback mode: the answer comes to the api. Every ``safety_poll_interval`` seconds ask
+    the store whether it came (one batched read, no call to the insurer); only if not, poll
+    the insurer once, in case its callback was lost."""
+    steps.note("waiting for the callback")
+    every = guard.config.safety_poll_interval
+    due = every
+    while True:
+        await trio.sleep_until(start + due)
+        if await settled():
+            steps.note("answered by callback")
+            raise _AnsweredByCallback
+        result = await guard.poll(remote_id)
+        steps.note("safety poll: answered" if isinstance(result, Quote) else "safety poll: pending")
+        if isinstance(result, Quote):
+            return result
+        due = trio.current_time() - start + max(every, result.poll_after or 0.0)
+
+
 async def _answer(
-    ex: Exchange, guard: GuardedInsurer, record: Record, clock: Clock, steps: Steps
+    ex: Exchange,
+    guard: GuardedInsurer,
+    record: Record,
+    clock: Clock,
+    steps: Steps,
+    settled: Settled,
 ) -> Quote:
     """Submit (once), then poll on the insurer's learned schedule until its answer."""
     remote_id = ex.remote_id
@@ -67,6 +107,8 @@ async def _answer(
     c = guard.config
     # Poll times are seconds since the submit; `start` puts them on Trio's clock (drift-free).
     start = trio.current_time() - (clock.now() - submitted)
+    if c.callback:
+        return await _safety_net(ex, guard, remote_id, start, settled, steps)
     # Ask at once when resuming (catch up) or long-polling (the insurer holds the request
     # until the answer is ready); else when the learned schedule says.
     if fresh and not c.long_poll:
@@ -92,12 +134,19 @@ async def _answer(
 
 
 async def run_exchange(
-    ex: Exchange, guard: GuardedInsurer, record: Record, clock: Clock, steps: Steps
-) -> Outcome:
-    """Run (or resume) ``ex`` to its outcome, noting its ``steps``. Store errors propagate
-    (the job is NACKed)."""
+    ex: Exchange,
+    guard: GuardedInsurer,
+    record: Record,
+    clock: Clock,
+    steps: Steps,
+    settled: Settled,
+) -> Outcome | None:
+    """Run (or resume) ``ex`` to its outcome, noting its ``steps``; None when its callback
+    settled it meanwhile. Store errors propagate (the job is NACKed)."""
     try:
-        quote = await _answer(ex, guard, record, clock, steps)
+        quote = await _answer(ex, guard, record, clock, steps, settled)
+    except _AnsweredByCallback:
+        return None
     except CircuitOpen as exc:
         steps.note("not called: the breaker is open")
         return Outcome(
@@ -116,7 +165,11 @@ async def run_exchange(
             message=f"{guard.config.name} could not calculate a price right now",
             error=str(exc),
         )
-    received_at = clock.now()
+    return outcome_of(quote, ex, clock.now())
+
+
+def outcome_of(quote: Quote, ex: Exchange, received_at: float) -> Outcome:
+    """The outcome an insurer's final answer gives ``ex``, polled or called back."""
     if quote.correlation_id != ex.correlation_id:
         return Outcome(
             OutcomeKind.FAILED,

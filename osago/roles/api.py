@@ -24,6 +24,7 @@ from osago.logs import about
 from osago.loops import relay
 from osago.models import OutboxMessage, iso
 from osago.outbox import job_publisher, sent_marks
+from osago.roles._callbacks import CALLBACKS_PREFIX, add_callback_routes
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
@@ -65,9 +66,16 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
 
     @app.before_request
     async def authorise() -> Any:
-        # Reading a calculation is decided in `show` (a user may read their own).
+        # Reading a calculation is decided in `show` (a user may read their own); insurers'
+        # callbacks carry their own signatures (osago/roles/_callbacks.py).
         reading = request.method == "GET" and request.path.startswith("/api/v1/calculations/")
-        if s.api_token and request.path.startswith("/api/") and not reading and not core_app():
+        called_back = request.path.startswith(CALLBACKS_PREFIX)
+        if (
+            s.api_token
+            and request.path.startswith("/api/")
+            and not (reading or called_back)
+            and not core_app()
+        ):
             return {"error": "unauthorized", "message": "a valid Bearer token is required"}, 401
         return None
 
@@ -174,6 +182,7 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
             "timeline": timeline(view, traces, trail, queue=s.requests_queue),
         }
 
+    add_callback_routes(app, deps, jobs)
     if s.dev_endpoints:
         add_dev_routes(app, deps)
     if s.dev_endpoints or s.ops_page:

@@ -183,8 +183,13 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
     steps = Steps(deps.clock)
     steps.note("picked up again" if held.delivery.redelivered else "picked up")
     try:
+
+        async def settled() -> bool:
+            now = await crew.load(ex.correlation_id)
+            return now is None or now.settled
+
         with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
-            outcome = await run_exchange(ex, guard, crew.record.add, deps.clock, steps)
+            outcome = await run_exchange(ex, guard, crew.record.add, deps.clock, steps, settled)
     finally:
         in_flight.dec()
     if scope.cancelled_caught:
@@ -195,6 +200,10 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         # pending as timed out, in one transaction; settling each here would only queue
         # behind its row lock.
         await _ack(sub, held, ex, "did not answer by the end of the late window")
+        return
+    if outcome is None:  # its callback reached the api, which settled and published it
+        crew.steps.add([(ex.correlation_id, tuple(steps.done))])
+        await _ack(sub, held, ex, "answered by callback")
         return
     events = await _through_outages(
         s.store_retry,

@@ -1,6 +1,7 @@
 """A simulator of insurers: many insurers behind one HTTP server, asynchronous protocol.
 
     POST /{code}/calculations          Idempotency-Key: <correlation id>  -> {"id", "status"}
+                                       (with "callback_url": the answer is POSTed there too)
     GET  /{code}/calculations/{id}[?wait=seconds]                         -> {"status", ...}
     PUT  /_control/{code}              any Behaviour field, or {"down_for": seconds}
     GET  /_control/stats               polls, submits and calculations served so far
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 from quart import request
@@ -27,7 +30,14 @@ from osago.clock import Clock
 from osago.domain.request import tariff_input
 from osago.domain.tariff import CURRENCY, base_corridor, coefficients, premium
 
-__all__ = ["REFUSALS", "Behaviour", "Simulator", "create_simulator_app"]
+__all__ = [
+    "REFUSALS",
+    "Behaviour",
+    "SimulatedCalc",
+    "Simulator",
+    "create_simulator_app",
+    "garbage",
+]
 
 REFUSALS = (
     "Refused by the insurer's scoring",
@@ -56,11 +66,14 @@ class Behaviour:
     malformed_rate: float = 0.0  # per poll: a body outside the protocol
     garbage_rate: float = 0.0  # per ready poll: JSON that breaks the protocol (hostile tests)
     long_poll_max: float = 0.0  # honours ?wait= up to this many seconds (0: answers at once)
+    callback_loss_rate: float = 0.0  # per calculation: its callback is never sent
     outages: list[tuple[float, float]] = field(default_factory=list)  # (from, until), wall
 
 
 @dataclass
-class _Calc:
+class SimulatedCalc:
+    """One calculation an insurer made, and how it will answer."""
+
     id: str
     correlation_id: str
     ready_at: float  # inf: never
@@ -70,6 +83,7 @@ class _Calc:
     message: str | None
     breakdown: dict[str, Any]
     polls: int = 0
+    callback_url: str | None = None
 
 
 @dataclass
@@ -79,14 +93,33 @@ class Simulator:
     clock: Clock
     behaviours: dict[str, Behaviour]
     seed: int = 0
-    calcs: dict[str, dict[str, _Calc]] = field(default_factory=dict)
+    calcs: dict[str, dict[str, SimulatedCalc]] = field(default_factory=dict)
     by_key: dict[tuple[str, str], str] = field(default_factory=dict)
     submits: dict[tuple[str, str], int] = field(default_factory=dict)  # attempts per key
     polls: int = 0  # status GETs served, for benches (GET /_control/stats)
+    # Set by the role: POSTs a calculation's answer to its callback URL when it is ready.
+    schedule_callback: Callable[[str, SimulatedCalc], None] | None = None
     _ids: int = 0
 
     def rng(self, *parts: object) -> random.Random:
         return random.Random("|".join(map(str, (self.seed, *parts))))
+
+    @staticmethod
+    def final_answer(calc: SimulatedCalc) -> dict[str, Any]:
+        """A ready calculation's answer, as a poll or a callback carries it."""
+        base = {"id": calc.id, "correlation_id": calc.correlation_id}
+        if calc.outcome == "refused":
+            return {**base, "status": "refused", "message": calc.message, "ready_at": calc.ready_at}
+        return {
+            **base,
+            "status": "ready",
+            "premium": calc.premium,
+            "currency": CURRENCY,
+            "pool": calc.pool,
+            "message": calc.message,
+            "breakdown": calc.breakdown,
+            "ready_at": calc.ready_at,
+        }
 
     def down(self, code: str) -> float | None:
         """Seconds until the insurer's current outage ends, or None when it is up."""
@@ -94,7 +127,7 @@ class Simulator:
         ends = [until for start, until in self.behaviours[code].outages if start <= now < until]
         return max(ends) - now if ends else None
 
-    def quote(self, code: str, correlation_id: str, req: dict[str, Any]) -> _Calc:
+    def quote(self, code: str, correlation_id: str, req: dict[str, Any]) -> SimulatedCalc:
         """Decide, once and reproducibly, how this insurer answers this request."""
         b = self.behaviours[code]
         rng = self.rng(code, correlation_id)
@@ -110,7 +143,7 @@ class Simulator:
         fraction = b.region_fractions.get(breakdown.territory, b.base_fraction)
         base = high if pool else low + (high - low) * min(max(fraction, 0.0), 1.0)
         self._ids += 1
-        return _Calc(
+        return SimulatedCalc(
             id=f"{code}-{self._ids}",
             correlation_id=correlation_id,
             ready_at=math.inf if hang else self.clock.now() + delay,
@@ -128,7 +161,7 @@ class Simulator:
         )
 
 
-def _garbage(rng: random.Random, calc: _Calc) -> Any:
+def garbage(rng: random.Random, calc: SimulatedCalc) -> Any:
     """A ready answer that breaks the protocol, as broken insurers have sent them."""
     ready: dict[str, Any] = {
         "id": calc.id,
@@ -166,6 +199,11 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
         body = await request.get_json(silent=True)
         if not isinstance(body, dict) or "correlation_id" not in body:
             return {"error": "correlation_id is required"}, 400
+        callback = body.get("callback_url")
+        if callback is not None and (
+            not isinstance(callback, str) or urlsplit(callback).scheme not in ("http", "https")
+        ):
+            return {"error": "callback_url must be an http(s) URL"}, 400
         key = request.headers.get("Idempotency-Key") or str(body["correlation_id"])
         # Each attempt draws anew (seeded by its number): a retried submit can succeed.
         attempt = sim.submits[(code, key)] = sim.submits.get((code, key), 0) + 1
@@ -180,6 +218,9 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
             return {"error": f"cannot price this request: {exc!r}"}, 400
         sim.calcs.setdefault(code, {})[calc.id] = calc
         sim.by_key[(code, key)] = calc.id
+        if callback is not None and sim.schedule_callback is not None:
+            calc.callback_url = callback
+            sim.schedule_callback(code, calc)
         return {"id": calc.id, "status": "accepted"}, 201
 
     @app.get("/<code>/calculations/<calc_id>")
@@ -204,19 +245,8 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
         if sim.clock.now() < calc.ready_at:
             return {**base, "status": "pending"}
         if rng.random() < b.garbage_rate:
-            return _garbage(rng, calc)
-        if calc.outcome == "refused":
-            return {**base, "status": "refused", "message": calc.message, "ready_at": calc.ready_at}
-        return {
-            **base,
-            "status": "ready",
-            "premium": calc.premium,
-            "currency": CURRENCY,
-            "pool": calc.pool,
-            "message": calc.message,
-            "breakdown": calc.breakdown,
-            "ready_at": calc.ready_at,
-        }
+            return garbage(rng, calc)
+        return sim.final_answer(calc)
 
     @app.put("/_control/<code>")
     async def control(code: str) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -37,6 +38,10 @@ Fault = Callable[[Cluster, PrivatePostgres], Awaitable[set[str]]]  # -> roles it
 async def _restart(cluster: Cluster, name: str) -> None:
     role = "".join(ch for ch in name if not ch.isdigit())
     await cluster.procs[name].process.wait()
+    if role == "api":  # back on its address, as behind a real one: insurers call it back there
+        where = urlsplit(cluster.url(name, "api"))
+        await cluster.start(name, role, OSAGO_API_BIND=f"{where.hostname}:{where.port}")
+        return
     await cluster.start(name, role)
 
 

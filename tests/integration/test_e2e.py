@@ -34,7 +34,8 @@ def ts(iso: str) -> float:
 
 @pytest.fixture
 async def cluster(pg_url: str, unique: str) -> AsyncIterator[Cluster]:
-    # cedar answers after the deadline; aurora and borealis before it.
+    # cedar answers after the deadline; aurora and borealis before it. All three polled (the
+    # insurers file has aurora and borealis call back: that is the next test's).
     async with start_cluster(
         database_url=pg_url,
         broker_url=STOMP_URL,
@@ -42,6 +43,7 @@ async def cluster(pg_url: str, unique: str) -> AsyncIterator[Cluster]:
         deadline=DEADLINE,
         insurers="aurora,borealis,cedar",
         delays="aurora=0.3,borealis=0.8,cedar=6",
+        callbacks=False,
     ) as c:
         yield c
 
@@ -212,19 +214,20 @@ async def test_all_role_on_embedded_defaults(unique: str) -> None:
     assert proc.process.returncode == 0  # SIGTERM drained and exited cleanly
 
 
-async def test_the_timeline_shows_polls_and_pushes_across_processes(
+async def test_callbacks_and_polls_side_by_side_and_the_timeline_tells_each(
     pg_url: str, unique: str
 ) -> None:
-    """Issue 12: support reads, for one calculation, what each worker did (picked up,
-    submitted, polled) and when each frame reached the user's tab, across processes."""
+    """Issues 9 and 12, every role its own process: aurora and borealis call back (signed,
+    to the api), delta is polled; each offer reaches the user once; the timeline tells what
+    each worker did (waited for the callback, or polled) and when each frame reached the tab."""
     token = "core-" + "t" * 32
     async with start_cluster(
         database_url=pg_url,
         broker_url=STOMP_URL,
         suffix=unique,
         deadline=DEADLINE,
-        insurers="aurora,borealis",
-        delays="aurora=0.3,borealis=1.5",
+        insurers="aurora,borealis,delta",
+        delays="aurora=0.3,borealis=1.5,delta=1.0",
         workers=1,
         notifiers=1,
         extra_env={"OSAGO_API_TOKEN": token},
@@ -235,21 +238,32 @@ async def test_the_timeline_shows_polls_and_pushes_across_processes(
                 f"{c.url('api', 'api')}/api/v1/calculations", json=body("greta")
             )
             calc = posted.json()["calculation_id"]
-            await receive_until_completed(ws, calc, within=DEADLINE + 5)
+            frames = await receive_until_completed(ws, calc, within=DEADLINE + 5)
             url = f"{c.url('api', 'api')}/api/v1/calculations/{calc}/timeline"
-            with trio.fail_after(5):
-                while True:  # steps and pushes are written a moment later, in batches
+            with trio.fail_after(15):
+                while True:  # the worker checks for the callbacks after 10 s, then notes
                     entries = (await http.get(url)).json()["timeline"]
                     whats = [(e["what"].split(" (")[0], e["insurer"]) for e in entries]
-                    if ("completed pushed to a tab", None) in whats and any(
-                        w == "polled: answered" and i == "borealis" for w, i in whats
-                    ):
+                    if ("answered by callback", "borealis") in whats and (
+                        "completed pushed to a tab",
+                        None,
+                    ) in whats:
                         break
-                    await trio.sleep(0.2)
-    for insurer in ("aurora", "borealis"):
+                    await trio.sleep(0.5)
+        called_back = c.procs["api"].grep(r"called back -> offer")
+    offers = sorted(e["insurer"] for _, e in frames if e["type"] == "offer")
+    assert offers == ["aurora", "borealis", "delta"]
+    assert frames[-1][1]["offers"] == 3
+    assert len(called_back) == 2
+    for insurer in ("aurora", "borealis", "delta"):
         mine = [w for w, i in whats if i == insurer]
         assert "picked up" in mine
         assert any(w.startswith("submitted as ") for w in mine)
-        assert "polled: answered" in mine
         assert "offer pushed to a tab" in mine
+    for insurer in ("aurora", "borealis"):
+        mine = [w for w, i in whats if i == insurer]
+        assert "waiting for the callback" in mine
+        assert "answered by callback" in mine
+        assert not any(w.startswith("polled") for w in mine)  # never polled
+    assert "polled: answered" in [w for w, i in whats if i == "delta"]
     assert [e["at"] for e in entries] == sorted(e["at"] for e in entries)

@@ -50,8 +50,8 @@ async def test_the_queue_grows_without_workers_and_a_worker_drains_it(
         broker_url=STOMP_URL,
         suffix=unique,
         deadline=30.0,  # the jobs wait well within it; the last answer completes each
-        insurers="aurora,borealis",
-        delays="aurora=0.3,borealis=0.6",
+        insurers="delta,ember",  # polled (the insurers file's aurora and borealis call back)
+        delays="delta=0.3,ember=0.6",
         workers=0,
         notifiers=1,
         extra_env={"OSAGO_METRICS_BIND": "127.0.0.1:0", "OSAGO_LATE_WINDOW_SECONDS": "1"},
@@ -74,7 +74,7 @@ async def test_the_queue_grows_without_workers_and_a_worker_drains_it(
         )
         assert worker[("osago_job_wait_seconds_count", ())] == 10
         assert worker[("osago_job_wait_seconds_sum", ())] >= 10 * 2.0
-        for insurer in ("aurora", "borealis"):
+        for insurer in ("delta", "ember"):
             assert (
                 worker[
                     ("osago_exchange_outcomes_total", (("insurer", insurer), ("outcome", "offer")))

@@ -108,7 +108,18 @@ def test_separate_roles_refuse_the_public_or_a_short_secret(role: str) -> None:
     for secret in ("osago-dev-secret", "short-secret"):
         with pytest.raises(ConfigError, match="OSAGO_WS_SECRET"):
             check_role(role, dataclasses.replace(stomp, ws_secret=secret))
-    check_role(role, dataclasses.replace(stomp, ws_secret="x" * 32))
+    check_role(role, dataclasses.replace(stomp, ws_secret="x" * 32, callback_secret="z" * 32))
+
+
+def test_an_api_taking_callbacks_refuses_the_public_or_a_short_callback_secret() -> None:
+    stomp = Settings(broker_url="stomp://127.0.0.1:61613", ws_secret="x" * 32)
+    for secret in ("osago-dev-secret", "short-secret"):
+        with pytest.raises(ConfigError, match="OSAGO_CALLBACK_SECRET"):
+            check_role("api", dataclasses.replace(stomp, callback_secret=secret))
+    check_role("api", dataclasses.replace(stomp, callback_secret="z" * 32))
+    # No insurer in callback mode: nothing to sign, nothing to ask for.
+    check_role("api", dataclasses.replace(stomp, insurer_codes=("fjord",)))
+    check_role("worker", stomp)  # a worker only tells insurers where to call
 
 
 def test_the_demo_alone_may_use_the_public_secret_and_dev_endpoints_can_be_refused() -> None:
@@ -117,7 +128,7 @@ def test_the_demo_alone_may_use_the_public_secret_and_dev_endpoints_can_be_refus
     assert off.dev_endpoints is False
     with pytest.raises(ConfigError, match="OSAGO_WS_SECRET"):
         check_role("all", off)  # no demo: the public secret would let anyone in
-    check_role("all", dataclasses.replace(off, ws_secret="y" * 40))
+    check_role("all", dataclasses.replace(off, ws_secret="y" * 40, callback_secret="z" * 40))
     with pytest.raises(ConfigError, match="OSAGO_DEV_ENDPOINTS"):
         Settings.from_env({"OSAGO_DEV_ENDPOINTS": "maybe"})
 

@@ -1,0 +1,106 @@
+"""``POST /api/v1/callbacks/{insurer}``: an insurer in callback mode delivers its answer.
+
+Checked in this order, each refusal a clear 4xx that changes nothing: the insurer is one we
+ask in callback mode (404); the body is signed with its secret, recently (401,
+osago/insurers/callbacks.py); the signature was not seen before (409 replayed); the body is an
+answer by the protocol, a final one (400, 422); its correlation id names one of this insurer's
+exchanges (404) that is not settled yet (409). Then it is stored through the same lifecycle
+rule as a polled answer (so a callback racing a safety poll, or arriving twice through two api
+instances, stores one outcome) and its events are published at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from quart import request
+from quart_trio import QuartTrio
+
+from osago.batching import Deferred
+from osago.errors import CallbackRefused
+from osago.insurers import Pending, read_answer
+from osago.insurers._answers import AnswerError
+from osago.insurers.callbacks import SIGNATURE_HEADER, ReplayGuard, insurer_secret, verify
+from osago.logs import about
+from osago.metrics import observe_completed
+from osago.models import OutboxMessage
+from osago.roles._deps import ApiDeps
+from osago.roles._exchange import outcome_of
+
+__all__ = ["CALLBACKS_PREFIX", "add_callback_routes"]
+
+CALLBACKS_PREFIX = "/api/v1/callbacks/"
+
+log = logging.getLogger("osago.api")
+
+
+def add_callback_routes(
+    app: QuartTrio, deps: ApiDeps, events_out: Deferred[OutboxMessage] | None
+) -> None:
+    """Accept callbacks; settled events go to ``events_out`` to be published at once (None:
+    the relay publishes them)."""
+    s = deps.settings
+    callers = {c.code: c for c in deps.insurers if c.mode == "callback"}
+    secrets = {code: insurer_secret(s.callback_secret, code) for code in callers}
+    # Twice the tolerance: a signature is refused as stale before it could leave the guard.
+    replays = ReplayGuard(window=2 * s.callback_tolerance)
+
+    async def accept(code: str) -> list[OutboxMessage]:
+        if code not in callers:
+            raise CallbackRefused(
+                404, "unknown_insurer", "no insurer in callback mode by that code"
+            )
+        raw = await request.get_data(as_text=False)
+        body = raw if isinstance(raw, bytes) else raw.encode()
+        now = deps.clock.now()
+        mac = verify(
+            secrets[code],
+            request.headers.get(SIGNATURE_HEADER),
+            body,
+            now=now,
+            tolerance=s.callback_tolerance,
+        )
+        if not replays.first_time(mac, now):
+            raise CallbackRefused(409, "replayed", "this signed callback was delivered before")
+        try:
+            answer = read_answer(json.loads(body), {})
+        except (ValueError, RecursionError) as exc:  # AnswerError is a ValueError
+            kind = "unreadable_answer" if isinstance(exc, AnswerError) else "bad_json"
+            raise CallbackRefused(422 if kind != "bad_json" else 400, kind, str(exc)) from exc
+        if isinstance(answer, Pending):
+            raise CallbackRefused(422, "not_final", "a callback carries a final answer")
+        ex = (await deps.store.load_exchanges([answer.correlation_id])).get(answer.correlation_id)
+        if ex is None or ex.insurer != code:
+            raise CallbackRefused(404, "unknown_exchange", f"no exchange {answer.correlation_id}")
+        about(ex.calculation_id, code)
+        if ex.settled:
+            raise CallbackRefused(409, "already_settled", "this exchange has its answer already")
+        outcome = outcome_of(answer, ex, now)
+        events = await deps.store.settle_exchange(
+            ex.correlation_id,
+            outcome,
+            topic=s.results_topic,
+            now=now,
+            # Leased to this api while it publishes them at once; else the relay's at once.
+            lease=s.outbox_lease if events_out is not None else 0.0,
+        )
+        deps.metrics.outcomes.labels(code, outcome.kind.value).inc()
+        observe_completed(deps.metrics, events, now)  # the last answer may complete it
+        log.info("calculation %s: %s called back -> %s", ex.calculation_id, code, outcome.kind)
+        return events
+
+    @app.post(CALLBACKS_PREFIX + "<code>")
+    async def callback(code: str) -> Any:
+        try:
+            events = await accept(code)
+        except CallbackRefused as exc:
+            log.warning("callback from %s refused: %s: %s", code[:40], exc.reason, exc)
+            label = code if code in callers else "unknown"
+            deps.metrics.callbacks.labels(label, exc.reason).inc()
+            return {"error": exc.reason, "message": str(exc)}, exc.status
+        deps.metrics.callbacks.labels(code, "accepted").inc()
+        if events_out is not None:
+            events_out.add(events)
+        return {"status": "accepted"}, 200

@@ -1,0 +1,191 @@
+"""Issue 9: callback mode. An insurer POSTs its answer, signed; it is matched by correlation
+id, stored once and published; anything else gets a clear 4xx and changes nothing. The worker
+waits for it with a sparse safety net instead of polling."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from osago.config import Settings
+from osago.errors import CallbackRefused
+from osago.insurers.callbacks import SIGNATURE_HEADER, ReplayGuard, insurer_secret, sign, verify
+from osago.models import Outcome, OutcomeKind
+from osago.roles import worker
+from osago.storage import MemoryStore
+from tests.factories import MINIMAL_BODY, api_app
+from tests.unit.test_flow import EPOCH, EVERY_QUARTER, Harness, harness
+
+MASTER = "callback-master-secret-of-32-bytes-or-more"
+SETTINGS = Settings(
+    insurer_codes=("aurora", "fjord"),  # aurora calls back (the insurers file), fjord is polled
+    api_token="core-" + "t" * 32,
+    callback_secret=MASTER,
+)
+CORE = {"Authorization": f"Bearer {SETTINGS.api_token}"}
+
+
+# --- signatures --------------------------------------------------------------------------
+
+
+def test_a_signature_is_verified_and_every_kind_of_bad_one_refused() -> None:
+    secret, body, now = insurer_secret(MASTER, "aurora"), b'{"a":1}', 1_800_000_000.0
+    good = sign(secret, body, now)
+    assert verify(secret, good, body, now=now + 10, tolerance=300) == good.split("v1=")[1]
+    cases = {
+        "missing_signature": (secret, None, body, now),
+        "bad_signature": (secret, good, b'{"a":2}', now),  # another body
+        "stale_signature": (secret, good, body, now + 301),
+    }
+    for reason, (key, header, data, at) in cases.items():
+        with pytest.raises(CallbackRefused) as caught:
+            verify(key, header, data, now=at, tolerance=300)
+        assert (caught.value.status, caught.value.reason) == (401, reason)
+    for header in ("t=abc,v1=00", "v1=00", "nonsense"):
+        with pytest.raises(CallbackRefused, match="expected"):
+            verify(secret, header, body, now=now, tolerance=300)
+    # One insurer's secret signs nothing for another.
+    with pytest.raises(CallbackRefused, match="does not match"):
+        verify(insurer_secret(MASTER, "fjord"), good, body, now=now, tolerance=300)
+
+
+def test_a_replay_is_caught_within_its_window_and_forgotten_after() -> None:
+    guard = ReplayGuard(window=600)
+    assert guard.first_time("mac", 1000.0)
+    assert not guard.first_time("mac", 1500.0)
+    assert guard.first_time("mac", 1601.0)  # past the window: long stale by its timestamp
+
+
+# --- the api's endpoint ------------------------------------------------------------------
+
+
+def _signed(code: str, answer: Any, *, now: float | None = None) -> dict[str, Any]:
+    body = json.dumps(answer).encode()
+    at = time.time() if now is None else now
+    return {
+        "data": body,
+        "headers": {
+            SIGNATURE_HEADER: sign(insurer_secret(MASTER, code), body, at),
+            "content-type": "application/json",
+        },
+    }
+
+
+async def test_a_callback_is_stored_once_and_every_bad_one_changes_nothing() -> None:
+    store = MemoryStore()
+    async with api_app(SETTINGS, store) as app:
+        client = app.test_client()
+        posted = await client.post("/api/v1/calculations", json=MINIMAL_BODY, headers=CORE)
+        calc = uuid.UUID((await posted.get_json())["calculation_id"])
+        aurora = next(x for x in store.exchanges.values() if x.insurer == "aurora")
+        cid = str(aurora.correlation_id)
+        ready = {"status": "ready", "correlation_id": cid, "premium": 7777.0, "ready_at": 1.8e9}
+        url = "/api/v1/callbacks/aurora"
+
+        async def refused(how: dict[str, Any], path: str = url) -> tuple[int, str]:
+            r = await client.post(path, **how)
+            return r.status_code, (await r.get_json())["error"]
+
+        assert await refused(_signed("fjord", ready), "/api/v1/callbacks/fjord") == (
+            404,
+            "unknown_insurer",  # fjord is polled: it has no business calling back
+        )
+        assert await refused(_signed("fjord", ready)) == (401, "bad_signature")
+        assert await refused(_signed("aurora", ready, now=time.time() - 3600)) == (
+            401,
+            "stale_signature",
+        )
+        unsigned = {"data": json.dumps(ready).encode()}
+        assert await refused(unsigned) == (401, "missing_signature")
+        assert await refused({"data": b"{", "headers": _signed("aurora", 1)["headers"]}) == (
+            401,
+            "bad_signature",  # signed another body
+        )
+        broken = _signed("aurora", {"status": "ready", "correlation_id": 5})
+        assert await refused(broken) == (422, "unreadable_answer")
+        pending = _signed("aurora", {"status": "pending", "correlation_id": cid})
+        assert await refused(pending) == (422, "not_final")
+        stranger = _signed("aurora", {**ready, "correlation_id": str(uuid.uuid4())})
+        assert await refused(stranger) == (404, "unknown_exchange")
+        assert aurora.outcome is None  # nothing so far changed anything
+
+        good = _signed("aurora", ready)
+        r = await client.post(url, **good)  # no api token: the signature is the credential
+        assert r.status_code == 200
+        assert aurora.outcome is not None
+        assert (aurora.outcome.kind, aurora.outcome.premium) == (OutcomeKind.OFFER, 7777.0)
+        events = [json.loads(m.body) for m in store.outbox.values() if m.destination != "x"]
+        assert [e["type"] for e in events if "type" in e] == ["offer"]
+
+        assert await refused(good) == (409, "replayed")
+        again = _signed("aurora", {**ready, "premium": 1.0}, now=time.time() + 1)
+        assert await refused(again) == (409, "already_settled")
+        assert aurora.outcome.premium == 7777.0
+        view = await store.get_calculation(calc)
+        assert view is not None
+        assert [x.status for x in view.exchanges if x.insurer == "aurora"] == ["offer"]
+
+
+# --- the worker --------------------------------------------------------------------------
+
+
+def _calling_back(h: Harness) -> None:
+    """aurora in callback mode for this harness's worker."""
+    original = h.worker_deps
+
+    def deps(stop: trio.Event | None = None) -> Any:
+        d = original(stop)
+        return replace(
+            d,
+            insurers=tuple(
+                replace(c, mode="callback", callback_url="http://api/cb", schedule=EVERY_QUARTER)
+                if c.code == "aurora"
+                else c
+                for c in d.insurers
+            ),
+        )
+
+    h.worker_deps = deps  # type: ignore[method-assign]
+
+
+async def test_a_worker_waits_for_the_callback_and_polls_only_as_a_safety_net(
+    autojump_clock: MockClock,
+) -> None:
+    async with harness({"aurora": 1.0, "borealis": 2.0}, workers=0) as h:
+        _calling_back(h)
+        await h.nursery.start(worker.run, h.worker_deps())
+        calc = await h.submit(late_window=30.0)
+        aurora = next(x for x in calc.exchanges if x.insurer == "aurora")
+        await trio.sleep(1.5)
+        # The callback reaches the api, which settles it (as the endpoint above does).
+        offer = Outcome(OutcomeKind.OFFER, received_at=h.clock.now(), premium=5000.0)
+        await h.store.settle_exchange(
+            aurora.correlation_id, offer, topic=SETTINGS.results_topic, now=h.clock.now(), lease=0
+        )
+        await trio.sleep(15.0)
+        trail = await h.store.trail_of(calc.id)
+    aurora_polls = [t for code, t in h.insurers.poll_times if code == "aurora"]
+    assert aurora_polls == []  # never polled: the safety check found it settled
+    steps = [what for _, what in trail.steps["aurora"]]
+    assert steps[-2:] == ["waiting for the callback", "answered by callback"]
+    assert trail.steps["aurora"][-1][0] == EPOCH + 10.0  # one check, at the safety interval
+
+
+async def test_a_lost_callback_is_found_by_the_safety_poll(autojump_clock: MockClock) -> None:
+    async with harness({"aurora": 1.0, "borealis": 2.0}, workers=0) as h:
+        _calling_back(h)
+        await h.nursery.start(worker.run, h.worker_deps())
+        calc = await h.submit(late_window=30.0)
+        await trio.sleep(20.0)  # no callback ever comes
+        view = await h.store.get_calculation(calc.id)
+    assert view is not None
+    (aurora,) = [x for x in view.exchanges if x.insurer == "aurora"]
+    assert aurora.status == "offer"
+    assert [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"] == [10.0]
