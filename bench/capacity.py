@@ -53,6 +53,7 @@ import trio_asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from osago.insurers import load_insurers
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
 from tests.factories import MINIMAL_BODY
@@ -60,6 +61,8 @@ from tests.factories import MINIMAL_BODY
 INSURERS = "aurora,borealis,cedar,delta,ember,fjord,granite,harbor,iris,juniper"
 CALM_DELAYS = ",".join(f"{c}={1 + 7 * i / 9:.2f}" for i, c in enumerate(INSURERS.split(",")))
 TICKS = os.sysconf("SC_CLK_TCK")
+# How each insurer is asked (the bundled insurers file): callback, long-poll or poll.
+MODES = {c.code: c.mode for c in load_insurers(None, default_base="")}
 
 
 def ts(iso: str) -> float:
@@ -238,6 +241,14 @@ async def run_step(
         "repeats": repeats,
         "overhead": [t - ts(e["received_at"]) for t, e in offers.values()],
         "wait": [t - ts(e["ready_at"]) for t, e in offers.values() if e.get("ready_at")],
+        "wait_by_mode": {
+            mode: [
+                t - ts(e["ready_at"])
+                for t, e in offers.values()
+                if e.get("ready_at") and MODES.get(e["insurer"]) == mode
+            ]
+            for mode in sorted(set(MODES.values()))
+        },
         "stubs": sum(1 for e in completed if e["stub"]),
         "completed": len({e["calculation_id"] for e in completed}),
         "late": sum(1 for _, e in offers.values() if e.get("late")),
@@ -258,6 +269,13 @@ def line(r: dict[str, Any]) -> str:
         f"wait p50/p99 {ms(r['wait'], 50):.0f}/{ms(r['wait'], 99):.0f} ms  "
         f"no_offer {r['no_offer']}  stubs {r['stubs']}  late {r['late']}  "
         f"polls/exchange {r['polls_per_exchange']:.2f}\n"
+        f"      wait p50/p99 by the insurer's mode: "
+        + ", ".join(
+            f"{mode} {ms(w, 50):.0f}/{ms(w, 99):.0f} ms"
+            for mode, w in r["wait_by_mode"].items()
+            if w
+        )
+        + "\n"
         f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts})"
     )
 
