@@ -70,7 +70,14 @@ def insurers_file(mode: str) -> Path:
 
 
 async def in_flight(http: httpx.AsyncClient, metrics_url: str) -> int:
-    text = (await http.get(metrics_url)).text
+    for attempt in range(5):  # a worker busy starting thousands of exchanges may drop one
+        try:
+            text = (await http.get(metrics_url)).text
+            break
+        except httpx.HTTPError:
+            if attempt == 4:
+                raise
+            await trio.sleep(1)
     return int(
         sum(
             float(line.rsplit(" ", 1)[1])
@@ -103,7 +110,13 @@ async def main(args: argparse.Namespace) -> None:
             notifiers=1,
             extra_env=env,
         ) as cluster:
-            await measure(cluster, args)
+            try:
+                await measure(cluster, args)
+            except BaseException:
+                for name, proc in cluster.procs.items():
+                    print(f"--- {name} (exit {proc.process.returncode})", file=sys.stderr)
+                    print("\n".join(proc.lines[-15:]), file=sys.stderr)
+                raise
     finally:
         await _drop_database(name)
 

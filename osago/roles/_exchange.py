@@ -31,6 +31,10 @@ Record = Callable[[list[tuple[UUID, str]]], None]
 Settled = Callable[[], Awaitable[bool]]
 
 
+# The longest gap between safety polls of one exchange (callback mode).
+_SAFETY_POLL_MAX_GAP = 60.0
+
+
 class _AnsweredByCallback(Exception):
     """The safety check found the exchange settled: nothing left to do here."""
 
@@ -63,21 +67,35 @@ async def _safety_net(
     steps: Steps,
 ) -> Quote:
     """Callback mode: the answer comes to the api. Every ``safety_poll_interval`` seconds ask
-    the store whether it came (one batched read, no call to the insurer); only if not, poll
-    the insurer once, in case its callback was lost."""
+    the store whether it came (one batched read, no call to the insurer); if not, poll the
+    insurer, in case its callback was lost -- at gaps that double from that interval up to
+    a minute, so a slow insurer with thousands of calculations pending is not polled as
+    if it had no callbacks. A safety poll that fails ends nothing: the callback may still
+    come, and the next check looks again."""
     steps.note("waiting for the callback")
     every = guard.config.safety_poll_interval
-    due = every
+    due, poll_at, gap = every, every, every
     while True:
         await trio.sleep_until(start + due)
         if await settled():
             steps.note("answered by callback")
             raise _AnsweredByCallback
-        result = await guard.poll(remote_id)
-        steps.note("safety poll: answered" if isinstance(result, Quote) else "safety poll: pending")
-        if isinstance(result, Quote):
-            return result
-        due = trio.current_time() - start + max(every, result.poll_after or 0.0)
+        now = trio.current_time() - start
+        if now >= poll_at:
+            try:
+                result = await guard.poll(remote_id)
+            except (InsurerError, ResilienceError) as exc:
+                steps.note(f"safety poll failed: {exc}")
+                result = None
+            if isinstance(result, Quote):
+                steps.note("safety poll: answered")
+                return result
+            if result is not None:
+                steps.note("safety poll: pending")
+                gap = max(gap, result.poll_after or 0.0)
+            poll_at = now + gap
+            gap = min(2 * gap, max(every, _SAFETY_POLL_MAX_GAP))
+        due = now + every
 
 
 async def _answer(

@@ -189,3 +189,29 @@ async def test_a_lost_callback_is_found_by_the_safety_poll(autojump_clock: MockC
     (aurora,) = [x for x in view.exchanges if x.insurer == "aurora"]
     assert aurora.status == "offer"
     assert [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"] == [10.0]
+
+
+async def test_safety_polls_thin_out_and_a_failed_one_ends_nothing(
+    autojump_clock: MockClock,
+) -> None:
+    """Thousands of exchanges waiting for slow callbacks must not be polled as if they had
+    none: safety polls come 10, 20, 40 s apart (then every minute); one that fails (the
+    insurer down) leaves the exchange waiting for its callback."""
+    async with harness({"aurora": 45.0, "borealis": 2.0}, workers=0) as h:
+        _calling_back(h)
+        await h.nursery.start(worker.run, h.worker_deps())
+        calc = await h.submit(late_window=120.0)
+        await trio.sleep(1.0)  # submitted
+        h.insurers.down.add("aurora")
+        await trio.sleep(24.0)
+        h.insurers.down.discard("aurora")
+        await trio.sleep(100.0)  # the callback is lost: the safety polls find the answer
+        view = await h.store.get_calculation(calc.id)
+        trail = await h.store.trail_of(calc.id)
+    assert view is not None
+    assert {x.insurer: x.status for x in view.exchanges}["aurora"] == "offer"
+    polled = sorted({round(t) for code, t in h.insurers.poll_times if code == "aurora"})
+    assert polled == [10, 20, 40, 80]  # retries of the failing ones are within a second
+    steps = [what for _, what in trail.steps["aurora"]]
+    assert sum(w.startswith("safety poll failed") for w in steps) == 2
+    assert steps[-1] == "safety poll: answered"
