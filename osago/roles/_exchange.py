@@ -17,7 +17,7 @@ from uuid import UUID
 import trio
 
 from osago.clock import Clock
-from osago.errors import CircuitOpen, InsurerError, ResilienceError
+from osago.errors import CircuitOpen, InsurerError, ResilienceError, StoreError
 from osago.insurers import Quote
 from osago.insurers.resilient import GuardedInsurer
 from osago.models import Exchange, Outcome, OutcomeKind, Step
@@ -77,7 +77,12 @@ async def _safety_net(
     due, poll_at, gap = every, every, every
     while True:
         await trio.sleep_until(start + due)
-        if await settled():
+        try:
+            done = await settled()
+        except StoreError as exc:  # a safety check, not the job: look again next time
+            steps.note(f"safety check failed: {exc}")
+            done = False
+        if done:
             steps.note("answered by callback")
             raise _AnsweredByCallback
         now = trio.current_time() - start

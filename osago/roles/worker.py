@@ -47,6 +47,7 @@ class Crew:
 
     guards: dict[str, GuardedInsurer]
     load: Batcher[UUID, Exchange | None]
+    settled: Batcher[UUID, bool]  # callback mode's safety checks, batched as they come
     record: Deferred[tuple[UUID, str]]
     marks: Deferred[int]
     steps: Deferred[tuple[UUID, tuple[Step, ...]]]
@@ -67,6 +68,7 @@ class Crew:
         return cls(
             guard_insurers(deps.insurers, deps.client, (*deps.hooks, metrics_hook(deps.metrics))),
             Batcher(store.load_exchanges, default=None),
+            Batcher(store.settled_among, default=True),  # gone from the store: nothing to do
             record,
             sent_marks(store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout),
             # For timelines only: written late, in batches, lost at worst (never retried).
@@ -81,7 +83,13 @@ class Crew:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The batchers' runners, until cancelled."""
         async with trio.open_nursery() as nursery:
-            for runner in (self.load.run, self.record.run, self.marks.run, self.steps.run):
+            for runner in (
+                self.load.run,
+                self.settled.run,
+                self.record.run,
+                self.marks.run,
+                self.steps.run,
+            ):
                 await nursery.start(runner)
             task_status.started()
 
@@ -185,8 +193,7 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
     try:
 
         async def settled() -> bool:
-            now = await crew.load(ex.correlation_id)
-            return now is None or now.settled
+            return await crew.settled(ex.correlation_id)
 
         with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
             outcome = await run_exchange(ex, guard, crew.record.add, deps.clock, steps, settled)

@@ -18,6 +18,7 @@ __all__ = [
     "record_failure",
     "record_pushes",
     "record_steps",
+    "settled_among",
     "trail_of",
 ]
 
@@ -34,6 +35,16 @@ async def outbox_of(calculation_id: UUID, conn: Conn) -> list[OutboxTrace]:
         OutboxTrace(r["destination"], bytes(r["body"]), r["headers"], r["created_at"], r["sent_at"])
         for r in rows
     ]
+
+
+async def settled_among(correlation_ids: list[UUID], conn: Conn) -> dict[UUID, bool]:
+    rows = await conn.fetch(
+        "SELECT e.correlation_id, e.outcome IS NOT NULL OR c.closed_at IS NOT NULL AS settled"
+        " FROM exchanges e JOIN calculations c ON c.id = e.calculation_id"
+        " WHERE e.correlation_id = ANY($1::uuid[])",
+        correlation_ids,
+    )
+    return {r["correlation_id"]: r["settled"] for r in rows}
 
 
 async def record_steps(steps: Sequence[tuple[UUID, Sequence[Step]]], conn: Conn) -> None:

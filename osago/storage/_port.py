@@ -72,6 +72,12 @@ class Store(Protocol):
         """
         ...
 
+    async def settled_among(self, correlation_ids: Sequence[UUID]) -> dict[UUID, bool]:
+        """Whether each of these exchanges is settled (has its outcome, or its calculation
+        closed); an unknown one is absent. A light read for callback mode's safety checks:
+        no request, no row beyond the two flags."""
+        ...
+
     async def record_submissions(self, submissions: Sequence[tuple[UUID, str]]) -> None:
         """Remember the insurers' ids for our requests (correlation id, remote id): a
         redelivery polls the existing calculation, never resubmits."""

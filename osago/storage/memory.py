@@ -169,6 +169,10 @@ class MemoryStore:
         self._check("load_exchanges")
         return {c: x for c in correlation_ids if (x := self._exchange(c)) is not None}
 
+    async def settled_among(self, correlation_ids: Sequence[UUID]) -> dict[UUID, bool]:
+        self._check("settled_among")
+        return {c: x.settled for c in correlation_ids if (x := self._exchange(c)) is not None}
+
     def _exchange(self, correlation_id: UUID) -> Exchange | None:
         ex = self.exchanges.get(correlation_id)
         if ex is None:

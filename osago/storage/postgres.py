@@ -217,13 +217,16 @@ class PostgresStore:
                 " WHERE e.correlation_id = ANY($1::uuid[])",
                 list(correlation_ids),
             )
+            # One request object per calculation in the batch: a calculation's jobs come
+            # together, and ten copies of its request were most of what an exchange held.
+            requests: dict[UUID, Any] = {}
             return {
                 r["correlation_id"]: Exchange(
                     r["correlation_id"],
                     r["calculation_id"],
                     r["insurer"],
                     r["user_id"],
-                    r["request"],
+                    requests.setdefault(r["calculation_id"], r["request"]),
                     r["created_at"],
                     r["deadline_at"],
                     r["closes_at"],
@@ -235,6 +238,9 @@ class PostgresStore:
             }
 
         return await self._tx("load_exchanges", body)
+
+    async def settled_among(self, correlation_ids: Sequence[UUID]) -> dict[UUID, bool]:
+        return await self._tx("settled_among", partial(_ops.settled_among, list(correlation_ids)))
 
     async def record_submissions(self, submissions: Sequence[tuple[UUID, str]]) -> None:
         async def body(conn: Conn) -> None:

@@ -192,3 +192,18 @@ async def test_steps_and_pushes_are_a_calculations_trail_until_it_is_purged(stor
     await store.purge_closed(before=1e9, limit=100)
     gone = await store.trail_of(calc.id)
     assert (gone.steps, list(gone.pushes)) == ({}, [])
+
+
+async def test_which_exchanges_are_settled_is_a_light_read(store: Store) -> None:
+    calc = new_calculation(created_at=1000.0, deadline=60.0, insurers=("aurora", "borealis"))
+    await store.create_calculation(calc, queue=Q)
+    aurora, borealis = (x.correlation_id for x in calc.exchanges)
+    stranger = uuid.uuid4()
+    assert await store.settled_among([aurora, borealis, stranger]) == {
+        aurora: False,
+        borealis: False,
+    }
+    await store.settle_exchange(aurora, offer(1001.0), topic=T, now=1001.0, lease=30.0)
+    assert await store.settled_among([aurora, borealis]) == {aurora: True, borealis: False}
+    await store.complete_due(topic=T, now=1100.0, lease=30.0, limit=10)  # closes it
+    assert await store.settled_among([borealis]) == {borealis: True}
