@@ -59,22 +59,25 @@ class Steps:
 
 
 async def _safety_net(
-    ex: Exchange,
     guard: GuardedInsurer,
     remote_id: str,
     start: float,
+    deadline: float,
     settled: Settled,
     steps: Steps,
 ) -> Quote:
     """Callback mode: the answer comes to the api. Every ``safety_poll_interval`` seconds ask
-    the store whether it came (one batched read, no call to the insurer); if not, poll the
-    insurer, in case its callback was lost -- at gaps that double from that interval up to
-    a minute, so a slow insurer with thousands of calculations pending is not polled as
-    if it had no callbacks. A safety poll that fails ends nothing: the callback may still
-    come, and the next check looks again."""
+    the store whether it came (one batched read, no call to the insurer). The insurer is
+    polled, in case its callback was lost, first just before the user's deadline (an answer
+    whose callback was lost still makes it in time; one that came needs no poll at all),
+    then at gaps that double from that interval up to a minute, so a slow insurer with
+    thousands of calculations pending is not polled as if it had no callbacks. A safety
+    poll that fails ends nothing: the callback may still come, the next check looks again."""
     steps.note("waiting for the callback")
-    every = guard.config.safety_poll_interval
-    due, poll_at, gap = every, every, every
+    c = guard.config
+    every = c.safety_poll_interval
+    due, gap = every, every
+    poll_at = max(every, deadline - start - c.poll_timeout - 1.0)
     while True:
         await trio.sleep_until(start + due)
         try:
@@ -131,7 +134,8 @@ async def _answer(
     # Poll times are seconds since the submit; `start` puts them on Trio's clock (drift-free).
     start = trio.current_time() - (clock.now() - submitted)
     if c.callback:
-        return await _safety_net(ex, guard, remote_id, start, settled, steps)
+        deadline = clock.trio_time(ex.deadline_at)
+        return await _safety_net(guard, remote_id, start, deadline, settled, steps)
     # Ask at once when resuming (catch up) or long-polling (the insurer holds the request
     # until the answer is ready); else when the learned schedule says.
     if fresh and not c.long_poll:

@@ -136,7 +136,7 @@ async def test_a_callback_is_stored_once_and_every_bad_one_changes_nothing() -> 
 # --- the worker --------------------------------------------------------------------------
 
 
-def _calling_back(h: Harness) -> None:
+def _calling_back(h: Harness, safety: float = 10.0) -> None:
     """aurora in callback mode for this harness's worker."""
     original = h.worker_deps
 
@@ -145,7 +145,13 @@ def _calling_back(h: Harness) -> None:
         return replace(
             d,
             insurers=tuple(
-                replace(c, mode="callback", callback_url="http://api/cb", schedule=EVERY_QUARTER)
+                replace(
+                    c,
+                    mode="callback",
+                    callback_url="http://api/cb",
+                    schedule=EVERY_QUARTER,
+                    safety_poll_interval=safety,
+                )
                 if c.code == "aurora"
                 else c
                 for c in d.insurers
@@ -210,8 +216,27 @@ async def test_safety_polls_thin_out_and_a_failed_one_ends_nothing(
         trail = await h.store.trail_of(calc.id)
     assert view is not None
     assert {x.insurer: x.status for x in view.exchanges}["aurora"] == "offer"
-    polled = sorted({round(t) for code, t in h.insurers.poll_times if code == "aurora"})
-    assert polled == [10, 20, 40, 80]  # retries of the failing ones are within a second
+    polled = sorted({int(t) for code, t in h.insurers.poll_times if code == "aurora"})
+    assert polled == [10, 20, 40, 80]  # retries of the failing ones are within that second
     steps = [what for _, what in trail.steps["aurora"]]
     assert sum(w.startswith("safety poll failed") for w in steps) == 2
     assert steps[-1] == "safety poll: answered"
+
+
+async def test_the_first_safety_poll_waits_for_the_deadline_to_near(
+    autojump_clock: MockClock,
+) -> None:
+    """Checks (the store) come every second here, but the insurer is first polled just
+    before the deadline (5 s, less a poll's timeout and a second): a callback that came
+    needs no poll, and a lost one is still in time."""
+    async with harness({"aurora": 1.0, "borealis": 2.0}, workers=0) as h:
+        _calling_back(h, safety=1.0)
+        await h.nursery.start(worker.run, h.worker_deps())
+        calc = await h.submit(late_window=30.0)
+        await trio.sleep(10.0)  # the callback is lost
+        view = await h.store.get_calculation(calc.id)
+    assert view is not None
+    assert {x.insurer: x.status for x in view.exchanges}["aurora"] == "offer"
+    assert [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"] == [2.0]
+    assert view.completed_at is not None
+    assert view.completed_at <= EPOCH + 5.0
