@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from osago.models import CalculationView, Job, OutboxTrace, Step, Trail, iso
 
 __all__ = ["timeline"]
+
+T = TypeVar("T")
 
 
 def _entry(at: float, what: str, insurer: str | None = None, **detail: Any) -> dict[str, Any]:
@@ -25,22 +27,14 @@ def _entry(at: float, what: str, insurer: str | None = None, **detail: Any) -> d
     }
 
 
-def _seq_of(trace: OutboxTrace) -> int | None:
+def _field_of(trace: OutboxTrace, name: str, kind: type[T]) -> T | None:
+    """``name`` of an event's JSON body when it is a ``kind``; None for anything else."""
     try:
         body = json.loads(trace.body)
     except ValueError:
         return None
-    seq = body.get("seq") if isinstance(body, dict) else None
-    return seq if isinstance(seq, int) else None
-
-
-def _insurer_of(trace: OutboxTrace) -> str | None:
-    try:
-        body = json.loads(trace.body)
-    except ValueError:
-        return None
-    insurer = body.get("insurer") if isinstance(body, dict) else None
-    return insurer if isinstance(insurer, str) else None
+    value = body.get(name) if isinstance(body, dict) else None
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
 def _steps(insurer: str, steps: Sequence[Step]) -> list[dict[str, Any]]:
@@ -74,8 +68,8 @@ def timeline(
             out.extend(_steps(who, steps))
         insurers: dict[int, str | None] = {}
         for t in traces:
-            if t.destination != queue and (seq := _seq_of(t)) is not None:
-                insurers[seq] = _insurer_of(t)
+            if t.destination != queue and (seq := _field_of(t, "seq", int)) is not None:
+                insurers[seq] = _field_of(t, "insurer", str)
         for p in trail.pushes:
             out.append(_entry(p.at, f"{p.type or 'event'} pushed to a tab", insurers.get(p.seq)))
     for t in traces:
@@ -89,7 +83,7 @@ def timeline(
                 out.append(_entry(t.sent_at, "job published", insurer))
             continue
         kind = t.headers.get("event-type", "event")
-        insurer = _insurer_of(t)
+        insurer = _field_of(t, "insurer", str)
         out.append(_entry(t.created_at, f"{kind} event stored", insurer))
         if t.sent_at is not None:
             out.append(_entry(t.sent_at, f"{kind} event published", insurer))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from uuid import UUID
 
 import trio
@@ -22,13 +23,26 @@ from osago.insurers import Quote
 from osago.insurers.resilient import GuardedInsurer
 from osago.models import Exchange, Outcome, OutcomeKind, Step
 
-__all__ = ["Record", "Settled", "Steps", "outcome_of", "run_exchange"]
+__all__ = ["Aids", "Record", "Settled", "Steps", "outcome_of", "run_exchange"]
 
 # Remembers [(correlation id, the insurer's id)] soon, so a redelivery polls instead of
 # resubmitting (a resubmit is harmless: the correlation id is the idempotency key).
 Record = Callable[[list[tuple[UUID, str]]], None]
 # Whether the exchange was settled elsewhere (its callback reached the api): the store says.
 Settled = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Aids:
+    """What one exchange works with besides itself: its insurer's guard, where to record the
+    submission, the wall clock, its steps (for the timeline), and the store's word on
+    whether it was settled elsewhere (callback mode)."""
+
+    guard: GuardedInsurer
+    record: Record
+    clock: Clock
+    steps: Steps
+    settled: Settled
 
 
 # The longest gap between safety polls of one exchange (callback mode).
@@ -106,15 +120,9 @@ async def _safety_net(
         due = now + every
 
 
-async def _answer(
-    ex: Exchange,
-    guard: GuardedInsurer,
-    record: Record,
-    clock: Clock,
-    steps: Steps,
-    settled: Settled,
-) -> Quote:
+async def _answer(ex: Exchange, aids: Aids) -> Quote:
     """Submit (once), then poll on the insurer's learned schedule until its answer."""
+    guard, record, clock, steps = aids.guard, aids.record, aids.clock, aids.steps
     remote_id = ex.remote_id
     fresh = remote_id is None
     if remote_id is None:
@@ -135,7 +143,7 @@ async def _answer(
     start = trio.current_time() - (clock.now() - submitted)
     if c.callback:
         deadline = clock.trio_time(ex.deadline_at)
-        return await _safety_net(guard, remote_id, start, deadline, settled, steps)
+        return await _safety_net(guard, remote_id, start, deadline, aids.settled, steps)
     # Ask at once when resuming (catch up) or long-polling (the insurer holds the request
     # until the answer is ready); else when the learned schedule says.
     if fresh and not c.long_poll:
@@ -160,18 +168,12 @@ async def _answer(
             due = guard.answers.next_poll(polled, hint=result.poll_after)
 
 
-async def run_exchange(
-    ex: Exchange,
-    guard: GuardedInsurer,
-    record: Record,
-    clock: Clock,
-    steps: Steps,
-    settled: Settled,
-) -> Outcome | None:
-    """Run (or resume) ``ex`` to its outcome, noting its ``steps``; None when its callback
+async def run_exchange(ex: Exchange, aids: Aids) -> Outcome | None:
+    """Run (or resume) ``ex`` to its outcome, noting its steps; None when its callback
     settled it meanwhile. Store errors propagate (the job is NACKed)."""
+    guard, clock, steps = aids.guard, aids.clock, aids.steps
     try:
-        quote = await _answer(ex, guard, record, clock, steps, settled)
+        quote = await _answer(ex, aids)
     except _AnsweredByCallback:
         return None
     except CircuitOpen as exc:

@@ -30,7 +30,7 @@ from osago.models import Exchange, Job, Step
 from osago.outbox import publish, sent_marks
 from osago.resilience import RetryPolicy, log_hook, retrying
 from osago.roles._deps import WorkerDeps
-from osago.roles._exchange import Steps, run_exchange
+from osago.roles._exchange import Aids, Steps, run_exchange
 
 __all__ = ["Crew", "handle", "run"]
 
@@ -196,7 +196,8 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
             return await crew.settled(ex.correlation_id)
 
         with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
-            outcome = await run_exchange(ex, guard, crew.record.add, deps.clock, steps, settled)
+            aids = Aids(guard, crew.record.add, deps.clock, steps, settled)
+            outcome = await run_exchange(ex, aids)
     finally:
         in_flight.dec()
     if scope.cancelled_caught:
