@@ -120,6 +120,9 @@ class Settings:
     # Writes that may wait (outbox marks, submission ids) are gathered this long, then
     # written in one transaction.
     write_linger: float = 0.1
+    # The timeline's trail (exchanges' steps, pushes) is gathered this long: support reads it
+    # seconds later, and one batch a second costs a fraction of ten.
+    trail_linger: float = 1.0
     # A worker's store calls ride out a database outage this long (about 5 min) before the
     # job is NACKed: a restart must not dead-letter jobs.
     store_retry: RetryPolicy = field(

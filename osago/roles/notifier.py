@@ -308,7 +308,7 @@ async def run(
             pushes = Deferred(
                 "pushes",
                 deps.store.record_pushes,
-                linger=s.write_linger,
+                linger=s.trail_linger,
                 cleanup_timeout=s.cleanup_timeout,
             )
             await nursery.start(pushes.run)

@@ -75,7 +75,7 @@ class Crew:
             Deferred(
                 "steps",
                 store.record_steps,
-                linger=s.write_linger,
+                linger=s.trail_linger,
                 cleanup_timeout=s.cleanup_timeout,
             ),
         )
