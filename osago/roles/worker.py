@@ -10,9 +10,10 @@ dead-letters it to ``DLQ.<queue>``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from functools import partial
 from typing import TypeVar
 from uuid import UUID
@@ -37,6 +38,8 @@ __all__ = ["Crew", "handle", "run"]
 log = logging.getLogger("osago.worker")
 
 T = TypeVar("T")
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,9 @@ async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Deli
     job: Job | None = None
     try:
         job = Job.decode(delivery.body)
+        # Held for its ack, maybe for minutes: only what an ack or a nack reads. Its body and
+        # its dozen headers were a good part of what a waiting exchange kept.
+        delivery = replace(delivery, body=b"", headers=_NO_HEADERS)
         running = crew.running.get(job.correlation_id)
         if running is not None:
             # Why: after a reconnect the broker redelivers what the old connection held,
