@@ -13,8 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from functools import partial
+from types import MappingProxyType
 from typing import TypeVar
 from uuid import UUID
 
