@@ -22,7 +22,7 @@ from osago.errors import ConflictError, StoreError, TokenError, ValidationFailed
 from osago.lifecycle import Timing, accept
 from osago.logs import about
 from osago.loops import relay
-from osago.models import OutboxMessage, iso
+from osago.models import CalculationView, OutboxMessage, iso
 from osago.outbox import job_publisher, sent_marks
 from osago.roles._callbacks import CALLBACKS_PREFIX, add_callback_routes
 from osago.roles._deps import ApiDeps
@@ -36,6 +36,8 @@ from osago.web.server import hypercorn_config
 __all__ = ["create_app", "run"]
 
 log = logging.getLogger("osago.api")
+
+_MISSING = {"error": "not_found", "message": "no such calculation"}, 404
 
 
 def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> QuartTrio:
@@ -63,6 +65,14 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
             return verify_token(s.ws_secret, token, now=deps.clock.now()).user_id
         except TokenError:
             return None
+
+    async def stored(calculation_id: str) -> CalculationView | None:
+        """The calculation a path names; None for an unknown id or one that is not an id."""
+        try:
+            cid = uuid.UUID(calculation_id)
+        except ValueError:
+            return None
+        return await deps.store.get_calculation(cid)
 
     @app.before_request
     async def authorise() -> Any:
@@ -148,14 +158,9 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
                 "error": "unauthorized",
                 "message": "send the core application's Bearer token or the user's own token",
             }, 401
-        missing = {"error": "not_found", "message": "no such calculation"}, 404
-        try:
-            cid = uuid.UUID(calculation_id)
-        except ValueError:
-            return missing
-        view = await deps.store.get_calculation(cid)
+        view = await stored(calculation_id)
         if view is None or (reader is not None and view.user_id != reader):
-            return missing
+            return _MISSING
         return view.to_json()
 
     @app.get("/api/v1/calculations/<calculation_id>/timeline")
@@ -167,18 +172,13 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
                 "error": "unauthorized",
                 "message": "the core application's Bearer token (OSAGO_API_TOKEN) is required",
             }, 401
-        missing = {"error": "not_found", "message": "no such calculation"}, 404
-        try:
-            cid = uuid.UUID(calculation_id)
-        except ValueError:
-            return missing
-        view = await deps.store.get_calculation(cid)
+        view = await stored(calculation_id)
         if view is None:
-            return missing
-        traces = await deps.store.outbox_of(cid)
-        trail = await deps.store.trail_of(cid)
+            return _MISSING
+        traces = await deps.store.outbox_of(view.id)
+        trail = await deps.store.trail_of(view.id)
         return {
-            "calculation_id": str(cid),
+            "calculation_id": str(view.id),
             "timeline": timeline(view, traces, trail, queue=s.requests_queue),
         }
 
