@@ -9,7 +9,7 @@ from contextlib import suppress
 
 import trio
 
-from osago.broker import Broker
+from osago.broker import Broker, QueueStats
 from osago.clock import Clock
 from osago.errors import BrokerError, StoreError
 from osago.metrics._families import Metrics
@@ -48,10 +48,14 @@ async def refresh_backlog(
             metrics.outbox_oldest_age.set(0.0 if oldest is None else clock.now() - oldest)
         except StoreError as exc:
             log.debug("outbox backlog not read: %s", exc)
+        read: dict[str, QueueStats | None] = {}
         for queue in queues:
-            stats = None
+            read[queue] = None
             with trio.move_on_after(STATS_TIMEOUT), suppress(BrokerError):
-                stats = await broker.queue_stats(queue)
+                read[queue] = await broker.queue_stats(queue)
+        # Set together, after every read: a scrape sees one refresh of all the queues (the
+        # queue and its DLQ), never the queue's new figures beside its DLQ's missing ones.
+        for queue, stats in read.items():
             label = queue_label(queue)
             metrics.queue_messages.labels(label).set(stats.messages if stats else 0)
             metrics.queue_consumers.labels(label).set(stats.consumers if stats else 0)
