@@ -15,7 +15,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
@@ -25,7 +25,6 @@ __all__ = ["Batcher", "Deferred"]
 
 log = logging.getLogger("osago.batching")
 
-K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
 Q = TypeVar("Q")
 
@@ -40,35 +39,42 @@ def _queued(recv: trio.MemoryReceiveChannel[Q], batch: list[Q], limit: int) -> l
     return batch
 
 
+def _itself(item: Any) -> Hashable:
+    return item  # type: ignore[no-any-return]
+
+
 @dataclass(eq=False)
-class _Call(Generic[K, R]):
-    key: K
+class _Call(Generic[Q, R]):
+    item: Q
     done: trio.Event = field(default_factory=trio.Event)
     result: R | None = None
     error: Exception | None = None
 
 
-class Batcher(Generic[K, R]):
-    """``await batcher(key)`` runs ``many(keys)`` for the keys queued together.
+class Batcher(Generic[Q, R]):
+    """``await batcher(item)`` runs ``many(items)`` for the items queued together.
 
-    ``many`` returns each key's result (a key it leaves out gets ``default``); an exception
-    it raises is raised to every caller of that batch. Start :meth:`run` in a nursery.
+    ``many`` returns each item's result by ``key(item)`` (the item itself by default; an
+    item it leaves out gets ``default``); an exception it raises is raised to every caller
+    of that batch. Start :meth:`run` in a nursery.
     """
 
     def __init__(
         self,
-        many: Callable[[Sequence[K]], Awaitable[Mapping[K, R]]],
+        many: Callable[[Sequence[Q]], Awaitable[Mapping[Any, R]]],
         *,
         default: R,
+        key: Callable[[Q], Hashable] = _itself,
         max_batch: int = 200,
     ) -> None:
         self._many = many
         self._default = default
+        self._key = key
         self._max_batch = max_batch
-        self._send, self._recv = trio.open_memory_channel[_Call[K, R]](math.inf)
+        self._send, self._recv = trio.open_memory_channel[_Call[Q, R]](math.inf)
 
-    async def __call__(self, key: K) -> R:
-        call: _Call[K, R] = _Call(key)
+    async def __call__(self, item: Q) -> R:
+        call: _Call[Q, R] = _Call(item)
         self._send.send_nowait(call)
         await call.done.wait()
         if call.error is not None:
@@ -81,14 +87,14 @@ class Batcher(Generic[K, R]):
         async for first in self._recv:
             batch = _queued(self._recv, [first], self._max_batch)
             try:
-                results = await self._many([c.key for c in batch])
+                results = await self._many([c.item for c in batch])
             except Exception as exc:  # each caller gets it, as if it had called alone
                 for c in batch:
                     c.error = exc
                     c.done.set()
                 continue
             for c in batch:
-                c.result = results.get(c.key)
+                c.result = results.get(self._key(c.item))
                 c.done.set()
 
 

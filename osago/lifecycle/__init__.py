@@ -8,7 +8,7 @@ carries out in one transaction. The stores never decide and never build events.
 
 from osago.lifecycle._accept import Named, Timing, accept
 from osago.lifecycle._plan import CalcState, ExchangeState, NewEvent, Plan
-from osago.lifecycle._rules import on_answer, on_due
+from osago.lifecycle._rules import applied, on_answer, on_due
 
 __all__ = [
     "CalcState",
@@ -18,6 +18,7 @@ __all__ = [
     "Plan",
     "Timing",
     "accept",
+    "applied",
     "on_answer",
     "on_due",
 ]

@@ -26,7 +26,7 @@ from osago.events import completed_event, encode_event, event_headers, insurer_e
 from osago.lifecycle._plan import CalcState, ExchangeState, NewEvent, Plan
 from osago.models import Outcome, OutcomeKind
 
-__all__ = ["on_answer", "on_due"]
+__all__ = ["applied", "on_answer", "on_due"]
 
 
 class _Planner:
@@ -119,3 +119,27 @@ def on_due(state: CalcState, now: float) -> Plan:
     if state.closed_at is None and state.closes_at <= now:
         p.closed(tuple(x.correlation_id for x in state.exchanges if x.outcome is None))
     return p.plan()
+
+
+def applied(state: CalcState, plan: Plan, now: float) -> CalcState:
+    """``state`` once ``plan`` is carried out at ``now``: what the next answer in the same
+    transaction is planned on (a store settling several answers of one calculation at once).
+    """
+    if plan.empty:
+        return state
+    timed_out = set(plan.timed_out)
+
+    def outcome(x: ExchangeState) -> OutcomeKind | None:
+        if x.correlation_id == plan.settled and plan.settle is not None:
+            return plan.settle.kind
+        if x.correlation_id in timed_out:
+            return OutcomeKind.TIMED_OUT
+        return x.outcome
+
+    return replace(
+        state,
+        seq=plan.seq,
+        completed_at=now if plan.complete else state.completed_at,
+        closed_at=now if plan.close else state.closed_at,
+        exchanges=tuple(replace(x, outcome=outcome(x)) for x in state.exchanges),
+    )

@@ -10,7 +10,7 @@ dead-letters it to ``DLQ.<queue>``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -27,7 +27,7 @@ from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.logs import about
 from osago.loops import keeper, relay, retention
 from osago.metrics import BreakerStates, metrics_hook, observe_completed
-from osago.models import Exchange, Job, Step
+from osago.models import Exchange, Job, OutboxMessage, Outcome, Step
 from osago.outbox import publish, sent_marks
 from osago.resilience import RetryPolicy, log_hook, retrying
 from osago.roles._deps import WorkerDeps
@@ -40,6 +40,7 @@ log = logging.getLogger("osago.worker")
 T = TypeVar("T")
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+Events = list[OutboxMessage]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Crew:
 
     guards: dict[str, GuardedInsurer]
     load: Batcher[UUID, Exchange | None]
+    settle: Batcher[tuple[UUID, Outcome], list[OutboxMessage] | None]  # answers, batched
     settled: Batcher[UUID, bool]  # callback mode's safety checks, batched as they come
     record: Deferred[tuple[UUID, str]]
     marks: Deferred[int]
@@ -68,9 +70,19 @@ class Crew:
             linger=s.write_linger,
             cleanup_timeout=s.cleanup_timeout,
         )
+
+        async def settle(answers: Sequence[tuple[UUID, Outcome]]) -> dict[UUID, Events]:
+            now = deps.clock.now()
+            return await store.settle_exchanges(
+                answers, topic=s.results_topic, now=now, lease=s.outbox_lease
+            )
+
         return cls(
             guard_insurers(deps.insurers, deps.client, (*deps.hooks, metrics_hook(deps.metrics))),
             Batcher(store.load_exchanges, default=None),
+            # Why batched: the settle transaction was a worker's costliest step (its round
+            # trips to PostgreSQL); answers that arrive while one runs share the next.
+            Batcher(settle, default=None, key=lambda answer: answer[0]),
             Batcher(store.settled_among, default=True),  # gone from the store: nothing to do
             record,
             sent_marks(store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout),
@@ -88,6 +100,7 @@ class Crew:
         async with trio.open_nursery() as nursery:
             for runner in (
                 self.load.run,
+                self.settle.run,
                 self.settled.run,
                 self.record.run,
                 self.marks.run,
@@ -219,16 +232,10 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         crew.steps.add([(ex.correlation_id, tuple(steps.done))])
         await _ack(sub, held, ex, "answered by callback")
         return
-    events = await _through_outages(
-        s.store_retry,
-        lambda: deps.store.settle_exchange(
-            ex.correlation_id,
-            outcome,
-            topic=s.results_topic,
-            now=deps.clock.now(),
-            lease=s.outbox_lease,
-        ),
-    )
+    answer = (ex.correlation_id, outcome)
+    events = await _through_outages(s.store_retry, lambda: crew.settle(answer))
+    if events is None:
+        raise PoisonMessage(f"exchange {ex.correlation_id} is gone from the store")
     log.info(
         "calculation %s: %s -> %s%s",
         ex.calculation_id,

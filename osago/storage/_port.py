@@ -94,6 +94,16 @@ class Store(Protocol):
         """
         ...
 
+    async def settle_exchanges(
+        self, answers: Sequence[tuple[UUID, Outcome]], *, topic: str, now: float, lease: float
+    ) -> dict[UUID, list[OutboxMessage]]:
+        """:meth:`settle_exchange` for many answers (correlation id, outcome) in one
+        transaction; each answer's leased events to publish. An unknown correlation id gets
+        no entry. Every event of one calculation goes to its last answer here, in order
+        (``osago.storage._settling``), so each is published by one caller.
+        """
+        ...
+
     async def complete_due(
         self, *, topic: str, now: float, lease: float, limit: int
     ) -> list[OutboxMessage]:

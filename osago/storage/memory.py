@@ -28,6 +28,7 @@ from osago.models import (
     Trail,
 )
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
+from osago.storage._settling import plan_answers
 from osago.storage._wakeup import Flag
 
 __all__ = ["MemoryStore"]
@@ -268,6 +269,22 @@ class MemoryStore:
         calc = self.calcs[ex.calculation_id]
         plan = on_answer(self._state(calc), correlation_id, outcome, now)
         return self._carry_out(calc, plan, topic=topic, now=now, lease=lease)
+
+    async def settle_exchanges(
+        self, answers: Sequence[tuple[UUID, Outcome]], *, topic: str, now: float, lease: float
+    ) -> dict[UUID, list[OutboxMessage]]:
+        self._check("settle_exchanges")
+        calcs = {
+            ex.calculation_id: self.calcs[ex.calculation_id]
+            for cid, _ in answers
+            if (ex := self.exchanges.get(cid)) is not None
+        }
+        settling = plan_answers([self._state(c) for c in calcs.values()], answers, now)
+        done = [
+            (state.id, self._carry_out(calcs[state.id], plan, topic=topic, now=now, lease=lease))
+            for state, plan in settling.plans
+        ]
+        return settling.hand_out(done)
 
     async def complete_due(
         self, *, topic: str, now: float, lease: float, limit: int

@@ -7,7 +7,6 @@ asyncpg errors are translated to :class:`StoreError` here and nowhere else.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -19,7 +18,7 @@ import trio
 import trio_asyncio
 
 from osago.errors import ConflictError, StoreError
-from osago.lifecycle import on_answer, on_due
+from osago.lifecycle import on_due
 from osago.models import (
     CalculationView,
     Exchange,
@@ -45,7 +44,9 @@ from osago.storage._pg_lifecycle import (
     messages,
 )
 from osago.storage._pg_listen import keep_listening
+from osago.storage._pg_session import init_connection, keep_session
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
+from osago.storage._settling import plan_answers
 from osago.storage._wakeup import Flag
 
 __all__ = ["PostgresStore", "open_postgres_store"]
@@ -53,10 +54,6 @@ __all__ = ["PostgresStore", "open_postgres_store"]
 T = TypeVar("T")
 
 Conn = Any  # asyncpg.Connection (untyped library)
-
-
-async def _init_connection(conn: Conn) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 class PostgresStore:
@@ -257,22 +254,33 @@ class PostgresStore:
     async def settle_exchange(
         self, correlation_id: UUID, outcome: Outcome, *, topic: str, now: float, lease: float
     ) -> list[OutboxMessage]:
-        async def body(conn: Conn) -> list[OutboxMessage]:
-            # Lock the calculation row first (as complete_due does): settling, completing and
-            # closing are serialised, so no on-time offer is stored after `completed`.
-            calc = await conn.fetchrow(
-                f"SELECT {CALC_COLUMNS} FROM calculations"
-                " WHERE id = (SELECT calculation_id FROM exchanges WHERE correlation_id = $1)"
-                " FOR UPDATE",
-                correlation_id,
-            )
-            if calc is None:
-                raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
-            [state] = await load_states(conn, [calc])
-            plan = on_answer(state, correlation_id, outcome, now)
-            return await carry_out(conn, state, plan, topic=topic, now=now, lease=lease)
+        events = await self.settle_exchanges(
+            [(correlation_id, outcome)], topic=topic, now=now, lease=lease
+        )
+        if correlation_id not in events:
+            raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
+        return events[correlation_id]
 
-        return await self._tx("settle_exchange", body)
+    async def settle_exchanges(
+        self, answers: Sequence[tuple[UUID, Outcome]], *, topic: str, now: float, lease: float
+    ) -> dict[UUID, list[OutboxMessage]]:
+        if not answers:
+            return {}
+
+        async def body(conn: Conn) -> dict[UUID, list[OutboxMessage]]:
+            # Lock the calculation rows first (as complete_due does): settling, completing and
+            # closing are serialised, so no on-time offer is stored after `completed`. In id
+            # order, so two workers settling overlapping batches cannot deadlock.
+            calcs = await conn.fetch(
+                f"SELECT {CALC_COLUMNS} FROM calculations WHERE id IN (SELECT calculation_id"
+                " FROM exchanges WHERE correlation_id = ANY($1::uuid[])) ORDER BY id FOR UPDATE",
+                [cid for cid, _ in answers],
+            )
+            settling = plan_answers(await load_states(conn, calcs), answers, now)
+            done = await carry_out(conn, settling.plans, topic=topic, now=now, lease=lease)
+            return settling.hand_out(done)
+
+        return await self._tx("settle_exchanges", body)
 
     async def complete_due(
         self, *, topic: str, now: float, lease: float, limit: int
@@ -287,11 +295,9 @@ class PostgresStore:
                 now,
                 limit,
             )
-            out = []
-            for state in await load_states(conn, due):
-                plan = on_due(state, now)
-                out += await carry_out(conn, state, plan, topic=topic, now=now, lease=lease)
-            return out
+            plans = [(state, on_due(state, now)) for state in await load_states(conn, due)]
+            done = await carry_out(conn, plans, topic=topic, now=now, lease=lease)
+            return sorted((m for _, msgs in done for m in msgs), key=lambda m: m.id)
 
         return await self._tx("complete_due", body)
 
@@ -374,7 +380,11 @@ async def open_postgres_store(
         try:
             pool = await loop.run_aio_coroutine(
                 asyncpg.create_pool(
-                    url, min_size=min_size, max_size=max_size, init=_init_connection
+                    url,
+                    min_size=min_size,
+                    max_size=max_size,
+                    init=init_connection,
+                    reset=keep_session,
                 )
             )
             await loop.run_aio_coroutine(migrate(pool))

@@ -8,6 +8,7 @@ late answers marked, closing timing out the rest.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 
 from osago.models import Outcome, OutcomeKind
@@ -140,3 +141,33 @@ async def test_an_answer_after_the_deadline_completes_first(store: Store) -> Non
     bodies = [json.loads(e.body) for e in events]
     assert [(e["type"], e.get("late")) for e in bodies] == [("completed", None), ("offer", True)]
     assert bodies[0]["offers"] == 1
+
+
+async def test_answers_settled_together_plan_each_on_the_last_and_hand_a_calculation_to_one(
+    store: Store,
+) -> None:
+    one, two = new_calculation(), new_calculation()
+    for calc in (one, two):
+        await store.create_calculation(calc, queue=Q)
+    a, b = (x.correlation_id for x in one.exchanges)
+    c, _ = (x.correlation_id for x in two.exchanges)
+    unknown = uuid.uuid4()
+    answers = [(a, offer(1010.0)), (c, offer(1010.0, 7.0)), (unknown, offer(1010.0))]
+    answers += [(a, offer(1010.0, 1.0)), (b, offer(1010.0, 6000.0))]  # a twice: first counts
+
+    events = await store.settle_exchanges(answers, topic=T, now=1010.0, lease=30.0)
+
+    # One calculation's events go to its last answer, in order (completed last): published
+    # by one caller, so none goes out twice; the unknown answer gets no entry.
+    assert set(events) == {a, b, c}
+    assert events[a] == []
+    kinds = [(json.loads(e.body)["type"], json.loads(e.body)["seq"]) for e in events[b]]
+    assert kinds == [("offer", 1), ("offer", 2), ("completed", 3)]
+    assert [json.loads(e.body)["premium"] for e in events[b][:2]] == [5000.0, 6000.0]
+    assert [json.loads(e.body)["seq"] for e in events[c]] == [1]
+    view = await store.get_calculation(one.id)
+    assert view is not None
+    assert view.completed_at == 1010.0
+    premiums = [x.outcome.premium for x in view.exchanges if x.outcome is not None]
+    assert premiums == [5000.0, 6000.0]
+    assert await store.settle_exchanges([], topic=T, now=1011.0, lease=30.0) == {}

@@ -278,7 +278,7 @@ async def test_refusal_is_shown_with_its_message(autojump_clock: MockClock) -> N
     }
 
 
-@pytest.mark.parametrize("fail", ["settle_exchange", "mark_sent"])
+@pytest.mark.parametrize("fail", ["settle_exchanges", "mark_sent"])
 async def test_a_crash_between_storing_and_publishing_loses_no_event(
     autojump_clock: MockClock, fail: str
 ) -> None:
@@ -376,7 +376,7 @@ async def test_a_database_blip_is_ridden_out_in_place_not_nacked(autojump_clock:
     async with harness({"aurora": 1.0, "borealis": 2.0}) as h:
         await h.submit()
         await trio.sleep(0.1)
-        h.store.fail_next = "settle_exchange"  # the database is away as aurora answers
+        h.store.fail_next = "settle_exchanges"  # the database is away as aurora answers
         await trio.sleep(10)
     seen = kinds(h)
     assert [k for _, k, _ in seen] == ["offer", "offer", "completed"]
