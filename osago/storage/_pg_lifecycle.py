@@ -7,7 +7,6 @@ live in :mod:`osago.lifecycle`; nothing here decides anything.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -64,6 +63,35 @@ async def load_states(conn: Conn, calcs: Sequence[Any]) -> list[CalcState]:
     ]
 
 
+# Every change a batch of plans makes, as one statement over arrays. Data-modifying CTEs all
+# run, on one snapshot: `fl` (a completion's unsent events) cannot see the rows `ins` adds,
+# so the events to publish are both. No row is changed twice: a batch either settles
+# answers (on_answer) or times exchanges out (on_due), never both to one exchange.
+_CARRY_OUT = (
+    "WITH st AS (UPDATE exchanges AS e SET outcome = s.outcome, premium = s.premium,"
+    " message = s.message, ready_at = s.ready_at, received_at = s.received_at,"
+    " detail = s.detail FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[],"
+    " $5::float8[], $6::float8[], $7::jsonb[])"
+    " AS s (cid, outcome, premium, message, ready_at, received_at, detail)"
+    " WHERE e.correlation_id = s.cid),"
+    " tm AS (UPDATE exchanges SET outcome = 'timed_out', received_at = $8"
+    " WHERE correlation_id = ANY($9::uuid[])),"
+    " cu AS (UPDATE calculations AS c SET event_seq = v.seq,"
+    " completed_at = CASE WHEN v.complete THEN $8 ELSE c.completed_at END,"
+    " closed_at = CASE WHEN v.close THEN $8 ELSE c.closed_at END"
+    " FROM unnest($10::uuid[], $11::int[], $12::bool[], $13::bool[])"
+    " AS v (id, seq, complete, close) WHERE c.id = v.id),"
+    # ORDER BY the arrays' order: ids (the publishing order) follow the plans' events.
+    " ins AS (INSERT INTO outbox (destination, body, headers, calculation_id, created_at,"
+    " leased_until) SELECT $14, e.body, e.headers, e.calc, $8, $15"
+    " FROM unnest($16::bytea[], $17::jsonb[], $18::uuid[]) WITH ORDINALITY"
+    f" AS e (body, headers, calc, n) ORDER BY e.n RETURNING calculation_id, {OUTBOX_COLUMNS}),"
+    " fl AS (UPDATE outbox SET leased_until = $15 WHERE calculation_id = ANY($19::uuid[])"
+    f" AND sent_at IS NULL AND destination = $14 RETURNING calculation_id, {OUTBOX_COLUMNS})"
+    " SELECT * FROM ins UNION ALL SELECT * FROM fl"
+)
+
+
 async def carry_out(
     conn: Conn,
     plans: Sequence[tuple[CalcState, Plan]],
@@ -75,74 +103,44 @@ async def carry_out(
     """Apply ``plans`` (see :class:`osago.lifecycle.Plan`), each on its calculation's state;
     return (calculation id, its events to publish) for every calculation with any.
 
-    Why set-wise: a worker settles the answers that arrived together in one transaction,
-    and each statement here is a round trip (a socket write that wakes the backend, the
-    costliest thing the worker did). So each kind of change is one statement for the whole
-    batch, whatever its size: executemany pipelines its rows in a single round trip, and
-    the events are one INSERT over arrays. A calculation with several plans here (two of
-    its insurers settled together) gets its last seq and every flag any plan set.
+    Why one statement for the whole batch: a worker settles the answers that arrived
+    together in one transaction, and each statement is a round trip (a socket write that
+    wakes the backend, the costliest thing a worker did). A calculation with several plans
+    here (two of its insurers settled together) gets its last seq and every flag any plan
+    set; a completion publishes every unsent event of its calculation, `completed` last.
     """
     plans = [(state, plan) for state, plan in plans if not plan.empty]
     if not plans:
         return []
-    settles = [
-        (p.settled, o.kind.value, o.premium, o.message, o.ready_at, o.received_at, o.extras())
-        for _, p in plans
-        if (o := p.settle) is not None and p.settled is not None
-    ]
-    if settles:
-        await conn.executemany(
-            "UPDATE exchanges SET outcome = $2, premium = $3, message = $4, ready_at = $5,"
-            " received_at = $6, detail = $7 WHERE correlation_id = $1",
-            settles,
-        )
-    if timed_out := [cid for _, p in plans for cid in p.timed_out]:
-        await conn.execute(
-            "UPDATE exchanges SET outcome = 'timed_out', received_at = $2"
-            " WHERE correlation_id = ANY($1::uuid[])",
-            timed_out,
-            now,
-        )
+    settles = [(p.settled, o) for _, p in plans if (o := p.settle) is not None and p.settled]
     calcs: dict[UUID, tuple[int, bool, bool]] = {}
     for state, p in plans:
         _, complete, close = calcs.get(state.id, (0, False, False))
         calcs[state.id] = (p.seq, complete or p.complete, close or p.close)
-    await conn.executemany(
-        "UPDATE calculations SET event_seq = $2,"
-        " completed_at = CASE WHEN $3 THEN $5 ELSE completed_at END,"
-        " closed_at = CASE WHEN $4 THEN $5 ELSE closed_at END WHERE id = $1",
-        [(calc_id, *flags, now) for calc_id, flags in calcs.items()],
-    )
     events = [(state.id, e) for state, p in plans for e in p.events]
-    # ORDER BY the arrays' order: ids (the publishing order) follow the plans' events.
-    added = (
-        await conn.fetch(
-            "INSERT INTO outbox (destination, body, headers, calculation_id, created_at,"
-            " leased_until) SELECT $1, e.body, e.headers::jsonb, e.calc, $2, $3"
-            " FROM unnest($4::bytea[], $5::text[], $6::uuid[]) WITH ORDINALITY"
-            " AS e(body, headers, calc, n) ORDER BY e.n"
-            f" RETURNING calculation_id, {OUTBOX_COLUMNS}",
-            topic,
-            now,
-            now + lease,
-            [e.body for _, e in events],
-            [json.dumps(dict(e.headers)) for _, e in events],
-            [calc_id for calc_id, _ in events],
-        )
-        if events
-        else []
+    rows = await conn.fetch(
+        _CARRY_OUT,
+        [cid for cid, _ in settles],
+        [o.kind.value for _, o in settles],
+        [o.premium for _, o in settles],
+        [o.message for _, o in settles],
+        [o.ready_at for _, o in settles],
+        [o.received_at for _, o in settles],
+        [o.extras() for _, o in settles],
+        now,
+        [cid for _, p in plans for cid in p.timed_out],
+        list(calcs),
+        [seq for seq, _, _ in calcs.values()],
+        [complete for _, complete, _ in calcs.values()],
+        [close for _, _, close in calcs.values()],
+        topic,
+        now + lease,
+        [e.body for _, e in events],
+        [dict(e.headers) for _, e in events],
+        [calc_id for calc_id, _ in events],
+        list({state.id for state, p in plans if p.flush}),
     )
-    # A completion: every unsent event of the calculation, in order, `completed` last.
-    flushed = sorted({state.id for state, p in plans if p.flush})
-    if flushed:
-        added = [r for r in added if r["calculation_id"] not in flushed] + await conn.fetch(
-            "UPDATE outbox SET leased_until = $3 WHERE calculation_id = ANY($1::uuid[])"
-            f" AND sent_at IS NULL AND destination = $2 RETURNING calculation_id, {OUTBOX_COLUMNS}",
-            flushed,
-            topic,
-            now + lease,
-        )
     by_calc: dict[UUID, list[Any]] = {}
-    for r in added:
+    for r in rows:
         by_calc.setdefault(r["calculation_id"], []).append(r)
     return [(calc_id, messages(rows)) for calc_id, rows in by_calc.items()]
