@@ -106,7 +106,7 @@ class NewCalculation:
         return receipt(self.id, "pending", self.created_at, self.deadline_at, self.exchanges)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """The queue message: ask ``insurer`` about ``calculation_id``."""
 
@@ -136,7 +136,7 @@ class Job:
             raise PoisonMessage(f"undecodable job: {exc!r}") from exc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Exchange:
     """What a worker needs to run (or resume) one insurer exchange."""
 
@@ -158,7 +158,7 @@ class Exchange:
         return self.outcome is not None or self.closed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How an exchange ended; ``received_at`` is when the worker got the insurer's answer.
 
@@ -301,7 +301,7 @@ class CalculationView:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutboxMessage:
     """A message stored in the outbox, to be published (at least once) to ``destination``."""
 

@@ -39,7 +39,7 @@ class Outgoing:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """A received message. ``ack_id`` changes on every redelivery; ``message_id`` does not."""
 

@@ -32,7 +32,7 @@ Record = Callable[[list[tuple[UUID, str]]], None]
 Settled = Callable[[], Awaitable[bool]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Aids:
     """What one exchange works with besides itself: its insurer's guard, where to record the
     submission, the wall clock, its steps (for the timeline), and the store's word on
@@ -61,6 +61,7 @@ class Steps:
     the latest are kept; a long wait polls about once a second), cheap to note."""
 
     KEEP = 120
+    __slots__ = ("_clock", "done")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock

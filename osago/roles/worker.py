@@ -125,7 +125,7 @@ async def _through_outages(policy: RetryPolicy, call: Callable[[], Awaitable[T]]
     return result
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Held:
     """The job message an exchange running here answers for: the latest copy delivered."""
 
