@@ -35,14 +35,16 @@ Settled = Callable[[], Awaitable[bool]]
 @dataclass(frozen=True, slots=True)
 class Aids:
     """What one exchange works with besides itself: its insurer's guard, where to record the
-    submission, the wall clock, its steps (for the timeline), and the store's word on
-    whether it was settled elsewhere (callback mode)."""
+    submission, the wall clock, its steps (for the timeline), the store's word on whether
+    it was settled elsewhere (callback mode), and how it sleeps until its next call (a
+    shared :class:`osago.alarms.Alarms`, so a waiting exchange holds no cancel scope)."""
 
     guard: GuardedInsurer
     record: Record
     clock: Clock
     steps: Steps
     settled: Settled
+    sleep_until: Callable[[float], Awaitable[None]]
 
 
 # The longest gap between safety polls of one exchange (callback mode).
@@ -73,14 +75,7 @@ class Steps:
             del self.done[self.KEEP // 2]
 
 
-async def _safety_net(
-    guard: GuardedInsurer,
-    remote_id: str,
-    start: float,
-    deadline: float,
-    settled: Settled,
-    steps: Steps,
-) -> Quote:
+async def _safety_net(aids: Aids, remote_id: str, start: float, deadline: float) -> Quote:
     """Callback mode: the answer comes to the api. Every ``safety_poll_interval`` seconds ask
     the store whether it came (one batched read, no call to the insurer). The insurer is
     polled, in case its callback was lost, first just before the user's deadline (an answer
@@ -88,13 +83,14 @@ async def _safety_net(
     then at gaps that double from that interval up to a minute, so a slow insurer with
     thousands of calculations pending is not polled as if it had no callbacks. A safety
     poll that fails ends nothing: the callback may still come, the next check looks again."""
+    guard, settled, steps = aids.guard, aids.settled, aids.steps
     steps.note("waiting for the callback")
     c = guard.config
     every = c.safety_poll_interval
     due, gap = every, every
     poll_at = max(every, deadline - start - c.poll_timeout - 1.0)
     while True:
-        await trio.sleep_until(start + due)
+        await aids.sleep_until(start + due)
         try:
             done = await settled()
         except StoreError as exc:  # a safety check, not the job: look again next time
@@ -144,7 +140,7 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
     start = trio.current_time() - (clock.now() - submitted)
     if c.callback:
         deadline = clock.trio_time(ex.deadline_at)
-        return await _safety_net(guard, remote_id, start, deadline, aids.settled, steps)
+        return await _safety_net(aids, remote_id, start, deadline)
     # Ask at once when resuming (catch up) or long-polling (the insurer holds the request
     # until the answer is ready); else when the learned schedule says.
     if fresh and not c.long_poll:
@@ -152,7 +148,7 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
     else:
         due = trio.current_time() - start
     while True:
-        await trio.sleep_until(start + due)
+        await aids.sleep_until(start + due)
         polled = trio.current_time() - start
         result = await guard.poll(remote_id)
         steps.note("polled: answered" if isinstance(result, Quote) else "polled: pending")

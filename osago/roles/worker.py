@@ -20,6 +20,7 @@ from uuid import UUID
 
 import trio
 
+from osago.alarms import Alarms
 from osago.batching import Batcher, Deferred
 from osago.broker import Delivery, Subscription
 from osago.errors import BrokerError, PoisonMessage, StoreError
@@ -57,6 +58,7 @@ class Crew:
     marks: Deferred[int]
     steps: Deferred[tuple[UUID, tuple[Step, ...]]]
     running: dict[UUID, _Held] = field(default_factory=dict)  # exchanges running here
+    alarms: Alarms = field(default_factory=Alarms)  # what waiting exchanges sleep on
 
     @classmethod
     def of(cls, deps: WorkerDeps) -> Crew:
@@ -99,6 +101,7 @@ class Crew:
         """The batchers' runners, until cancelled."""
         async with trio.open_nursery() as nursery:
             for runner in (
+                self.alarms.run,
                 self.load.run,
                 self.settle.run,
                 self.settled.run,
@@ -215,7 +218,8 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
             return await crew.settled(ex.correlation_id)
 
         with trio.move_on_at(deps.clock.trio_time(ex.closes_at)) as scope:
-            aids = Aids(guard, crew.record.add, deps.clock, steps, settled)
+            sleep = crew.alarms.sleep_until
+            aids = Aids(guard, crew.record.add, deps.clock, steps, settled, sleep)
             outcome = await run_exchange(ex, aids)
     finally:
         in_flight.dec()

@@ -1,0 +1,62 @@
+"""Alarms: many sleepers on one timer wake at their own times, in order; cancel still works."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from osago.alarms import Alarms
+
+
+async def test_sleepers_wake_at_their_times_even_one_earlier_than_the_timer_was_set_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    alarms = Alarms()
+    woke: list[tuple[str, float]] = []
+    t0 = trio.current_time()
+
+    async def sleeper(name: str, at: float) -> None:
+        await alarms.sleep_until(t0 + at)
+        woke.append((name, trio.current_time() - t0))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(alarms.run)
+        nursery.start_soon(sleeper, "late", 5.0)
+        nursery.start_soon(sleeper, "tie-first", 3.0)
+        nursery.start_soon(sleeper, "tie-second", 3.0)
+        await trio.sleep(1.0)  # the timer now sleeps until 3.0; an earlier one comes in
+        nursery.start_soon(sleeper, "early", 2.0)
+        nursery.start_soon(sleeper, "past", -1.0)  # due already: at once
+        await trio.sleep(10.0)
+        nursery.cancel_scope.cancel()
+
+    # Sleepers due together are woken together (Trio runs them in its own order).
+    assert woke[:2] == [("past", 1.0), ("early", 2.0)]
+    assert sorted(woke[2:4]) == [("tie-first", 3.0), ("tie-second", 3.0)]
+    assert woke[4:] == [("late", 5.0)]
+    assert len(alarms) == 0
+
+
+async def test_a_cancelled_sleeper_leaves_at_its_scope_and_the_others_are_untouched(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    alarms = Alarms()
+    t0 = trio.current_time()
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, at: float, give_up: float) -> None:
+        with trio.move_on_after(give_up):
+            await alarms.sleep_until(t0 + at)
+            woke.append((name, trio.current_time() - t0))
+            return
+        woke.append((f"{name} gave up", trio.current_time() - t0))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(alarms.run)
+        nursery.start_soon(sleeper, "patient", 4.0, 100.0)
+        nursery.start_soon(sleeper, "hasty", 2.0, 1.0)
+        await trio.sleep(10.0)
+        nursery.cancel_scope.cancel()
+
+    assert woke == [("hasty gave up", 1.0), ("patient", 4.0)]
+    assert len(alarms) == 0  # the blanked entry went at its time
