@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from uuid import UUID
 
 from quart import request
 from quart_trio import QuartTrio
@@ -25,7 +26,8 @@ from osago.insurers._answers import AnswerError
 from osago.insurers.callbacks import SIGNATURE_HEADER, ReplayGuard, insurer_secret, verify
 from osago.logs import about
 from osago.metrics import observe_completed
-from osago.models import OutboxMessage
+from osago.models import Exchange, OutboxMessage
+from osago.roles._answers import Answer, Answers
 from osago.roles._deps import ApiDeps
 from osago.roles._exchange import outcome_of
 
@@ -37,11 +39,31 @@ log = logging.getLogger("osago.api")
 
 
 def add_callback_routes(
-    app: QuartTrio, deps: ApiDeps, events_out: Deferred[OutboxMessage] | None
+    app: QuartTrio,
+    deps: ApiDeps,
+    events_out: Deferred[OutboxMessage] | None,
+    answers: Answers | None = None,
 ) -> None:
     """Accept callbacks; settled events go to ``events_out`` to be published at once (None:
-    the relay publishes them)."""
+    the relay publishes them). With ``answers`` (a running api) callbacks that arrive
+    together are read and settled in shared transactions; without, each alone."""
     s = deps.settings
+    # Leased to this api while it publishes them at once; else the relay's at once.
+    lease = s.outbox_lease if events_out is not None else 0.0
+
+    async def load(correlation_id: UUID) -> Exchange | None:
+        if answers is not None:
+            return await answers.load(correlation_id)
+        return (await deps.store.load_exchanges([correlation_id])).get(correlation_id)
+
+    async def settle(answer: Answer) -> list[OutboxMessage] | None:
+        if answers is not None:
+            return await answers.settle(answer)
+        settled = await deps.store.settle_exchanges(
+            [answer], topic=s.results_topic, now=deps.clock.now(), lease=lease
+        )
+        return settled.get(answer[0])
+
     callers = {c.code: c for c in deps.insurers if c.mode == "callback"}
     secrets = {code: insurer_secret(s.callback_secret, code) for code in callers}
     # Twice the tolerance: a signature is refused as stale before it could leave the guard.
@@ -71,21 +93,16 @@ def add_callback_routes(
             raise CallbackRefused(422 if kind != "bad_json" else 400, kind, str(exc)) from exc
         if isinstance(answer, Pending):
             raise CallbackRefused(422, "not_final", "a callback carries a final answer")
-        ex = (await deps.store.load_exchanges([answer.correlation_id])).get(answer.correlation_id)
+        ex = await load(answer.correlation_id)
         if ex is None or ex.insurer != code:
             raise CallbackRefused(404, "unknown_exchange", f"no exchange {answer.correlation_id}")
         about(ex.calculation_id, code)
         if ex.settled:
             raise CallbackRefused(409, "already_settled", "this exchange has its answer already")
         outcome = outcome_of(answer, ex, now)
-        events = await deps.store.settle_exchange(
-            ex.correlation_id,
-            outcome,
-            topic=s.results_topic,
-            now=now,
-            # Leased to this api while it publishes them at once; else the relay's at once.
-            lease=s.outbox_lease if events_out is not None else 0.0,
-        )
+        events = await settle((ex.correlation_id, outcome))
+        if events is None:  # purged between the read and the settle
+            raise CallbackRefused(404, "unknown_exchange", f"no exchange {ex.correlation_id}")
         deps.metrics.outcomes.labels(code, outcome.kind.value).inc()
         observe_completed(deps.metrics, events, now)  # the last answer may complete it
         log.info("calculation %s: %s called back -> %s", ex.calculation_id, code, outcome.kind)

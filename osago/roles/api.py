@@ -24,6 +24,7 @@ from osago.logs import about
 from osago.loops import relay
 from osago.models import CalculationView, OutboxMessage, iso
 from osago.outbox import job_publisher, sent_marks
+from osago.roles._answers import Answers
 from osago.roles._callbacks import CALLBACKS_PREFIX, add_callback_routes
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
@@ -40,11 +41,14 @@ log = logging.getLogger("osago.api")
 _MISSING = {"error": "not_found", "message": "no such calculation"}, 404
 
 
-def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> QuartTrio:
+def create_app(
+    deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None, answers: Answers | None = None
+) -> QuartTrio:
     """The Quart-Trio application of the api role.
 
     With ``jobs`` each calculation's jobs are leased to this api and handed to ``jobs`` to
-    publish at once; without, they wait in the outbox for a relay.
+    publish at once; without, they wait in the outbox for a relay. With ``answers``
+    (running), callbacks share transactions.
     """
     app = QuartTrio("osago-api")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a quote request is a few hundred bytes
@@ -182,7 +186,7 @@ def create_app(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None) -> Qu
             "timeline": timeline(view, traces, trail, queue=s.requests_queue),
         }
 
-    add_callback_routes(app, deps, jobs)
+    add_callback_routes(app, deps, jobs, answers)
     if s.dev_endpoints:
         add_dev_routes(app, deps)
     if s.dev_endpoints or s.ops_page:
@@ -211,12 +215,14 @@ async def run(
     jobs = job_publisher(
         deps.broker, deps.store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout
     )
+    answers = Answers.of(deps.store, deps.clock, topic=s.results_topic, lease=s.outbox_lease)
     async with trio.open_nursery() as marking:  # outlives the publishers: their marks land
         await marking.start(marks.run)
         async with trio.open_nursery() as background:
             await background.start(jobs.run)
+            await background.start(answers.run)
             await background.start(partial(relay.run, deps, listen=False))
-            await _serve(deps, config, jobs, task_status=task_status)
+            await _serve(deps, create_app(deps, jobs, answers), config, task_status=task_status)
             # Served and drained: publish what is queued, then stop.
             background.cancel_scope.cancel()
         marking.cancel_scope.cancel()
@@ -224,8 +230,8 @@ async def run(
 
 async def _serve(
     deps: ApiDeps,
+    app: QuartTrio,
     config: Config,
-    jobs: Deferred[OutboxMessage],
     *,
     task_status: trio.TaskStatus[str],
 ) -> None:
@@ -233,7 +239,7 @@ async def _serve(
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
             lambda task_status: serve(
-                create_app(deps, jobs),
+                app,
                 config,
                 shutdown_trigger=deps.stop.wait,
                 task_status=task_status,

@@ -10,7 +10,7 @@ dead-letters it to ``DLQ.<queue>``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -28,9 +28,10 @@ from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.logs import about
 from osago.loops import keeper, relay, retention
 from osago.metrics import BreakerStates, metrics_hook, observe_completed
-from osago.models import Exchange, Job, OutboxMessage, Outcome, Step
+from osago.models import Exchange, Job, Step
 from osago.outbox import publish, sent_marks
 from osago.resilience import RetryPolicy, log_hook, retrying
+from osago.roles._answers import Answers
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import Aids, Steps, run_exchange
 
@@ -41,7 +42,6 @@ log = logging.getLogger("osago.worker")
 T = TypeVar("T")
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
-Events = list[OutboxMessage]
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,7 @@ class Crew:
     by ``write_linger``)."""
 
     guards: dict[str, GuardedInsurer]
-    load: Batcher[UUID, Exchange | None]
-    settle: Batcher[tuple[UUID, Outcome], list[OutboxMessage] | None]  # answers, batched
+    answers: Answers  # loads and settles, batched as they come
     settled: Batcher[UUID, bool]  # callback mode's safety checks, batched as they come
     record: Deferred[tuple[UUID, str]]
     marks: Deferred[int]
@@ -73,18 +72,11 @@ class Crew:
             cleanup_timeout=s.cleanup_timeout,
         )
 
-        async def settle(answers: Sequence[tuple[UUID, Outcome]]) -> dict[UUID, Events]:
-            now = deps.clock.now()
-            return await store.settle_exchanges(
-                answers, topic=s.results_topic, now=now, lease=s.outbox_lease
-            )
-
         return cls(
             guard_insurers(deps.insurers, deps.client, (*deps.hooks, metrics_hook(deps.metrics))),
-            Batcher(store.load_exchanges, default=None),
             # Why batched: the settle transaction was a worker's costliest step (its round
             # trips to PostgreSQL); answers that arrive while one runs share the next.
-            Batcher(settle, default=None, key=lambda answer: answer[0]),
+            Answers.of(store, deps.clock, topic=s.results_topic, lease=s.outbox_lease),
             Batcher(store.settled_among, default=True),  # gone from the store: nothing to do
             record,
             sent_marks(store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout),
@@ -102,8 +94,7 @@ class Crew:
         async with trio.open_nursery() as nursery:
             for runner in (
                 self.alarms.run,
-                self.load.run,
-                self.settle.run,
+                self.answers.run,
                 self.settled.run,
                 self.record.run,
                 self.marks.run,
@@ -194,7 +185,7 @@ async def _ack(sub: Subscription, held: _Held, ex: Exchange, why: str) -> None:
 async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held, job: Job) -> None:
     s = deps.settings
     about(job.calculation_id, job.insurer)  # every line of this job says which
-    ex = await _through_outages(s.store_retry, lambda: crew.load(job.correlation_id))
+    ex = await _through_outages(s.store_retry, lambda: crew.answers.load(job.correlation_id))
     if ex is None:
         raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
     if ex.settled:
@@ -237,7 +228,7 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         await _ack(sub, held, ex, "answered by callback")
         return
     answer = (ex.correlation_id, outcome)
-    events = await _through_outages(s.store_retry, lambda: crew.settle(answer))
+    events = await _through_outages(s.store_retry, lambda: crew.answers.settle(answer))
     if events is None:
         raise PoisonMessage(f"exchange {ex.correlation_id} is gone from the store")
     log.info(

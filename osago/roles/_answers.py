@@ -1,0 +1,54 @@
+"""Reading exchanges and settling answers, many callers to one transaction.
+
+The worker's jobs and the api's callbacks both load an exchange and later settle its answer;
+each was a transaction of its own (a crossing into asyncio and several round trips to
+PostgreSQL). :class:`Answers` batches both, as :class:`osago.batching.Batcher` does: a call
+alone runs at once, calls that queue while one runs share the next transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+import trio
+
+from osago.batching import Batcher
+from osago.clock import Clock
+from osago.models import Exchange, OutboxMessage, Outcome
+from osago.storage import Store
+
+__all__ = ["Answer", "Answers"]
+
+Answer = tuple[UUID, Outcome]  # (correlation id, outcome)
+
+
+@dataclass(frozen=True)
+class Answers:
+    """``await answers.load(correlation_id)`` (None: no such exchange) and
+    ``await answers.settle((correlation_id, outcome))`` (the events this caller publishes,
+    see :meth:`osago.storage.Store.settle_exchanges`; None: no such exchange)."""
+
+    load: Batcher[UUID, Exchange | None]
+    settle: Batcher[Answer, list[OutboxMessage] | None]
+
+    @classmethod
+    def of(cls, store: Store, clock: Clock, *, topic: str, lease: float) -> Answers:
+        """Batched on ``store``; settled events are leased ``lease`` seconds to the caller."""
+
+        async def settle(answers: Sequence[Answer]) -> dict[UUID, list[OutboxMessage]]:
+            now = clock.now()
+            return await store.settle_exchanges(answers, topic=topic, now=now, lease=lease)
+
+        return cls(
+            Batcher(store.load_exchanges, default=None),
+            Batcher(settle, default=None, key=lambda answer: answer[0]),
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Both batchers' runners, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.load.run)
+            await nursery.start(self.settle.run)
+            task_status.started()
