@@ -5,9 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["init_connection", "keep_session"]
+__all__ = ["SESSION_SETTINGS", "init_connection", "keep_session"]
 
 Conn = Any  # asyncpg.Connection (untyped library)
+
+# Set on every pooled connection at connect time (no round trip of its own).
+SESSION_SETTINGS = {
+    # Why: asyncpg prepares every statement, and after five runs PostgreSQL may keep one
+    # generic plan for it, chosen while the tables were nearly empty: a sequential scan,
+    # which it then kept as the tables grew, until an ANALYZE (never, where autovacuum is
+    # off). A capacity run found `exchanges` read in full about 180 times a second (15 M
+    # rows in 40 s) and most of PostgreSQL's CPU spent there. Our statements are small and
+    # their plans cheap to make: each is planned for its own arguments and today's tables.
+    "plan_cache_mode": "force_custom_plan",
+    # Why: a bad row estimate can cross jit_above_cost and compile a one-row statement.
+    "jit": "off",
+}
 
 
 async def init_connection(conn: Conn) -> None:

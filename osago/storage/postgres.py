@@ -44,7 +44,7 @@ from osago.storage._pg_lifecycle import (
     messages,
 )
 from osago.storage._pg_listen import keep_listening
-from osago.storage._pg_session import init_connection, keep_session
+from osago.storage._pg_session import SESSION_SETTINGS, init_connection, keep_session
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
 from osago.storage._settling import plan_answers
 from osago.storage._wakeup import Flag
@@ -404,6 +404,7 @@ async def open_postgres_store(
                     max_size=max_size,
                     init=init_connection,
                     reset=keep_session,
+                    server_settings=SESSION_SETTINGS,
                 )
             )
             await loop.run_aio_coroutine(migrate(pool))
