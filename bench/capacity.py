@@ -22,7 +22,9 @@ plus a margin), then prints one line per step:
 - wait p50/p99: frame arrival - ``ready_at`` (the insurer had it -> the user; adds polling);
 - stubs and late offers (with ``calm`` every one of them is caused by load);
 - CPU ms per calculation of each process, from /proc (utime + stime over the step): api,
-  workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend);
+  workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend); and the
+  cores all of them kept busy over the step (posting and drain): near the box's core count,
+  the step is CPU-bound and a longer one would fall behind;
 - polls per exchange (simulator's count of status GETs / exchanges).
 
 A progress line per second goes to stderr. With --png, a chart of latency and CPU per
@@ -217,6 +219,7 @@ async def run_step(
             await trio.sleep(1.0)  # stragglers and repeats
             nursery.cancel_scope.cancel()
         after = groups.snapshot()
+        elapsed = time.time() - t0
         polls = await simulator_polls(http, sim) - polls0
     cpu = cpu_delta(before, after)
     mine = [(t, e) for t, e in frames.items if e.get("calculation_id") in ids]
@@ -253,6 +256,10 @@ async def run_step(
         "completed": len({e["calculation_id"] for e in completed}),
         "late": sum(1 for _, e in offers.values() if e.get("late")),
         "cpu_ms": {g: 1000 * s / n for g, s in cpu.items()},
+        # Every process's CPU over the step's wall time (posting, then the drain): how
+        # many of the box's cores the step kept busy, the simulator's included.
+        "cores": sum(cpu.values()) / max(elapsed, 1e-9),
+        "elapsed": elapsed,
         "polls_per_exchange": polls / max(exchanges, 1),
     }
 
@@ -276,7 +283,8 @@ def line(r: dict[str, Any]) -> str:
             if w
         )
         + "\n"
-        f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts})"
+        f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts});"
+        f" {r['cores']:.2f} cores busy over the step's {r['elapsed']:.0f} s"
     )
 
 
