@@ -307,6 +307,11 @@ def chart(results: list[dict[str, Any]], path: Path, title: str) -> None:
         vals = [r["cpu_ms"].get(g, 0.0) for r in results]
         b.bar([str(x) for x in rates], vals, bottom=bottom, label=g)
         bottom = [x + y for x, y in zip(bottom, vals, strict=True)]
+    for x, top, r in zip(rates, bottom, results, strict=True):
+        # What each bar stands for: offers delivered, and how busy the box was meanwhile.
+        delivered = 100 * r["offers"] / max(r["expected"], 1)
+        note = f"{delivered:.0f}% delivered\n{r['cores']:.2f} cores"
+        b.annotate(note, (str(x), top), ha="center", va="bottom", fontsize=7)
     b.set(xlabel="calculations/s", ylabel="CPU ms per calculation", title="CPU per calculation")
     b.legend(fontsize=8)
     fig.suptitle(title)
