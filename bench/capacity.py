@@ -313,7 +313,8 @@ def chart(results: list[dict[str, Any]], path: Path, title: str) -> None:
         note = f"{delivered:.0f}% delivered\n{r['cores']:.2f} cores"
         b.annotate(note, (str(x), top), ha="center", va="bottom", fontsize=7)
     b.set(xlabel="calculations/s", ylabel="CPU ms per calculation", title="CPU per calculation")
-    b.legend(fontsize=8)
+    b.margins(y=0.15)  # room for the notes above the bars
+    b.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
