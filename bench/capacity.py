@@ -55,6 +55,7 @@ import trio_asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.capacity_chart import chart, pct
 from osago.insurers import load_insurers
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
@@ -69,13 +70,6 @@ MODES = {c.code: c.mode for c in load_insurers(None, default_base="")}
 
 def ts(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -286,39 +280,6 @@ def line(r: dict[str, Any]) -> str:
         f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts});"
         f" {r['cores']:.2f} cores busy over the step's {r['elapsed']:.0f} s"
     )
-
-
-def chart(results: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rates = [r["rate"] for r in results]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for key, label in (("overhead", "overhead"), ("wait", "wait (ready -> frame)")):
-        for p, style in ((50, "-o"), (99, "--o")):
-            a.plot(rates, [1000 * pct(r[key], p) for r in results], style, label=f"{label} p{p}")
-    a.set(xlabel="calculations/s", ylabel="ms", yscale="log", title="latency")
-    a.legend(fontsize=8)
-    groups = sorted({g for r in results for g in r["cpu_ms"]})
-    bottom = [0.0] * len(results)
-    for g in groups:
-        vals = [r["cpu_ms"].get(g, 0.0) for r in results]
-        b.bar([str(x) for x in rates], vals, bottom=bottom, label=g)
-        bottom = [x + y for x, y in zip(bottom, vals, strict=True)]
-    for x, top, r in zip(rates, bottom, results, strict=True):
-        # What each bar stands for: offers delivered, and how busy the box was meanwhile.
-        delivered = 100 * r["offers"] / max(r["expected"], 1)
-        note = f"{delivered:.0f}% delivered\n{r['cores']:.2f} cores"
-        b.annotate(note, (str(x), top), ha="center", va="bottom", fontsize=7)
-    b.set(xlabel="calculations/s", ylabel="CPU ms per calculation", title="CPU per calculation")
-    b.margins(y=0.15)  # room for the notes above the bars
-    b.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    print(f"chart: {path}")
 
 
 async def main(a: argparse.Namespace) -> None:

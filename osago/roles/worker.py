@@ -71,7 +71,6 @@ class Crew:
             linger=s.write_linger,
             cleanup_timeout=s.cleanup_timeout,
         )
-
         return cls(
             guard_insurers(deps.insurers, deps.client, (*deps.hooks, metrics_hook(deps.metrics))),
             # Why batched: the settle transaction was a worker's costliest step (its round

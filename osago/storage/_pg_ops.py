@@ -1,4 +1,5 @@
-"""The PostgreSQL store's operations queries: backlog, failure reasons, timelines, retention.
+"""The PostgreSQL store's plainer queries: a calculation as the api shows it, backlog, failure
+reasons, timelines, retention.
 Each is the body of one transaction (``PostgresStore._tx``)."""
 
 from __future__ import annotations
@@ -8,10 +9,19 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from osago.models import OutboxTrace, Push, Step, Trail
+from osago.models import (
+    CalculationView,
+    ExchangeView,
+    OutboxTrace,
+    Outcome,
+    Push,
+    Step,
+    Trail,
+)
 
 __all__ = [
     "failures",
+    "get_calculation",
     "outbox_backlog",
     "outbox_of",
     "purge_closed",
@@ -129,3 +139,42 @@ async def purge_closed(before: float, limit: int, conn: Conn) -> int:
         await conn.execute("DELETE FROM pushes WHERE calculation_id = ANY($1::uuid[])", gone)
     await conn.execute("DELETE FROM job_failures WHERE at < $1", before)
     return len(ids)
+
+
+async def get_calculation(calculation_id: UUID, conn: Conn) -> CalculationView | None:
+    c = await conn.fetchrow("SELECT * FROM calculations WHERE id = $1", calculation_id)
+    if c is None:
+        return None
+    xs = await conn.fetch(
+        "SELECT * FROM exchanges WHERE calculation_id = $1 ORDER BY insurer", calculation_id
+    )
+    views = tuple(
+        ExchangeView(
+            x["insurer"],
+            x["insurer_name"],
+            Outcome.restore(
+                x["outcome"],
+                x["received_at"],
+                x["premium"],
+                x["message"],
+                x["ready_at"],
+                x["detail"],
+            )
+            if x["outcome"]
+            else None,
+        )
+        for x in xs
+    )
+    return CalculationView(
+        c["id"],
+        c["user_id"],
+        c["request"],
+        c["created_at"],
+        c["deadline_at"],
+        c["completed_at"],
+        c["stub"],
+        views,
+        c["closes_at"],
+        c["closed_at"],
+        c["event_seq"],
+    )

@@ -22,7 +22,6 @@ from osago.lifecycle import on_due
 from osago.models import (
     CalculationView,
     Exchange,
-    ExchangeView,
     Job,
     NewCalculation,
     OutboxMessage,
@@ -157,45 +156,7 @@ class PostgresStore:
         return await self._tx("create_calculation", body, alone=True)
 
     async def get_calculation(self, calculation_id: UUID) -> CalculationView | None:
-        async def body(conn: Conn) -> CalculationView | None:
-            c = await conn.fetchrow("SELECT * FROM calculations WHERE id = $1", calculation_id)
-            if c is None:
-                return None
-            xs = await conn.fetch(
-                "SELECT * FROM exchanges WHERE calculation_id = $1 ORDER BY insurer", calculation_id
-            )
-            views = tuple(
-                ExchangeView(
-                    x["insurer"],
-                    x["insurer_name"],
-                    Outcome.restore(
-                        x["outcome"],
-                        x["received_at"],
-                        x["premium"],
-                        x["message"],
-                        x["ready_at"],
-                        x["detail"],
-                    )
-                    if x["outcome"]
-                    else None,
-                )
-                for x in xs
-            )
-            return CalculationView(
-                c["id"],
-                c["user_id"],
-                c["request"],
-                c["created_at"],
-                c["deadline_at"],
-                c["completed_at"],
-                c["stub"],
-                views,
-                c["closes_at"],
-                c["closed_at"],
-                c["event_seq"],
-            )
-
-        return await self._tx("get_calculation", body)
+        return await self._tx("get_calculation", partial(_ops.get_calculation, calculation_id))
 
     async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxMessage]:
         # SKIP LOCKED: concurrent relays each take different rows instead of queueing on locks;
