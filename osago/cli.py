@@ -7,13 +7,15 @@ import errno
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import timedelta
 
 import trio
 
 from osago import logs
 from osago.config import Settings, parse_bind
+from osago.domain.request import moscow_today
 from osago.errors import BrokerError, ConfigError, StoreError
 from osago.runtime import ROLES, check_role, run_role
 from osago.tokens import mint_token
@@ -138,7 +140,7 @@ def _explained(exc: BaseException, role: str, settings: Settings) -> str | None:
 
 def _banner(urls: dict[str, str]) -> None:
     api = urls.get("api", "")
-    start = (date.today() + timedelta(days=7)).isoformat()
+    start = (moscow_today(time.time()) + timedelta(days=7)).isoformat()
     print(
         f"osago is up (embedded defaults unless OSAGO_* says otherwise)\n"
         f"  REST api     {api}/api/v1/calculations\n"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import trio
@@ -14,7 +15,7 @@ from quart_trio import QuartTrio
 from osago.broker import open_memory_broker
 from osago.clock import SystemClock
 from osago.config import Settings
-from osago.domain.request import validate_request
+from osago.domain.request import moscow_today, validate_request
 from osago.insurers import insurers_for
 from osago.models import NewCalculation, NewExchange
 from osago.roles._deps import ApiDeps
@@ -22,7 +23,7 @@ from osago.roles.api import create_app
 from osago.storage import MemoryStore, Store
 
 # Relative to today: a fixed start date would fall out of the 60-day window.
-START = (date.today() + timedelta(days=7)).isoformat()
+START = (moscow_today(time.time()) + timedelta(days=7)).isoformat()
 
 MINIMAL_BODY: dict[str, Any] = {
     "user_id": "user-42",
@@ -35,7 +36,7 @@ MINIMAL_BODY: dict[str, Any] = {
 
 def validated(body: dict[str, Any]) -> dict[str, Any]:
     """``body`` as the api stores it after validation."""
-    return validate_request(body, today=date.today())
+    return validate_request(body, today=moscow_today(time.time()))
 
 
 def new_calculation(

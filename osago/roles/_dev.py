@@ -7,14 +7,13 @@ in production: ``/dev/token`` mints a WebSocket token for any user id.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from quart import request
 from quart_trio import QuartTrio
 
 from osago.domain import tables, territories
-from osago.domain.request import sample_request
+from osago.domain.request import moscow_today, sample_request
 from osago.models import iso
 from osago.roles._deps import ApiDeps
 from osago.tokens import mint_token
@@ -31,7 +30,7 @@ def add_dev_routes(app: QuartTrio, deps: ApiDeps) -> None:
 
     @app.get("/dev/config")
     async def config() -> Any:
-        today = datetime.fromtimestamp(deps.clock.now(), UTC).date()
+        today = moscow_today(deps.clock.now())
         return {
             "ws_url": deps.ws_url,
             "deadline_seconds": deps.settings.deadline_seconds,

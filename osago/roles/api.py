@@ -6,7 +6,6 @@ import hmac
 import json
 import logging
 import uuid
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -17,7 +16,7 @@ from quart import request
 from quart_trio import QuartTrio
 
 from osago.batching import Deferred
-from osago.domain.request import validate_request
+from osago.domain.request import moscow_today, validate_request
 from osago.errors import ConflictError, StoreError, TokenError, ValidationFailed
 from osago.lifecycle import Timing, accept
 from osago.logs import about
@@ -121,7 +120,7 @@ def create_app(
         except (UnicodeDecodeError, ValueError, RecursionError):
             return {"error": "bad_request", "message": "the body must be UTF-8 JSON"}, 400
         now = deps.clock.now()
-        valid = validate_request(body, today=datetime.fromtimestamp(now, UTC).date())
+        valid = validate_request(body, today=moscow_today(now))
         calc = accept(valid, deps.insurers, now=now, timing=timing)
         about(calc.id)
         created = await deps.store.create_calculation(
@@ -147,7 +146,7 @@ def create_app(
 
     @app.get("/api/v1/openapi.json")
     async def openapi() -> Any:
-        return openapi_document(datetime.fromtimestamp(deps.clock.now(), UTC).date())
+        return openapi_document(moscow_today(deps.clock.now()))
 
     @app.get("/api/v1/calculations/<calculation_id>")
     async def show(calculation_id: str) -> Any:

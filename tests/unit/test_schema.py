@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+import time
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import jsonschema_rs
@@ -14,17 +15,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from osago.config import Settings
-from osago.domain.request import QUOTE_REQUEST, validate_request
+from osago.domain.request import QUOTE_REQUEST, moscow_today, validate_request
 from osago.errors import ValidationFailed
 from osago.storage import MemoryStore
 from tests.factories import MINIMAL_BODY, api_app
 
 SETTINGS = Settings(insurer_codes=("aurora", "borealis"))
-TODAY = date.today()
+
+
+def today() -> date:
+    """Moscow's date now, as the api takes it: read at each use, not at import (a run that
+    crossed Moscow's midnight between collecting and running saw a day-old "today")."""
+    return moscow_today(time.time())
 
 
 def day(offset: int) -> str:
-    return (TODAY + timedelta(days=offset)).isoformat()
+    return (today() + timedelta(days=offset)).isoformat()
 
 
 async def post(body: Any, store: MemoryStore | None = None) -> tuple[int, Any, Any]:
@@ -68,7 +74,7 @@ def full_body() -> dict[str, Any]:
         (lambda b: b["policy"].update(purpose="rental"), "policy.purpose"),
         (lambda b: b["vehicle"].update(category="C"), "vehicle.category"),
         (lambda b: b["vehicle"].update(engine_power_hp=0), "vehicle.engine_power_hp"),
-        (lambda b: b["vehicle"].update(year=TODAY.year + 2), "vehicle.year"),
+        (lambda b: b["vehicle"].update(year=today().year + 2), "vehicle.year"),
         (lambda b: b["vehicle"].update(plate="12345"), "vehicle.plate"),
         (lambda b: b["vehicle"].update(vin="XTA21099O12345678"), "vehicle.vin"),  # letter O
         (lambda b: b["vehicle"].update(body_number="B1"), "vehicle.body_number"),  # two ids
@@ -248,7 +254,7 @@ def test_the_document_states_the_cross_field_rules_the_server_applies(
             body[where[name]][name] = None
     by_document = jsonschema_rs.validator_for(QUOTE_REQUEST.json_schema()).is_valid(body)
     try:
-        validate_request(body, today=TODAY)
+        validate_request(body, today=today())
         by_server = True
     except ValidationFailed:
         by_server = False
@@ -261,7 +267,22 @@ def test_unknown_keys_are_dropped_so_nothing_unchecked_reaches_storage() -> None
     body = copy.deepcopy(MINIMAL_BODY)
     body["vehicle"]["\x00"] = {"\udbe8": [1]}
     body["extra"] = "kept?"
-    cleaned = validate_request(body, today=TODAY)
+    cleaned = validate_request(body, today=today())
     assert "\x00" not in cleaned["vehicle"]
     assert "extra" not in cleaned
     assert cleaned["vehicle"] == {"category": "B", "engine_power_hp": 150, "trailer": False}
+
+
+def test_today_is_moscows_today_late_in_the_utc_evening() -> None:
+    # 2026-11-30 22:00 UTC is 2026-12-01 01:00 in Moscow: a policy may start on the 1st,
+    # not on the 30th, which is already yesterday there.
+    evening = datetime(2026, 11, 30, 22, 0, tzinfo=UTC).timestamp()
+    assert moscow_today(evening) == date(2026, 12, 1)
+    assert moscow_today(evening - 3601.0) == date(2026, 11, 30)  # 23:59:59 in Moscow
+    body = copy.deepcopy(MINIMAL_BODY)
+    body["policy"]["start_date"] = "2026-11-30"
+    with pytest.raises(ValidationFailed) as failed:
+        validate_request(body, today=moscow_today(evening))
+    assert [e.field for e in failed.value.errors] == ["policy.start_date"]
+    body["policy"]["start_date"] = "2026-12-01"
+    assert validate_request(body, today=moscow_today(evening))["policy"]["start_date"]
