@@ -15,7 +15,7 @@ import trio
 
 from osago import logs
 from osago.config import Settings, parse_bind
-from osago.domain.request import moscow_today
+from osago.domain.dates import moscow_today
 from osago.errors import BrokerError, ConfigError, StoreError
 from osago.runtime import ROLES, check_role, run_role
 from osago.tokens import mint_token

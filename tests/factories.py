@@ -15,7 +15,8 @@ from quart_trio import QuartTrio
 from osago.broker import open_memory_broker
 from osago.clock import SystemClock
 from osago.config import Settings
-from osago.domain.request import moscow_today, validate_request
+from osago.domain.dates import moscow_today
+from osago.domain.request import validate_request
 from osago.insurers import insurers_for
 from osago.models import NewCalculation, NewExchange
 from osago.roles._deps import ApiDeps

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any
 
 from osago.domain import tables, territories
@@ -24,23 +24,12 @@ from osago.domain.tariff import (
 from osago.errors import FieldError, ValidationFailed
 
 __all__ = [
-    "MOSCOW",
     "QUOTE_REQUEST",
-    "moscow_today",
     "request_hash",
     "sample_request",
     "tariff_input",
     "validate_request",
 ]
-
-# Policy dates are Moscow dates (UTC+3 all year since 2014): between 21:00 and 24:00 UTC it is
-# already tomorrow there, and "not before today" means Moscow's today.
-MOSCOW = timezone(timedelta(hours=3), "MSK")
-
-
-def moscow_today(now: float) -> date:
-    """The date in Moscow at unix time ``now``."""
-    return datetime.fromtimestamp(now, MOSCOW).date()
 
 
 KBM_CLASSES = tuple(tables.KBM)

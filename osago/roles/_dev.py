@@ -13,7 +13,8 @@ from quart import request
 from quart_trio import QuartTrio
 
 from osago.domain import tables, territories
-from osago.domain.request import moscow_today, sample_request
+from osago.domain.dates import moscow_today
+from osago.domain.request import sample_request
 from osago.models import iso
 from osago.roles._deps import ApiDeps
 from osago.tokens import mint_token

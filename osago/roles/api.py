@@ -16,7 +16,8 @@ from quart import request
 from quart_trio import QuartTrio
 
 from osago.batching import Deferred
-from osago.domain.request import moscow_today, validate_request
+from osago.domain.dates import moscow_today
+from osago.domain.request import validate_request
 from osago.errors import ConflictError, StoreError, TokenError, ValidationFailed
 from osago.lifecycle import Timing, accept
 from osago.logs import about

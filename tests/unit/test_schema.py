@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from osago.config import Settings
-from osago.domain.request import QUOTE_REQUEST, moscow_today, validate_request
+from osago.domain.dates import moscow_today
+from osago.domain.request import QUOTE_REQUEST, validate_request
 from osago.errors import ValidationFailed
 from osago.storage import MemoryStore
 from tests.factories import MINIMAL_BODY, api_app
