@@ -4,7 +4,9 @@ A worker receives a calculation's ten jobs in the same instant and each would lo
 exchange in a transaction of its own (a bridge crossing into asyncio and a commit each).
 A :class:`Batcher` queues the calls; its runner takes everything queued, makes ONE call for
 the lot, and wakes each caller with its own result. A call alone is run at once (the runner
-is waiting for it), so batching adds no delay: batches grow only while a call is running.
+is waiting for it), so batching adds no delay: batches grow only while a call is running;
+or, with a ``linger``, the runner waits that long after a call before taking the batch, for
+calls whose callers can wait (a job's first read: the user's clock is not running yet).
 A :class:`Deferred` is for writes nobody waits for: it gathers them for a short linger and
 writes them together.
 """
@@ -56,7 +58,8 @@ class Batcher(Generic[Q, R]):
 
     ``many`` returns each item's result by ``key(item)`` (the item itself by default; an
     item it leaves out gets ``default``); an exception it raises is raised to every caller
-    of that batch. Start :meth:`run` in a nursery.
+    of that batch. ``linger`` seconds after the first call of a batch the runner takes what
+    has queued (0: at once). Start :meth:`run` in a nursery.
     """
 
     def __init__(
@@ -66,8 +69,10 @@ class Batcher(Generic[Q, R]):
         default: R,
         key: Callable[[Q], Hashable] = _itself,
         max_batch: int = 200,
+        linger: float = 0.0,
     ) -> None:
         self._many = many
+        self._linger = linger
         self._default = default
         self._key = key
         self._max_batch = max_batch
@@ -85,6 +90,8 @@ class Batcher(Generic[Q, R]):
         """Serve batches until cancelled."""
         task_status.started()
         async for first in self._recv:
+            if self._linger > 0:
+                await trio.sleep(self._linger)
             batch = _queued(self._recv, [first], self._max_batch)
             try:
                 results = await self._many([c.item for c in batch])

@@ -120,6 +120,11 @@ class Settings:
     # Writes that may wait (outbox marks, submission ids) are gathered this long, then
     # written in one transaction.
     write_linger: float = 0.1
+    # A worker reads its jobs' exchanges in batches: what arrived within this long of the
+    # first. A calculation's ten jobs come within milliseconds, each read alone was a round
+    # trip; and nothing the user waits for has started yet (an insurer's answer time counts
+    # from the submit, which follows the read).
+    load_linger: float = 0.02
     # The timeline's trail (exchanges' steps, pushes) is gathered this long: support reads it
     # seconds later, and one batch a second costs a fraction of ten.
     trail_linger: float = 1.0

@@ -34,15 +34,18 @@ class Answers:
     settle: Batcher[Answer, list[OutboxMessage] | None]
 
     @classmethod
-    def of(cls, store: Store, clock: Clock, *, topic: str, lease: float) -> Answers:
-        """Batched on ``store``; settled events are leased ``lease`` seconds to the caller."""
+    def of(
+        cls, store: Store, clock: Clock, *, topic: str, lease: float, load_linger: float = 0.0
+    ) -> Answers:
+        """Batched on ``store``; settled events are leased ``lease`` seconds to the caller;
+        loads wait ``load_linger`` seconds for company (settles never wait: the user does)."""
 
         async def settle(answers: Sequence[Answer]) -> dict[UUID, list[OutboxMessage]]:
             now = clock.now()
             return await store.settle_exchanges(answers, topic=topic, now=now, lease=lease)
 
         return cls(
-            Batcher(store.load_exchanges, default=None),
+            Batcher(store.load_exchanges, default=None, linger=load_linger),
             Batcher(settle, default=None, key=lambda answer: answer[0]),
         )
 

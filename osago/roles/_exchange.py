@@ -114,7 +114,9 @@ async def _safety_net(aids: Aids, remote_id: str, start: float, deadline: float)
                 gap = max(gap, result.poll_after or 0.0)
             poll_at = now + gap
             gap = min(2 * gap, max(every, _SAFETY_POLL_MAX_GAP))
-        due = now + every
+        # Drift-free: a check's own time (batched checks wait a linger) does not push the
+        # next one later; a check that overran its slot is followed at once.
+        due = max(due + every, now)
 
 
 async def _answer(ex: Exchange, aids: Aids) -> Quote:

@@ -51,8 +51,8 @@ class Crew:
     by ``write_linger``)."""
 
     guards: dict[str, GuardedInsurer]
-    answers: Answers  # loads and settles, batched as they come
-    settled: Batcher[UUID, bool]  # callback mode's safety checks, batched as they come
+    answers: Answers  # loads (after a linger) and settles (as they come), batched
+    settled: Batcher[UUID, bool]  # callback mode's safety checks, batched after a linger
     record: Deferred[tuple[UUID, str]]
     marks: Deferred[int]
     steps: Deferred[tuple[UUID, tuple[Step, ...]]]
@@ -75,8 +75,15 @@ class Crew:
             guard_insurers(deps.insurers, deps.client, (*deps.hooks, metrics_hook(deps.metrics))),
             # Why batched: the settle transaction was a worker's costliest step (its round
             # trips to PostgreSQL); answers that arrive while one runs share the next.
-            Answers.of(store, deps.clock, topic=s.results_topic, lease=s.outbox_lease),
-            Batcher(store.settled_among, default=True),  # gone from the store: nothing to do
+            Answers.of(
+                store,
+                deps.clock,
+                topic=s.results_topic,
+                lease=s.outbox_lease,
+                load_linger=s.load_linger,
+            ),
+            # Gone from the store: nothing to do. A safety check may wait as a write does.
+            Batcher(store.settled_among, default=True, linger=s.write_linger),
             record,
             sent_marks(store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout),
             # For timelines only: written late, in batches, lost at worst (never retried).

@@ -37,3 +37,35 @@ async def test_calls_queued_together_share_one_batch_and_each_gets_its_result_by
     assert results == {"a": 10, "b": 20, "gone": None, "c": 40}
     assert len(batches) <= 2  # the first call alone at once, the rest together
     assert sorted(i for b in batches for i in b) == [("a", 1), ("b", 2), ("c", 4), ("gone", 3)]
+
+
+async def test_a_lingering_batcher_gathers_calls_that_come_within_its_linger(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    batches: list[tuple[float, list[int]]] = []
+
+    async def many(items: Sequence[int]) -> dict[int, int]:
+        batches.append((trio.current_time(), list(items)))
+        return {n: -n for n in items}
+
+    batcher: Batcher[int, int | None] = Batcher(many, default=None, linger=0.02)
+    results: dict[int, int | None] = {}
+
+    async def call(n: int, after: float) -> None:
+        await trio.sleep(after)
+        results[n] = await batcher(n)
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        # Three within the linger of the first, one after it.
+        for n, after in [(1, 0.0), (2, 0.005), (3, 0.015), (4, 0.05)]:
+            nursery.start_soon(call, n, after)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+
+    assert results == {1: -1, 2: -2, 3: -3, 4: -4}
+    assert [(round(at - start, 3), items) for at, items in batches] == [
+        (0.02, [1, 2, 3]),
+        (0.07, [4]),
+    ]

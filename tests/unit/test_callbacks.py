@@ -30,6 +30,8 @@ SETTINGS = Settings(
     callback_secret=MASTER,
 )
 CORE = {"Authorization": f"Bearer {SETTINGS.api_token}"}
+# A worker's safety checks are batched: each answers this long after its time.
+LINGER = Settings().write_linger
 
 
 # --- signatures --------------------------------------------------------------------------
@@ -181,7 +183,8 @@ async def test_a_worker_waits_for_the_callback_and_polls_only_as_a_safety_net(
     assert aurora_polls == []  # never polled: the safety check found it settled
     steps = [what for _, what in trail.steps["aurora"]]
     assert steps[-2:] == ["waiting for the callback", "answered by callback"]
-    assert trail.steps["aurora"][-1][0] == EPOCH + 10.0  # one check, at the safety interval
+    # One check, at the safety interval (it answers after the checks' batching linger).
+    assert trail.steps["aurora"][-1][0] == EPOCH + 10.0 + LINGER
 
 
 async def test_a_lost_callback_is_found_by_the_safety_poll(autojump_clock: MockClock) -> None:
@@ -194,7 +197,7 @@ async def test_a_lost_callback_is_found_by_the_safety_poll(autojump_clock: MockC
     assert view is not None
     (aurora,) = [x for x in view.exchanges if x.insurer == "aurora"]
     assert aurora.status == "offer"
-    assert [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"] == [10.0]
+    assert [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"] == [10.0 + LINGER]
 
 
 async def test_safety_polls_thin_out_and_a_failed_one_ends_nothing(
@@ -237,6 +240,6 @@ async def test_the_first_safety_poll_waits_for_the_deadline_to_near(
         view = await h.store.get_calculation(calc.id)
     assert view is not None
     assert {x.insurer: x.status for x in view.exchanges}["aurora"] == "offer"
-    assert [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"] == [2.0]
+    assert [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"] == [2.0 + LINGER]
     assert view.completed_at is not None
     assert view.completed_at <= EPOCH + 5.0

@@ -26,7 +26,9 @@ from osago.storage import MemoryStore
 from tests.factories import new_calculation
 from tests.fakes import FakeInsurers
 
-SETTINGS = Settings(insurer_codes=("aurora", "borealis"), deadline_seconds=5.0)
+# These tests pin exact times: a job's read is not held back for company (load_linger has
+# its own test, in test_batching).
+SETTINGS = Settings(insurer_codes=("aurora", "borealis"), deadline_seconds=5.0, load_linger=0.0)
 EPOCH = 1_790_000_000.0
 # Polled every 0.25 s, so these tests pin exact times; the learned schedule has its own tests.
 EVERY_QUARTER = SchedulePolicy(min_interval=0.25, max_interval=0.25)
