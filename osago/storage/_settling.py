@@ -27,6 +27,7 @@ class Settling:
     plans: list[tuple[CalcState, Plan]] = field(default_factory=list)
     last: dict[UUID, UUID] = field(default_factory=dict)  # calculation id -> correlation id
     answered: list[UUID] = field(default_factory=list)  # the answers of known exchanges
+    calc_of: dict[UUID, UUID] = field(default_factory=dict)  # correlation id -> calculation
 
     def hand_out(
         self, events: Iterable[tuple[UUID, Sequence[OutboxMessage]]]
@@ -49,7 +50,7 @@ def plan_answers(
     calculation is not among them is left out."""
     current = {s.id: s for s in states}
     calc_of = {x.correlation_id: s.id for s in current.values() for x in s.exchanges}
-    settling = Settling()
+    settling = Settling(calc_of=calc_of)
     for correlation_id, outcome in answers:
         calc_id = calc_of.get(correlation_id)
         if calc_id is None:

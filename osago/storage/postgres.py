@@ -41,6 +41,7 @@ from osago.storage._pg_lifecycle import (
     carry_out,
     load_states,
     messages,
+    read_states,
 )
 from osago.storage._pg_listen import keep_listening
 from osago.storage._pg_session import SESSION_SETTINGS, init_connection, keep_session
@@ -49,6 +50,11 @@ from osago.storage._settling import plan_answers
 from osago.storage._wakeup import Flag
 
 __all__ = ["PostgresStore", "open_postgres_store"]
+
+# A settle whose calculations keep changing under it (their other answers, the keeper) is
+# read and planned again. A round is lost only to another writer's success, so a
+# calculation of n insurers loses at most about n rounds to its own answers.
+_SETTLE_ROUNDS = 30
 
 T = TypeVar("T")
 
@@ -77,10 +83,11 @@ class PostgresStore:
     ) -> T:
         """Run ``body`` in one transaction, in one crossing of the asyncio bridge.
 
-        ``alone``: ``body`` is a single statement, which PostgreSQL runs as a transaction of
-        its own. Why no BEGIN and COMMIT around it: each is a round trip to the server (a
-        socket write that wakes a backend), and they tripled the cost of a one-statement
-        read or write, the most common kind here.
+        ``alone``: each statement of ``body`` is a transaction of its own (one statement, or
+        several that need no common transaction, as an optimistic settle's). Why no BEGIN
+        and COMMIT around them: each is a round trip to the server (a socket write that
+        wakes a backend), and they tripled the cost of a one-statement read or write, the
+        most common kind here.
         """
 
         async def run() -> T:
@@ -246,19 +253,28 @@ class PostgresStore:
             return {}
 
         async def body(conn: Conn) -> dict[UUID, list[OutboxMessage]]:
-            # Lock the calculation rows first (as complete_due does): settling, completing and
-            # closing are serialised, so no on-time offer is stored after `completed`. In id
-            # order, so two workers settling overlapping batches cannot deadlock.
-            calcs = await conn.fetch(
-                f"SELECT {CALC_COLUMNS} FROM calculations WHERE id IN (SELECT calculation_id"
-                " FROM exchanges WHERE correlation_id = ANY($1::uuid[])) ORDER BY id FOR UPDATE",
-                [cid for cid, _ in answers],
-            )
-            settling = plan_answers(await load_states(conn, calcs), answers, now)
-            done = await carry_out(conn, settling.plans, topic=topic, now=now, lease=lease)
-            return settling.hand_out(done)
+            # Optimistic (see _pg_lifecycle): read, plan, write where the version still
+            # holds; the calculations written meanwhile are read and planned again. Each
+            # statement commits alone; a plan is carried out whole or not at all.
+            out: dict[UUID, list[OutboxMessage]] = {}
+            pending = list(answers)
+            for _ in range(_SETTLE_ROUNDS):
+                states, versions = await read_states(conn, [cid for cid, _ in pending])
+                settling = plan_answers(states, pending, now)
+                applied, done = await carry_out(
+                    conn, settling.plans, versions=versions, topic=topic, now=now, lease=lease
+                )
+                again = {s.id for s, p in settling.plans if not p.empty and s.id not in applied}
+                calc_of = settling.calc_of
+                for cid, events in settling.hand_out(done).items():
+                    if calc_of[cid] not in again:
+                        out[cid] = events
+                pending = [a for a in pending if calc_of.get(a[0]) in again]
+                if not pending:
+                    return out
+            raise StoreError("settle_exchanges", f"still contended after {_SETTLE_ROUNDS} rounds")
 
-        return await self._tx("settle_exchanges", body)
+        return await self._tx("settle_exchanges", body, alone=True)
 
     async def complete_due(
         self, *, topic: str, now: float, lease: float, limit: int
@@ -274,7 +290,11 @@ class PostgresStore:
                 limit,
             )
             plans = [(state, on_due(state, now)) for state in await load_states(conn, due)]
-            done = await carry_out(conn, plans, topic=topic, now=now, lease=lease)
+            # Locked: every version read holds, every plan is carried out.
+            versions = {r["id"]: r["version"] for r in due}
+            _, done = await carry_out(
+                conn, plans, versions=versions, topic=topic, now=now, lease=lease
+            )
             return sorted((m for _, msgs in done for m in msgs), key=lambda m: m.id)
 
         return await self._tx("complete_due", body)

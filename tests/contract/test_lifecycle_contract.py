@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import replace
+from functools import partial
+
+import trio
 
 from osago.models import Outcome, OutcomeKind
 from osago.storage import Store
@@ -171,3 +174,39 @@ async def test_answers_settled_together_plan_each_on_the_last_and_hand_a_calcula
     premiums = [x.outcome.premium for x in view.exchanges if x.outcome is not None]
     assert premiums == [5000.0, 6000.0]
     assert await store.settle_exchanges([], topic=T, now=1011.0, lease=30.0) == {}
+
+
+async def test_racing_settles_and_the_keeper_give_one_event_each_in_one_order(
+    store: Store,
+) -> None:
+    """Every exchange of a calculation answered at once, each twice, from its own task, while
+    the keeper completes it: each insurer's event is stored once, seqs run 1..n without gap
+    or repeat, one ``completed``, and the calculation ends closed with every answer kept."""
+    codes = ("aurora", "borealis", "cedar", "delta", "ember", "fjord", "granite", "harbor")
+    calc = new_calculation(insurers=codes, created_at=1000.0, deadline=60.0)
+    calc = replace(calc, closes_at=1120.0)
+    await store.create_calculation(calc, queue=Q)
+    ids = [x.correlation_id for x in calc.exchanges]
+
+    async def answer(i: int, copy: int) -> None:
+        # Half of them land after the deadline: those race the keeper's completion.
+        now = 1059.0 + i * 0.25 + copy * 0.01
+        await store.settle_exchanges(
+            [(ids[i], offer(now, 1000.0 + i))], topic=T, now=now, lease=30.0
+        )
+
+    async with trio.open_nursery() as nursery:
+        for copy in (0, 1):
+            for i in range(len(ids)):
+                nursery.start_soon(answer, i, copy)
+        nursery.start_soon(partial(store.complete_due, topic=T, now=1060.0, lease=30.0, limit=9))
+
+    events = [json.loads(o.body) for o in await store.outbox_of(calc.id) if o.destination == T]
+    assert sorted(e["seq"] for e in events) == list(range(1, len(ids) + 2))
+    assert sorted(e["insurer"] for e in events if e["type"] == "offer") == sorted(codes)
+    assert [e["type"] for e in events].count("completed") == 1
+    view = await store.get_calculation(calc.id)
+    assert view is not None
+    assert view.to_json()["status"] == "closed"
+    premiums = {x.insurer: x.outcome.premium for x in view.exchanges if x.outcome is not None}
+    assert premiums == {code: 1000.0 + i for i, code in enumerate(codes)}
