@@ -15,9 +15,14 @@ SESSION_SETTINGS = {
     # generic plan for it, chosen while the tables were nearly empty: a sequential scan,
     # which it then kept as the tables grew, until an ANALYZE (never, where autovacuum is
     # off). A capacity run found `exchanges` read in full about 180 times a second (15 M
-    # rows in 40 s) and most of PostgreSQL's CPU spent there. Our statements are small and
-    # their plans cheap to make: each is planned for its own arguments and today's tables.
-    "plan_cache_mode": "force_custom_plan",
+    # rows in 40 s) and most of PostgreSQL's CPU spent there. Planning every call instead
+    # (force_custom_plan) fixed that, but then planning was half of PostgreSQL's CPU (perf:
+    # GetCachedPlan 46 %, the executor 17 %). Every statement here finds its rows through
+    # an index (keys, partial indexes of what is open or unsent), so: one generic plan per
+    # statement and session, made on the premise that tables are big. A statement with no
+    # index to use still scans; one with an index never scans because a table was small.
+    "plan_cache_mode": "force_generic_plan",
+    "enable_seqscan": "off",
     # Why: a bad row estimate can cross jit_above_cost and compile a one-row statement.
     "jit": "off",
 }
