@@ -19,10 +19,21 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from osago.lifecycle import CalcState, ExchangeState, Plan
-from osago.models import OutboxMessage, OutcomeKind
+from osago.errors import StoreError
+from osago.lifecycle import CalcState, ExchangeState, Plan, on_due
+from osago.models import OutboxMessage, Outcome, OutcomeKind
+from osago.storage._settling import plan_answers
 
-__all__ = ["CALC_COLUMNS", "OUTBOX_COLUMNS", "carry_out", "load_states", "messages", "read_states"]
+__all__ = [
+    "CALC_COLUMNS",
+    "OUTBOX_COLUMNS",
+    "carry_out",
+    "complete_due",
+    "load_states",
+    "messages",
+    "read_states",
+    "settle_answers",
+]
 
 Conn = Any  # asyncpg.Connection (untyped library)
 OUTBOX_COLUMNS = "id, destination, body, headers"
@@ -33,6 +44,10 @@ CALC_COLUMNS = (
 )
 # A calculation's version, as read with it: what carry_out writes only if it still holds.
 Versions = dict[UUID, str]
+# A settle whose calculations keep changing under it (their other answers, the keeper) is
+# read and planned again. A round is lost only to another writer's success, so a
+# calculation of n insurers loses at most about n rounds to its own answers.
+_SETTLE_ROUNDS = 30
 
 
 def messages(rows: Sequence[Any]) -> list[OutboxMessage]:
@@ -213,3 +228,48 @@ async def carry_out(
         else:
             by_calc.setdefault(r["calculation_id"], []).append(r)
     return applied, [(calc_id, messages(rows)) for calc_id, rows in by_calc.items()]
+
+
+async def settle_answers(
+    answers: Sequence[tuple[UUID, Outcome]], topic: str, now: float, lease: float, conn: Conn
+) -> dict[UUID, list[OutboxMessage]]:
+    """Store.settle_exchanges, optimistically: read, plan, write where the version still
+    holds; the calculations written meanwhile are read and planned again. Run it outside a
+    transaction (each statement commits alone); a plan is carried out whole or not at all."""
+    out: dict[UUID, list[OutboxMessage]] = {}
+    pending = list(answers)
+    for _ in range(_SETTLE_ROUNDS):
+        states, versions = await read_states(conn, [cid for cid, _ in pending])
+        settling = plan_answers(states, pending, now)
+        applied, done = await carry_out(
+            conn, settling.plans, versions=versions, topic=topic, now=now, lease=lease
+        )
+        again = {s.id for s, p in settling.plans if not p.empty and s.id not in applied}
+        calc_of = settling.calc_of
+        for cid, events in settling.hand_out(done).items():
+            if calc_of[cid] not in again:
+                out[cid] = events
+        pending = [a for a in pending if calc_of.get(a[0]) in again]
+        if not pending:
+            return out
+    raise StoreError("settle_exchanges", f"still contended after {_SETTLE_ROUNDS} rounds")
+
+
+async def complete_due(
+    topic: str, now: float, lease: float, limit: int, conn: Conn
+) -> list[OutboxMessage]:
+    """Store.complete_due, inside a transaction: the due calculations, locked first."""
+    # SKIP LOCKED: a row being settled (or held by another keeper) is left for later.
+    due = await conn.fetch(
+        f"SELECT {CALC_COLUMNS} FROM calculations"
+        " WHERE (completed_at IS NULL AND deadline_at <= $1)"
+        " OR (closed_at IS NULL AND closes_at <= $1)"
+        " ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+    plans = [(state, on_due(state, now)) for state in await load_states(conn, due)]
+    # Locked: every version read holds, every plan is carried out.
+    versions = {r["id"]: r["version"] for r in due}
+    _, done = await carry_out(conn, plans, versions=versions, topic=topic, now=now, lease=lease)
+    return sorted((m for _, msgs in done for m in msgs), key=lambda m: m.id)

@@ -18,7 +18,6 @@ import trio
 import trio_asyncio
 
 from osago.errors import ConflictError, StoreError
-from osago.lifecycle import on_due
 from osago.models import (
     CalculationView,
     Exchange,
@@ -32,29 +31,17 @@ from osago.models import (
     Step,
     Trail,
 )
+from osago.storage import _pg_lifecycle as _lifecycle
 from osago.storage import _pg_ops as _ops
 from osago.storage._bridge import DRIVER_ERRORS, run_abandonable
 from osago.storage._migrate import migrate
-from osago.storage._pg_lifecycle import (
-    CALC_COLUMNS,
-    OUTBOX_COLUMNS,
-    carry_out,
-    load_states,
-    messages,
-    read_states,
-)
+from osago.storage._pg_lifecycle import OUTBOX_COLUMNS, messages
 from osago.storage._pg_listen import keep_listening
 from osago.storage._pg_session import SESSION_SETTINGS, init_connection, keep_session
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
-from osago.storage._settling import plan_answers
 from osago.storage._wakeup import Flag
 
 __all__ = ["PostgresStore", "open_postgres_store"]
-
-# A settle whose calculations keep changing under it (their other answers, the keeper) is
-# read and planned again. A round is lost only to another writer's success, so a
-# calculation of n insurers loses at most about n rounds to its own answers.
-_SETTLE_ROUNDS = 30
 
 T = TypeVar("T")
 
@@ -251,52 +238,14 @@ class PostgresStore:
     ) -> dict[UUID, list[OutboxMessage]]:
         if not answers:
             return {}
-
-        async def body(conn: Conn) -> dict[UUID, list[OutboxMessage]]:
-            # Optimistic (see _pg_lifecycle): read, plan, write where the version still
-            # holds; the calculations written meanwhile are read and planned again. Each
-            # statement commits alone; a plan is carried out whole or not at all.
-            out: dict[UUID, list[OutboxMessage]] = {}
-            pending = list(answers)
-            for _ in range(_SETTLE_ROUNDS):
-                states, versions = await read_states(conn, [cid for cid, _ in pending])
-                settling = plan_answers(states, pending, now)
-                applied, done = await carry_out(
-                    conn, settling.plans, versions=versions, topic=topic, now=now, lease=lease
-                )
-                again = {s.id for s, p in settling.plans if not p.empty and s.id not in applied}
-                calc_of = settling.calc_of
-                for cid, events in settling.hand_out(done).items():
-                    if calc_of[cid] not in again:
-                        out[cid] = events
-                pending = [a for a in pending if calc_of.get(a[0]) in again]
-                if not pending:
-                    return out
-            raise StoreError("settle_exchanges", f"still contended after {_SETTLE_ROUNDS} rounds")
-
+        # Optimistic (see _pg_lifecycle): each statement commits alone.
+        body = partial(_lifecycle.settle_answers, answers, topic, now, lease)
         return await self._tx("settle_exchanges", body, alone=True)
 
     async def complete_due(
         self, *, topic: str, now: float, lease: float, limit: int
     ) -> list[OutboxMessage]:
-        async def body(conn: Conn) -> list[OutboxMessage]:
-            # SKIP LOCKED: a row being settled (or held by another keeper) is left for later.
-            due = await conn.fetch(
-                f"SELECT {CALC_COLUMNS} FROM calculations"
-                " WHERE (completed_at IS NULL AND deadline_at <= $1)"
-                " OR (closed_at IS NULL AND closes_at <= $1)"
-                " ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-                now,
-                limit,
-            )
-            plans = [(state, on_due(state, now)) for state in await load_states(conn, due)]
-            # Locked: every version read holds, every plan is carried out.
-            versions = {r["id"]: r["version"] for r in due}
-            _, done = await carry_out(
-                conn, plans, versions=versions, topic=topic, now=now, lease=lease
-            )
-            return sorted((m for _, msgs in done for m in msgs), key=lambda m: m.id)
-
+        body = partial(_lifecycle.complete_due, topic, now, lease, limit)
         return await self._tx("complete_due", body)
 
     async def outbox_of(self, calculation_id: UUID) -> list[OutboxTrace]:
