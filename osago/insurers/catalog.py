@@ -65,7 +65,24 @@ def _insurer(raw: dict[str, Any], defaults: dict[str, Any], base: str, where: st
             f"{where} [{raw['code']}]: a long-poll insurer needs breaker.slow_call_duration "
             f"above poll_timeout + long_poll_wait ({config.poll_attempt_timeout:g} s)"
         )
+    if config.poll_hedge is not None:
+        _check_hedge(config, config.poll_hedge, f"{where} [{raw['code']}]")
     return config
+
+
+def _check_hedge(config: InsurerConfig, delay: float, where: str) -> None:
+    """A hedge is a second status request while the first is still out."""
+    if delay < config.schedule.min_interval:
+        # The contract's rate limit counts requests, hedges included.
+        raise ConfigError(
+            f"{where}: hedge_delay must be at least schedule.min_interval "
+            f"({config.schedule.min_interval:g} s): a hedge is a request too"
+        )
+    if delay >= config.poll_timeout:
+        raise ConfigError(
+            f"{where}: hedge_delay must be below poll_timeout ({config.poll_timeout:g} s), "
+            "or the attempt times out before the hedge starts"
+        )
 
 
 @lru_cache(maxsize=16)

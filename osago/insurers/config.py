@@ -58,6 +58,12 @@ class InsurerConfig:
         return self.mode == "callback" and self.callback_url is not None
 
     @property
+    def poll_hedge(self) -> float | None:
+        """After how long a poll is hedged; None: never. A long poll is held until the answer
+        is ready, slow by design, so ``hedge_delay`` (a default for all) skips it."""
+        return None if self.long_poll else self.hedge_delay
+
+    @property
     def poll_attempt_timeout(self) -> float:
         """How long one status GET may take: a long poll may be held for its wait."""
         return self.poll_timeout + (self.long_poll_wait if self.long_poll else 0.0)

@@ -6,8 +6,8 @@
         └ breaker      per insurer; rejects without calling while open
           └ bulkhead   per insurer; at most N concurrent calls
             └ attempt timeout  (submit_timeout / poll_timeout, inside the deadline)
-              └ hedge  polls only, when hedge_delay is set; the second call takes its own
-                │      bulkhead slot
+              └ hedge  polls only (not long polls), when hedge_delay is set; the second
+                │      call takes its own bulkhead slot and a retry from the budget
                 └ HTTP call
 
 Why breaker outside bulkhead: a rejected call should not even queue for a slot. Why retry
@@ -66,7 +66,7 @@ class GuardedInsurer:
         c = self.config
         # Timeouts are configuration; this is the one layer that turns them into scopes.
         seconds = c.submit_timeout if operation == "submit" else c.poll_attempt_timeout
-        hedge = operation == "poll" and c.hedge_delay is not None  # never hedge a submit
+        hedge = c.poll_hedge if operation == "poll" else None  # never hedge a submit
         policy = c.retry if idempotent else RetryPolicy(attempts=1)
         result: T
         async for attempt in retrying(
@@ -75,11 +75,12 @@ class GuardedInsurer:
             with attempt:
                 async with self.breaker, self.bulkhead:
                     with attempt_timeout(c.code, seconds, self._hooks):
-                        if hedge and c.hedge_delay is not None:
+                        if hedge is not None:
                             result = await hedged(
                                 c.code,
                                 self._own_slot_after_first(fn),
-                                delay=c.hedge_delay,
+                                delay=hedge,
+                                allowed=self.budget.try_spend,
                                 hooks=self._hooks,
                             )
                         else:

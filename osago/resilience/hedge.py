@@ -19,9 +19,18 @@ T = TypeVar("T")
 
 
 async def hedged(
-    name: str, call: Callable[[], Awaitable[T]], *, delay: float, hooks: Sequence[Hook] = ()
+    name: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    delay: float,
+    hooks: Sequence[Hook] = (),
+    allowed: Callable[[], bool] = lambda: True,
 ) -> T:
-    """Return the first successful result of up to two concurrent ``call()``s."""
+    """Return the first successful result of up to two concurrent ``call()``s.
+
+    ``allowed()`` is asked when the hedge is due (a retry budget's ``try_spend``: a hedge
+    is extra load on a slow insurer, as a retry is on a failing one); False: keep waiting
+    for the first call alone."""
     winner: list[T] = []
     failures: list[Exception] = []
     finished = trio.Event()
@@ -41,7 +50,7 @@ async def hedged(
         nursery.start_soon(one)
         with trio.move_on_after(delay):
             await finished.wait()
-        if not finished.is_set():
+        if not finished.is_set() and allowed():
             emit(hooks, HedgeStarted(name, trio.current_time(), delay))
             nursery.start_soon(one)
     if winner:

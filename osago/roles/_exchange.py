@@ -153,6 +153,9 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
         await aids.sleep_until(start + due)
         polled = trio.current_time() - start
         result = await guard.poll(remote_id)
+        # The rate limit counts requests. A poll whose first request failed sent its retry
+        # (or hedge) later: the schedule spaces the next poll from the end of this one.
+        last = trio.current_time() - start
         steps.note("polled: answered" if isinstance(result, Quote) else "polled: pending")
         if isinstance(result, Quote):
             if fresh and isinstance(result.ready_at, float | int):
@@ -164,7 +167,7 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
         elif clock.now() >= ex.deadline_at:  # the late window: poll gently
             due = polled + max(c.late_poll_interval, result.poll_after or 0.0)
         else:
-            due = guard.answers.next_poll(polled, hint=result.poll_after)
+            due = guard.answers.next_poll(last, hint=result.poll_after)
 
 
 async def run_exchange(ex: Exchange, aids: Aids) -> Outcome | None:

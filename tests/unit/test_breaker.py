@@ -284,3 +284,18 @@ async def test_reading_the_state_changes_nothing_and_transitions_keep_their_date
     assert await outcome(b) == "ok"  # the next call is a trial
     moves = [(e.new, e.at - start) for e in seen if isinstance(e, BreakerTransition)]
     assert moves == [("open", 0.0), ("half_open", 2.0)]  # dated when due, not when seen
+
+
+async def test_no_hedge_when_the_budget_is_spent(autojump_clock: MockClock) -> None:
+    """A hedge is extra load like a retry: an insurer slow on every poll is not asked twice
+    for each once the budget is spent."""
+    calls = 0
+
+    async def poll() -> int:
+        nonlocal calls
+        calls += 1
+        await trio.sleep(2.0)
+        return 7
+
+    assert await hedged("x", poll, delay=0.5, allowed=lambda: False) == 7
+    assert (calls, trio.current_time()) == (1, pytest.approx(2.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
+import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
@@ -41,6 +42,18 @@ def test_dense_where_answers_arrive() -> None:
     assert times.next_poll(2.0) == 3.0  # dense: the rate limit binds
 
 
+def test_a_sparse_tail_is_polled_like_an_unknown_one() -> None:
+    """A gap between rare late answers is sampling noise, not a stretch where answers never
+    come: once the earliest learned time has passed, no gap exceeds max_interval."""
+    times = AnswerTimes(POLICY)
+    for _ in range(100):
+        times.record(2.0)
+    times.record(20.0)
+    times.record(40.0)
+    assert times.next_poll(None) == pytest.approx(2.0 + 0.05 + 0.04)  # skipped to the first
+    assert times.next_poll(5.0) == 7.0  # not 20.45: an answer at 6 s would wait 14 s
+
+
 def test_old_answers_slide_out_of_the_window() -> None:
     times = AnswerTimes(replace(POLICY, window=8))
     for _ in range(8):
@@ -69,7 +82,8 @@ def test_never_above_the_rate_limit_never_below_the_hint(
     assert nxt >= since + (hint or 0.0)
     bound = since + max(POLICY.max_interval, hint or 0.0, POLICY.min_interval)
     ahead = [s for s in samples if s > since]
-    if len(samples) >= POLICY.warmup and ahead:  # an empty stretch is skipped in one step
+    if len(samples) >= POLICY.warmup and len(ahead) == len(samples):
+        # before the earliest answer ever seen: that stretch is skipped in one step
         bound = max(bound, min(ahead) * 1.02 + POLICY.margin)
     assert nxt <= bound
 
@@ -102,3 +116,20 @@ async def test_the_insurers_hint_spaces_the_polls(
     gaps = [b - a for a, b in itertools.pairwise(aurora)]
     assert gaps
     assert all(g >= 3.0 for g in gaps)
+
+
+async def test_retries_within_a_poll_do_not_bring_the_next_poll_closer(
+    autojump_clock: MockClock, monkeypatch: object
+) -> None:
+    """The rate limit counts requests: a poll retried after a 503 sent its last request
+    later than its first, and the next poll keeps min_interval from that one."""
+    monkeypatch.setattr(test_flow, "EVERY_QUARTER", POLICY)  # type: ignore[attr-defined]
+    async with harness({"aurora": 3.5, "borealis": 1.0}) as h:
+        h.insurers.flaky_polls["aurora"] = 2  # the first poll needs three requests
+        await h.submit()
+        await trio.sleep(8)
+    aurora = [t for code, t in h.insurers.poll_times if code == "aurora"]
+    assert len(aurora) >= 4
+    gaps = [b - a for a, b in itertools.pairwise(aurora[2:])]  # from its last retry on
+    assert gaps
+    assert all(g >= POLICY.min_interval - 1e-9 for g in gaps)

@@ -184,6 +184,29 @@ def test_a_long_poll_insurer_must_not_count_its_held_polls_as_slow(tmp_path: Pat
         load("c.toml", '[[insurers]]\ncode = "a"\nmode = "push"\n')
 
 
+def test_a_hedge_is_a_request_under_the_rate_limit_and_never_for_a_held_poll(
+    tmp_path: Path,
+) -> None:
+    def load(name: str, text: str) -> tuple[InsurerConfig, ...]:
+        path = tmp_path / name
+        path.write_text(text)
+        return load_insurers(path, default_base="http://x")
+
+    poll = '[[insurers]]\ncode = "a"\npoll_timeout = 2.0\n'
+    [a] = load("a.toml", poll + "hedge_delay = 1.0\n")
+    assert a.hedge_delay == 1.0
+    with pytest.raises(ConfigError, match="min_interval"):  # two requests within a second
+        load("b.toml", poll + "hedge_delay = 0.5\n")
+    with pytest.raises(ConfigError, match="poll_timeout"):  # it could never start
+        load("c.toml", poll + "hedge_delay = 2.0\n")
+    held = (
+        '[[insurers]]\ncode = "a"\nmode = "long-poll"\nhedge_delay = 1.0\n'
+        "[insurers.breaker]\nslow_call_duration = 60.0\n"
+    )
+    [held_poll] = load("d.toml", held)  # a default for all: a held poll is never hedged
+    assert (held_poll.hedge_delay, held_poll.poll_hedge) == (1.0, None)
+
+
 def test_broker_urls_one_several_or_failover() -> None:
     assert parse_stomp_url("stomp://mq:61613").endpoints == (("mq", 61613),)
     several = parse_stomp_url("stomp://u:p@h1:61613, stomp://h2")
