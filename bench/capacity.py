@@ -255,6 +255,7 @@ async def run_step(
         "cores": sum(cpu.values()) / max(elapsed, 1e-9),
         "elapsed": elapsed,
         "polls_per_exchange": polls / max(exchanges, 1),
+        "offer_frames": list(offers.values()),
     }
 
 
@@ -335,6 +336,11 @@ async def main(a: argparse.Namespace) -> None:
                 )
                 for text, count in warnings.most_common(a.warnings):
                     print(f"      {count} x {text[:160]}")
+                if a.frames:  # each offer frame with its arrival: stages against role logs
+                    with open(a.frames, "a") as f:  # noqa: ASYNC230 (a bench, between steps)
+                        f.writelines(
+                            json.dumps({"arrival": t, **e}) + "\n" for t, e in r["offer_frames"]
+                        )
                 if a.log:
                     with open(a.log, "a") as f:  # noqa: ASYNC230 (a bench, between steps)
                         for p in cluster.procs.values():
@@ -364,5 +370,6 @@ if __name__ == "__main__":
     parser.add_argument("--warnings", type=int, default=3, help="commonest warnings shown")
     parser.add_argument("--log", default=None, help="append every process's log lines here")
     parser.add_argument("--log-level", default="WARNING", help="of every role")
+    parser.add_argument("--frames", default=None, help="append every offer frame here (JSON)")
     parser.add_argument("--keep-going", action="store_true", help="go on past saturation")
     trio.run(main, parser.parse_args())

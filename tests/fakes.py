@@ -23,6 +23,8 @@ class FakeInsurers:
     flaky_polls: dict[str, int] = field(default_factory=dict)  # code -> failures to inject
     down: set[str] = field(default_factory=set)  # every call fails with a 503
     hints: dict[str, float] = field(default_factory=dict)  # code -> poll_after when pending
+    # code -> seconds between creating the calculation and the submit's answer arriving
+    submit_latency: dict[str, float] = field(default_factory=dict)
     poll_times: list[tuple[str, float]] = field(default_factory=list)  # (code, Trio time)
     submits: list[tuple[str, UUID]] = field(default_factory=list)
     polls: int = 0
@@ -37,6 +39,7 @@ class FakeInsurers:
         if remote not in self._calcs:
             ready = self.clock.now() + self.delays[insurer.code]
             self._calcs[remote] = (correlation_id, ready, insurer.code)
+        await trio.sleep(self.submit_latency.get(insurer.code, 0.0))
         return remote
 
     async def poll(self, insurer: InsurerConfig, remote_id: str) -> Quote | Pending:

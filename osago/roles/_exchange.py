@@ -125,16 +125,22 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
     remote_id = ex.remote_id
     fresh = remote_id is None
     if remote_id is None:
+        sent = clock.now()
         remote_id = await guard.submit(ex.correlation_id, ex.request)
-        # Answer times count from the submit's return: the insurer took the request between
-        # our send and its answer, and the send may have queued under load (the bulkhead, a
-        # busy loop); counting from the return keeps that wait out of what we learn.
+        # The insurer's clock starts when it takes the request: after our send, before its
+        # answer returns. Answer times are learned from the send (at least the insurer's
+        # own time) and polls are scheduled from the return (no earlier than its start), so
+        # a poll is never early: an early one costs a rate limit (1 s) more. Counted from
+        # the return, a slow submit answer taught times short by its latency, and later
+        # polls came early (p99 wait 1.1 s where the answers came at fixed times). The
+        # price: a poll may come as late as the learned sends' queueing (bulkhead, loop).
         submitted = clock.now()
         record([(ex.correlation_id, remote_id)])
         steps.note(f"submitted as {remote_id}")
         log.info("calculation %s: submitted to %s as %s", ex.calculation_id, ex.insurer, remote_id)
     else:
-        submitted = ex.created_at  # resumed: catch up at once, then follow the schedule
+        # Resumed: catch up at once, then follow the schedule (nothing is learned from it).
+        sent = submitted = ex.created_at
         steps.note(f"resumed polling {remote_id}")
         log.info("calculation %s: resuming %s poll of %s", ex.calculation_id, ex.insurer, remote_id)
     c = guard.config
@@ -159,7 +165,7 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
         steps.note("polled: answered" if isinstance(result, Quote) else "polled: pending")
         if isinstance(result, Quote):
             if fresh and isinstance(result.ready_at, float | int):
-                guard.answers.record(result.ready_at - submitted)
+                guard.answers.record(result.ready_at - sent)
             return result
         if c.long_poll:  # held until now: ask again at once, within the rate limit and hint
             gap = max(c.schedule.min_interval, result.poll_after or 0.0)

@@ -104,6 +104,31 @@ async def test_a_worker_learns_and_polls_once_per_answer(
     assert len(offers) == 26
 
 
+async def test_slow_submit_answers_while_learning_do_not_make_later_polls_early(
+    autojump_clock: MockClock, monkeypatch: object
+) -> None:
+    """The insurer's clock starts when it takes the submit, before its answer reaches us. An
+    answer time counted from the submit's return came out short by that latency, and the
+    learned schedule then polled before the answer was ready and waited a rate limit more."""
+    monkeypatch.setattr(test_flow, "EVERY_QUARTER", POLICY)  # type: ignore[attr-defined]
+    async with harness({"aurora": 4.0, "borealis": 4.0}) as h:
+        h.insurers.submit_latency["aurora"] = 0.3  # a busy network while it learns
+        for _ in range(12):
+            await h.submit()
+            await trio.sleep(8)
+        h.insurers.submit_latency.clear()
+        polls_before = h.insurers.polls
+        last = await h.submit()
+        await trio.sleep(8)
+        assert h.insurers.polls - polls_before == 2  # one poll each: none came too early
+    offers = [
+        e["insurer"]
+        for _, e in h.events
+        if e["calculation_id"] == str(last.id) and e["type"] == "offer"
+    ]
+    assert sorted(offers) == ["aurora", "borealis"]
+
+
 async def test_the_insurers_hint_spaces_the_polls(
     autojump_clock: MockClock, monkeypatch: object
 ) -> None:
