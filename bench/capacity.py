@@ -20,6 +20,9 @@ plus a margin), then prints one line per step:
   repeated (the same calculation and seq twice);
 - overhead p50/p99: frame arrival - ``received_at`` (the worker had the answer -> the user);
 - wait p50/p99: frame arrival - ``ready_at`` (the insurer had it -> the user; adds polling);
+- with ``calm``, added p50/p99: frame arrival - the calculation's creation - the insurer's
+  fixed delay: all the user waits for us, a job queued behind a backlog included;
+- refused: POSTs answered 503 ``overloaded`` (too many jobs waiting for a worker);
 - stubs and late offers (with ``calm`` every one of them is caused by load);
 - CPU ms per calculation of each process, from /proc (utime + stime over the step): api,
   workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend); and the
@@ -63,6 +66,8 @@ from tests.factories import MINIMAL_BODY
 
 INSURERS = "aurora,borealis,cedar,delta,ember,fjord,granite,harbor,iris,juniper"
 CALM_DELAYS = ",".join(f"{c}={1 + 7 * i / 9:.2f}" for i, c in enumerate(INSURERS.split(",")))
+DELAY_OF = {c: float(d) for c, d in (x.split("=") for x in CALM_DELAYS.split(","))}
+DEADLINE = 60.0
 TICKS = os.sysconf("SC_CLK_TCK")
 # How each insurer is asked (the bundled insurers file): callback, long-poll or poll.
 MODES = {c.code: c.mode for c in load_insurers(None, default_base="")}
@@ -132,9 +137,10 @@ async def listen(cluster: Cluster, user: str, frames: Frames, task_status: Any) 
 
 async def post_at_rate(
     http: httpx.AsyncClient, api: str, rate: float, seconds: float, users: list[str]
-) -> list[dict[str, Any]]:
-    """POST at ``rate``/s for ``seconds`` (drift-free schedule); the 202 bodies."""
-    accepted: list[dict[str, Any]] = []
+) -> list[dict[str, Any] | None]:
+    """POST at ``rate``/s for ``seconds`` (drift-free schedule); the 202 bodies, and a None
+    for each calculation refused as overloaded (503)."""
+    accepted: list[dict[str, Any] | None] = []
     start = trio.current_time()
     n = int(rate * seconds)
 
@@ -143,6 +149,8 @@ async def post_at_rate(
         r = await http.post(f"{api}/api/v1/calculations", json=body)
         if r.status_code == 202:
             accepted.append(r.json())
+        elif r.status_code == 503:
+            accepted.append(None)
 
     async with trio.open_nursery() as nursery:
         for i in range(n):
@@ -202,7 +210,8 @@ async def run_step(
                     )
 
             nursery.start_soon(progress)
-            accepted = await post_at_rate(http, api, rate, seconds, users)
+            answers = await post_at_rate(http, api, rate, seconds, users)
+            accepted = [a for a in answers if a is not None]
             ids = {a["calculation_id"] for a in accepted}
             deadline = max((ts(a["deadline_at"]) for a in accepted), default=time.time()) + 3
             while time.time() < deadline:
@@ -224,12 +233,14 @@ async def run_step(
         repeats += key in seen
         seen.add(key)
     offers = {(e["calculation_id"], e["insurer"]): (t, e) for t, e in mine if e["type"] == "offer"}
+    created = {a["calculation_id"]: ts(a["deadline_at"]) - DEADLINE for a in accepted}
     stored, exchanges = await db_offers(db_url, sorted(ids))
     completed = [e for _, e in mine if e["type"] == "completed"]
     n = max(len(ids), 1)
     return {
         "rate": rate,
         "calculations": len(ids),
+        "refused": len(answers) - len(accepted),
         "offers": len(offers),
         # calm: every insurer offers, so every exchange should end in an offer
         "expected": exchanges if calm else stored,
@@ -237,6 +248,13 @@ async def run_step(
         "exchanges": exchanges,
         "repeats": repeats,
         "overhead": [t - ts(e["received_at"]) for t, e in offers.values()],
+        # calm: the user's whole wait (the POST's 202 -> the frame) less the insurer's own
+        # fixed time: everything we add, the queue and the submit included
+        "added": [
+            t - created[e["calculation_id"]] - DELAY_OF[e["insurer"]] for t, e in offers.values()
+        ]
+        if calm
+        else [],
         "wait": [t - ts(e["ready_at"]) for t, e in offers.values() if e.get("ready_at")],
         "wait_by_mode": {
             mode: [
@@ -265,13 +283,20 @@ def line(r: dict[str, Any]) -> str:
     ours = sum(v for k, v in cpu.items() if k != "simulator")
     parts = "  ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items()))
     return (
-        f"rate {r['rate']:>5g}/s  calcs {r['calculations']:>5}  completed {r['completed']:>5}  "
+        f"rate {r['rate']:>5g}/s  calcs {r['calculations']:>5}  refused {r['refused']}  "
+        f"completed {r['completed']:>5}  "
         f"offers {r['offers']}/{r['expected']}  repeats {r['repeats']}  "
         f"overhead p50/p99 {ms(r['overhead'], 50):.1f}/{ms(r['overhead'], 99):.1f} ms  "
         f"wait p50/p99 {ms(r['wait'], 50):.0f}/{ms(r['wait'], 99):.0f} ms  "
         f"no_offer {r['no_offer']}  stubs {r['stubs']}  late {r['late']}  "
         f"polls/exchange {r['polls_per_exchange']:.2f}\n"
-        f"      wait p50/p99 by the insurer's mode: "
+        + (
+            f"      added (202 -> frame, less the insurer's fixed time) p50/p99 "
+            f"{ms(r['added'], 50):.0f}/{ms(r['added'], 99):.0f} ms\n"
+            if r["added"]
+            else ""
+        )
+        + "      wait p50/p99 by the insurer's mode: "
         + ", ".join(
             f"{mode} {ms(w, 50):.0f}/{ms(w, 99):.0f} ms"
             for mode, w in r["wait_by_mode"].items()
@@ -300,7 +325,7 @@ async def main(a: argparse.Namespace) -> None:
                 database_url=url,
                 broker_url=STOMP_URL,
                 suffix=db,
-                deadline=60.0,
+                deadline=DEADLINE,
                 insurers=INSURERS,
                 delays=CALM_DELAYS if a.profile == "calm" else "",
                 workers=a.workers,

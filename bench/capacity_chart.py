@@ -22,7 +22,10 @@ def chart(results: list[dict[str, Any]], path: Path, title: str) -> None:
 
     rates = [r["rate"] for r in results]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for key, label in (("overhead", "overhead"), ("wait", "wait (ready -> frame)")):
+    series = [("overhead", "overhead"), ("wait", "wait (ready -> frame)")]
+    if any(r.get("added") for r in results):  # calm: all the user waits for us, queue included
+        series.append(("added", "added (202 -> frame, less the insurer's time)"))
+    for key, label in series:
         for p, style in ((50, "-o"), (99, "--o")):
             a.plot(rates, [1000 * pct(r[key], p) for r in results], style, label=f"{label} p{p}")
     a.set(xlabel="calculations/s", ylabel="ms", yscale="log", title="latency")

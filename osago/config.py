@@ -98,6 +98,9 @@ class Settings:
     requests_queue: str = "/queue/osago.calculations"
     results_topic: str = "/topic/osago.results"
     worker_prefetch: int = 500
+    # The api answers 503 "overloaded" to new calculations while more jobs than this wait
+    # for a worker (0: never). See osago/admission.py.
+    max_waiting_jobs: int = 200
     relay_batch: int = 200
     relay_tick: float = 2.0  # the relay's safety tick (it wakes on NOTIFY)
     keeper_tick: float = 2.0  # the deadline keeper's safety tick (it sleeps until the next due)
@@ -220,6 +223,7 @@ class Settings:
             callback_url=get("OSAGO_CALLBACK_URL") or s.callback_url,
             callback_secret=get("OSAGO_CALLBACK_SECRET") or s.callback_secret,
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),
+            max_waiting_jobs=int(number("OSAGO_MAX_WAITING_JOBS", s.max_waiting_jobs)),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
             keeper_tick=number("OSAGO_KEEPER_TICK", s.keeper_tick),
             store_timeout=number("OSAGO_STORE_TIMEOUT", s.store_timeout),

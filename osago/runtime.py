@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import trio
 
 from osago import simulator
+from osago.admission import Backlog
 from osago.broker import Broker, open_broker
 from osago.clock import Clock, SystemClock
 from osago.config import DEV_SECRET, MIN_SECRET_BYTES, Bind, Settings
@@ -174,10 +175,23 @@ async def run_role(
                     _metrics_until, metrics, settings.metrics_bind, checks, stop
                 )
                 urls["metrics"] = f"http://{settings.metrics_bind.host}:{port}/metrics"
+            backlog = Backlog(settings.max_waiting_jobs)  # read by the api's admission
             if role in ("api", "worker", "all"):
                 queues = (settings.requests_queue, dlq_name(settings.requests_queue))
                 await nursery.start(
-                    partial(refresh_backlog, metrics, store, broker, queues, clock, stop)
+                    partial(
+                        refresh_backlog,
+                        metrics,
+                        store,
+                        broker,
+                        queues,
+                        clock,
+                        stop,
+                        backlog=backlog,
+                        # The api sheds on this reading: each second, so a surge overshoots
+                        # the limit by about a second's excess (every 5 s it was five).
+                        every=1.0 if role in ("api", "all") else 5.0,
+                    )
                 )
             if role in ("insurers", "all"):
                 sim = simulator.default_simulator(settings, clock)
@@ -219,6 +233,7 @@ async def run_role(
                         insurers=catalog,
                         ws_url=urls.get("notifier"),
                         metrics=metrics,
+                        backlog=backlog,
                     ),
                 )
             if role == "all" and settings.callback_url is None:

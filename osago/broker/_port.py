@@ -58,6 +58,12 @@ class QueueStats:
 
     messages: int  # waiting or in flight (not yet acked)
     consumers: int
+    in_flight: int = 0  # dispatched to a consumer, not yet acked
+
+    @property
+    def waiting(self) -> int:
+        """Messages no consumer holds yet."""
+        return max(0, self.messages - self.in_flight)
 
 
 def read_statistics(body: bytes) -> QueueStats | None:
@@ -72,7 +78,9 @@ def read_statistics(body: bytes) -> QueueStats | None:
             for k, v in e.items()
             if k != "string"
         }
-        return QueueStats(int(values["size"]), int(values["consumerCount"]))
+        return QueueStats(
+            int(values["size"]), int(values["consumerCount"]), int(values["inflightCount"])
+        )
     except (ValueError, KeyError, TypeError):
         return None
 

@@ -86,7 +86,7 @@ class MemoryBroker:
         await trio.lowlevel.checkpoint()
         consumers = self._consumers.get(queue, [])
         inflight = sum(len(c.inflight) for c in consumers)
-        return QueueStats(self.depth(queue) + inflight, len(consumers))
+        return QueueStats(self.depth(queue) + inflight, len(consumers), inflight)
 
     def depth(self, destination: str) -> int:
         """Messages waiting (not in flight) on a queue."""

@@ -26,6 +26,11 @@ class Metrics:
         self.accepted = Counter(
             "osago_calculations_accepted", "Calculations accepted (202).", registry=r
         )
+        self.overloaded = Counter(
+            "osago_calculations_overloaded",
+            "New calculations refused (503) while too many jobs waited for a worker.",
+            registry=r,
+        )
         # api, worker: the outbox
         self.outbox_pending = Gauge(
             "osago_outbox_pending_messages", "Outbox rows not yet sent.", registry=r

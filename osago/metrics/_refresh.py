@@ -9,6 +9,7 @@ from contextlib import suppress
 
 import trio
 
+from osago.admission import Backlog
 from osago.broker import Broker, QueueStats
 from osago.clock import Clock
 from osago.errors import BrokerError, StoreError
@@ -35,10 +36,12 @@ async def refresh_backlog(
     clock: Clock,
     stop: trio.Event,
     *,
+    backlog: Backlog | None = None,
     every: float = 5.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Set the outbox and queue gauges every ``every`` seconds until ``stop``."""
+    """Set the outbox and queue gauges every ``every`` seconds until ``stop``; and
+    ``backlog`` from the first queue (the requests queue), for the api's admission."""
     task_status.started()
     next_at = trio.current_time()
     while not stop.is_set():
@@ -55,6 +58,8 @@ async def refresh_backlog(
                 read[queue] = await broker.queue_stats(queue)
         # Set together, after every read: a scrape sees one refresh of all the queues (the
         # queue and its DLQ), never the queue's new figures beside its DLQ's missing ones.
+        if backlog is not None:
+            backlog.note(read[queues[0]])
         for queue, stats in read.items():
             label = queue_label(queue)
             metrics.queue_messages.labels(label).set(stats.messages if stats else 0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from osago.admission import Backlog
 from osago.broker import Broker
 from osago.clock import Clock, SystemClock
 from osago.config import Settings
@@ -36,6 +37,8 @@ class ApiDeps(_Base):
     insurers: tuple[InsurerConfig, ...] = field(kw_only=True)  # whom each calculation asks
     # Where the demo page connects (known in `osago --role all`); None: no demo page.
     ws_url: str | None = field(default=None, kw_only=True)
+    # The jobs waiting for a worker, kept fresh by the process's backlog refresh.
+    backlog: Backlog = field(default_factory=Backlog, kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ __all__ = ["create_app", "run"]
 log = logging.getLogger("osago.api")
 
 _MISSING = {"error": "not_found", "message": "no such calculation"}, 404
+# Seconds a refused caller is asked to wait: about one refresh of the backlog's reading.
+_OVERLOADED_RETRY_AFTER = 5
 
 
 def create_app(
@@ -122,6 +124,21 @@ def create_app(
             return {"error": "bad_request", "message": "the body must be UTF-8 JSON"}, 400
         now = deps.clock.now()
         valid = validate_request(body, today=moscow_today(now))
+        if deps.backlog.overloaded:  # after validation: bad input still learns what is wrong
+            deps.metrics.overloaded.inc()
+            log.warning(
+                "api: new calculation refused: %d jobs wait for a worker (limit %d)",
+                deps.backlog.waiting,
+                deps.backlog.limit,
+            )
+            return (
+                {
+                    "error": "overloaded",
+                    "message": "too many calculations are waiting for a worker, retry later",
+                },
+                503,
+                {"Retry-After": str(_OVERLOADED_RETRY_AFTER)},
+            )
         calc = accept(valid, deps.insurers, now=now, timing=timing)
         about(calc.id)
         created = await deps.store.create_calculation(

@@ -64,6 +64,23 @@ async def test_prefetch_limits_unacked_deliveries(broker: Broker, unique: str) -
     assert (first.body, second.body) == (b"1", b"2")
 
 
+async def test_queue_statistics_tell_waiting_from_in_flight(broker: Broker, unique: str) -> None:
+    """The api refuses new calculations on the jobs no worker holds (osago/admission.py)."""
+    q = f"/queue/test.stats.{unique}"
+    await broker.send([Outgoing(q, b"1"), Outgoing(q, b"2"), Outgoing(q, b"3")])
+    async with broker.subscribe(q, prefetch=1) as sub:
+        first = await next_delivery(sub)
+        for _ in range(50):  # ActiveMQ's figures follow the dispatch a moment later
+            with trio.fail_after(5):
+                stats = await broker.queue_stats(q)
+            if stats is not None and stats.in_flight == 1:
+                break
+            await trio.sleep(0.1)
+        assert stats is not None
+        assert (stats.messages, stats.in_flight, stats.waiting, stats.consumers) == (3, 1, 2, 1)
+        await sub.ack(first)
+
+
 async def test_nack_redelivers_then_dead_letters(broker: Broker, unique: str) -> None:
     q = f"/queue/test.dlq.{unique}"
     async with broker.subscribe(q) as sub:

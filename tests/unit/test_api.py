@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import trio
 
-from osago.broker import open_memory_broker
+from osago.admission import Backlog
+from osago.broker import QueueStats, open_memory_broker
 from osago.clock import SystemClock
 from osago.config import Settings
 from osago.insurers import insurers_for
@@ -63,6 +64,38 @@ async def test_post_stores_request_and_one_job_per_insurer() -> None:
     assert shown["deadline_at"] == body["deadline_at"]
     assert shown["offers"] == []
     assert shown["stub"] is None
+
+
+async def test_new_calculations_are_refused_while_jobs_wait_for_workers() -> None:
+    """Load shedding: past the limit a quick 503 with Retry-After, nothing stored; bad input
+    still gets its 422; under the limit (or with none) it is accepted as usual."""
+    store = MemoryStore()
+    async with open_memory_broker() as broker:
+        deps = ApiDeps(
+            SETTINGS,
+            trio.Event(),
+            SystemClock(),
+            store=store,
+            broker=broker,
+            insurers=insurers_for(SETTINGS),
+            backlog=Backlog(limit=1000, waiting=1001),
+        )
+        client = create_app(deps).test_client()
+        r = await client.post("/api/v1/calculations", json=MINIMAL_BODY)
+        assert r.status_code == 503
+        assert (await r.get_json())["error"] == "overloaded"
+        assert r.headers["Retry-After"] == "5"
+        assert await store.claim_outbox(now=2e9, lease=1, limit=10) == []
+        bad = await client.post("/api/v1/calculations", json={**MINIMAL_BODY, "user_id": None})
+        assert bad.status_code == 422
+        deps.backlog.note(QueueStats(messages=1500, consumers=2, in_flight=1000))  # 500 wait
+        r = await client.post("/api/v1/calculations", json=MINIMAL_BODY)
+        assert r.status_code == 202
+        deps.backlog.note(None)  # statistics unreadable: nothing is refused on a guess
+        deps.backlog.waiting, deps.backlog.limit = 10**6, 0  # no limit
+        r = await client.post("/api/v1/calculations", json=MINIMAL_BODY)
+        assert r.status_code == 202
+    assert deps.metrics.registry.get_sample_value("osago_calculations_overloaded_total") == 1
 
 
 @pytest.mark.parametrize(
