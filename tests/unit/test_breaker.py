@@ -255,17 +255,28 @@ async def test_hedge_starts_a_second_call_and_cancels_the_loser(
     assert cancelled == [pytest.approx(1.5)]
 
 
-async def test_hedge_not_started_when_the_first_is_fast(autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize(
+    ("duration", "budget_left"),
+    [
+        (0.2, True),  # the first answers before the hedge is due
+        # A hedge is extra load like a retry: an insurer slow on every poll is not asked
+        # twice for each once the budget is spent.
+        (2.0, False),
+    ],
+)
+async def test_no_hedge_for_a_fast_first_call_or_a_spent_budget(
+    autojump_clock: MockClock, duration: float, budget_left: bool
+) -> None:
     calls = 0
 
     async def poll() -> int:
         nonlocal calls
         calls += 1
-        await trio.sleep(0.2)
+        await trio.sleep(duration)
         return 7
 
-    assert await hedged("x", poll, delay=0.5) == 7
-    assert calls == 1
+    assert await hedged("x", poll, delay=0.5, allowed=lambda: budget_left) == 7
+    assert (calls, trio.current_time()) == (1, pytest.approx(duration))
 
 
 async def test_reading_the_state_changes_nothing_and_transitions_keep_their_dates(
@@ -284,18 +295,3 @@ async def test_reading_the_state_changes_nothing_and_transitions_keep_their_date
     assert await outcome(b) == "ok"  # the next call is a trial
     moves = [(e.new, e.at - start) for e in seen if isinstance(e, BreakerTransition)]
     assert moves == [("open", 0.0), ("half_open", 2.0)]  # dated when due, not when seen
-
-
-async def test_no_hedge_when_the_budget_is_spent(autojump_clock: MockClock) -> None:
-    """A hedge is extra load like a retry: an insurer slow on every poll is not asked twice
-    for each once the budget is spent."""
-    calls = 0
-
-    async def poll() -> int:
-        nonlocal calls
-        calls += 1
-        await trio.sleep(2.0)
-        return 7
-
-    assert await hedged("x", poll, delay=0.5, allowed=lambda: False) == 7
-    assert (calls, trio.current_time()) == (1, pytest.approx(2.0))
