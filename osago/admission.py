@@ -6,8 +6,8 @@ for a minute, past its ~15/s: the median offer came 8.5 s later than the insurer
 ``bench/capacity.py``). A quick 503 with ``Retry-After`` lets the core application say so
 or try later, and keeps the wait of the calculations taken short. The signal is the jobs no
 worker holds yet (the queue's messages less those dispatched), read with the broker's
-statistics (every few seconds, by the process's backlog refresh); it needs no worker to
-report, and a second api sees the same queue.
+statistics each second by the api's backlog refresh; it needs no worker to report, and a
+second api sees the same queue.
 """
 
 from __future__ import annotations
