@@ -223,7 +223,9 @@ class Settings:
             callback_url=get("OSAGO_CALLBACK_URL") or s.callback_url,
             callback_secret=get("OSAGO_CALLBACK_SECRET") or s.callback_secret,
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),
-            max_waiting_jobs=int(number("OSAGO_MAX_WAITING_JOBS", s.max_waiting_jobs)),
+            max_waiting_jobs=int(
+                number("OSAGO_MAX_WAITING_JOBS", s.max_waiting_jobs, allow_zero=True)
+            ),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
             keeper_tick=number("OSAGO_KEEPER_TICK", s.keeper_tick),
             store_timeout=number("OSAGO_STORE_TIMEOUT", s.store_timeout),

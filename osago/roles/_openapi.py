@@ -88,7 +88,11 @@ def openapi_document(today: date) -> dict[str, Any]:
                         "401": _json(_ERROR, "Missing or wrong bearer token"),
                         "409": _json(_ERROR, "request_id reused with another body"),
                         "422": _json(_VALIDATION, "Rules broken, per field"),
-                        "503": _json(_ERROR, "Storage unavailable; retry"),
+                        "503": _json(
+                            _ERROR,
+                            "Storage unavailable, or overloaded: too many calculations wait "
+                            "for a worker (Retry-After); retry",
+                        ),
                     },
                 }
             },
