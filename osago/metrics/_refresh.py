@@ -56,10 +56,10 @@ async def refresh_backlog(
             read[queue] = None
             with trio.move_on_after(STATS_TIMEOUT), suppress(BrokerError):
                 read[queue] = await broker.queue_stats(queue)
-        # Set together, after every read: a scrape sees one refresh of all the queues (the
-        # queue and its DLQ), never the queue's new figures beside its DLQ's missing ones.
         if backlog is not None:
             backlog.note(read[queues[0]])
+        # Set together, after every read: a scrape sees one refresh of all the queues (the
+        # queue and its DLQ), never the queue's new figures beside its DLQ's missing ones.
         for queue, stats in read.items():
             label = queue_label(queue)
             metrics.queue_messages.labels(label).set(stats.messages if stats else 0)
