@@ -15,7 +15,6 @@ from uuid import UUID
 
 import asyncpg
 import trio
-import trio_asyncio
 
 from osago.errors import ConflictError, StoreError
 from osago.models import (
@@ -34,6 +33,7 @@ from osago.models import (
 from osago.storage import _pg_lifecycle as _lifecycle
 from osago.storage import _pg_ops as _ops
 from osago.storage._bridge import DRIVER_ERRORS, run_abandonable
+from osago.storage._loop import open_batching_loop
 from osago.storage._migrate import migrate
 from osago.storage._pg_lifecycle import OUTBOX_COLUMNS, messages
 from osago.storage._pg_listen import keep_listening
@@ -325,7 +325,7 @@ async def open_postgres_store(
     ``cleanup_timeout`` bounds each shielded close (a LISTEN connection, the pool);
     ``operation_timeout`` each transaction, which then fails with StoreError.
     """
-    async with trio_asyncio.open_loop() as loop:
+    async with open_batching_loop() as loop:
         try:
             pool = await loop.run_aio_coroutine(
                 asyncpg.create_pool(
