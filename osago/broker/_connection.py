@@ -40,7 +40,10 @@ class StompConnection:
         self.generation = next(_generations)
         self._stream = stream
         self._on_message = on_message
-        self._send_lock = trio.Lock()
+        self._send_lock = trio.Lock()  # fair: writers take turns in the order they came
+        self._unsent: list[bytes] = []  # queued by writers while another one was sending
+        self._queued = 0  # writes queued so far (the last one's number)
+        self._sent = 0  # writes sent so far, in order
         self._receipts: dict[str, _Receipt] = {}
         self._ids = itertools.count(1)
         self.dead = trio.Event()
@@ -57,14 +60,39 @@ class StompConnection:
         self.dead.set()
 
     async def _write(self, data: bytes) -> None:
+        """Write ``data`` after everything written before it.
+
+        Why frames are coalesced: under load many tasks write at once (the acks and event
+        publishes of a settled batch, a notifier's acks). Each ``send_all`` is a syscall that
+        wakes the broker's reader; so a writer that finds the stream busy queues its bytes,
+        and whoever sends next sends everything queued so far in one write. A writer that
+        finds it idle sends at once: no write waits for company.
+        """
         if self.error is not None:
             raise BrokerUnavailable(f"connection lost: {self.error}")
-        try:
-            async with self._send_lock:
-                await self._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self._fail(BrokerUnavailable(f"send failed: {exc!r}"))
-            raise BrokerUnavailable(f"send failed: {exc!r}") from exc
+        self._unsent.append(data)
+        self._queued += 1
+        mine = self._queued
+        async with self._send_lock:
+            if self._sent >= mine:
+                return  # the writer before us sent ours with its own
+            if self.error is not None:
+                raise BrokerUnavailable(f"connection lost: {self.error}")
+            # A writer cancelled before it sends leaves the queue (its bytes too) to the next.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            chunks, self._unsent = self._unsent, []
+            upto = self._queued
+            try:
+                await self._stream.send_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self._fail(BrokerUnavailable(f"send failed: {exc!r}"))
+                raise BrokerUnavailable(f"send failed: {exc!r}") from exc
+            except BaseException:
+                # Cancelled while the socket's buffer was full: part of a frame may be out,
+                # and the frames of the writers queued behind are not. Nothing can follow.
+                self._fail(BrokerUnavailable("a write was interrupted"))
+                raise
+            self._sent = upto
 
     async def send_frame(self, cmd: str, headers: dict[str, str], body: bytes = b"") -> None:
         """Write one frame without waiting for a receipt (ACK, NACK, heart-beat-free frames)."""

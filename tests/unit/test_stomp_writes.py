@@ -1,0 +1,90 @@
+"""The STOMP connection's writes: frames written at once go out together, in order, or fail
+together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from osago.broker._connection import StompConnection
+from osago.broker._framing import FrameParser
+from osago.errors import BrokerUnavailable
+
+
+class _Wire(trio.abc.Stream):
+    """A socket-like stream: each send_all is one write, then a checkpoint."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        self.writes: list[bytes] = []
+        self.broken = broken
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.broken:
+            await trio.lowlevel.checkpoint()
+            raise trio.BrokenResourceError("peer gone")
+        self.writes.append(bytes(data))
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+def _acked(wire: _Wire) -> list[str]:
+    parser = FrameParser()
+    parser.feed(b"".join(wire.writes))
+    return [f.headers["id"] for f in parser]
+
+
+def _connection(wire: _Wire) -> StompConnection:
+    def on_message(*_: Any) -> None:
+        raise AssertionError
+
+    return StompConnection(wire, on_message)
+
+
+async def test_frames_written_at_once_go_out_in_few_writes_each_once() -> None:
+    wire = _Wire()
+    conn = _connection(wire)
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(conn.send_frame, "ACK", {"id": str(i)})
+    assert sorted(_acked(wire), key=int) == [str(i) for i in range(20)]
+    # The first writer sends its own frame; the others queue behind it and go out together.
+    assert len(wire.writes) <= 3
+
+
+async def test_a_writer_that_finds_the_stream_idle_sends_at_once() -> None:
+    wire = _Wire()
+    conn = _connection(wire)
+    for i in range(5):
+        await conn.send_frame("ACK", {"id": str(i)})
+        assert len(wire.writes) == i + 1
+    assert _acked(wire) == ["0", "1", "2", "3", "4"]
+
+
+async def test_when_a_write_fails_every_writer_queued_with_it_fails() -> None:
+    wire = _Wire(broken=True)
+    conn = _connection(wire)
+    failed: list[int] = []
+
+    async def ack(i: int) -> None:
+        with pytest.raises(BrokerUnavailable):
+            await conn.send_frame("ACK", {"id": str(i)})
+        failed.append(i)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(5):
+            nursery.start_soon(ack, i)
+    assert sorted(failed) == [0, 1, 2, 3, 4]
+    assert conn.dead.is_set()
+    assert wire.writes == []
