@@ -176,7 +176,7 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
             # only reads it, so its answer may be ready at the next one. Ending the exchange
             # lost offers that were there: on a saturated box polls time out, the retry
             # budget runs dry, the breaker opens, and every pending exchange of that insurer
-            # was reported failed or unavailable (3 300 of 9 500 offers at 20/s on 2 cores).
+            # was reported failed or unavailable.
             # The next poll keeps the schedule and waits out the breaker; the late window's
             # end (the caller's scope) still ends the exchange.
             steps.note(f"poll failed: {exc}")
