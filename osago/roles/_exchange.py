@@ -4,11 +4,8 @@ sparse safety net: the store is asked first, the insurer polled only if the answ
 
 Every call goes through the insurer's guard (retry, breaker, bulkhead, attempt timeout; see
 :mod:`osago.insurers.resilient`). The caller owns the overall deadline. The outcome is
-classified for the user: offer, refused, unavailable (the breaker was open for the submit:
-reported at once, not waited for), failed (the submit's errors exhausted, or the insurer
-rejected a poll). Once submitted, a poll that fails (timeouts, 5xx, a full bulkhead, an open
-breaker) ends nothing: the next one follows the schedule. The deadline case (timed out) is
-the keeper's.
+classified for the user: offer, refused, unavailable (breaker open: reported at once, not
+waited for), failed (errors exhausted). The deadline case (timed out) is the keeper's.
 """
 
 from __future__ import annotations
@@ -21,16 +18,8 @@ from uuid import UUID
 import trio
 
 from osago.clock import Clock
-from osago.errors import (
-    AttemptTimeout,
-    BulkheadFull,
-    CircuitOpen,
-    InsurerError,
-    InsurerUnavailable,
-    ResilienceError,
-    StoreError,
-)
-from osago.insurers import Pending, Quote
+from osago.errors import CircuitOpen, InsurerError, ResilienceError, StoreError
+from osago.insurers import Quote
 from osago.insurers.resilient import GuardedInsurer
 from osago.models import Exchange, Outcome, OutcomeKind, Step
 
@@ -169,29 +158,11 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
     while True:
         await aids.sleep_until(start + due)
         polled = trio.current_time() - start
-        try:
-            result = await guard.poll(remote_id)
-        except _POLL_FAILURES as exc:
-            # Why a failed poll ends nothing: the insurer holds our calculation and a poll
-            # only reads it, so its answer may be ready at the next one. Ending the exchange
-            # lost offers that were there: on a saturated box polls time out, the retry
-            # budget runs dry, the breaker opens, and every pending exchange of that insurer
-            # was reported failed or unavailable.
-            # The next poll keeps the schedule and waits out the breaker; the late window's
-            # end (the caller's scope) still ends the exchange.
-            steps.note(f"poll failed: {exc}")
-            log.info(
-                "calculation %s: %s poll failed, asking again: %s",
-                ex.calculation_id,
-                ex.insurer,
-                exc,
-            )
-            result = Pending(poll_after=_hint(exc))
-        else:
-            steps.note("polled: answered" if isinstance(result, Quote) else "polled: pending")
+        result = await guard.poll(remote_id)
         # The rate limit counts requests. A poll whose first request failed sent its retry
         # (or hedge) later: the schedule spaces the next poll from the end of this one.
         last = trio.current_time() - start
+        steps.note("polled: answered" if isinstance(result, Quote) else "polled: pending")
         if isinstance(result, Quote):
             if fresh and isinstance(result.ready_at, float | int):
                 guard.answers.record(result.ready_at - sent)
@@ -203,18 +174,6 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
             due = polled + max(c.late_poll_interval, result.poll_after or 0.0)
         else:
             due = guard.answers.next_poll(last, hint=result.poll_after)
-
-
-# Transient failures of one poll: another poll may succeed. A rejection (4xx, or an answer
-# that breaks the protocol) is final.
-_POLL_FAILURES = (InsurerUnavailable, AttemptTimeout, BulkheadFull, CircuitOpen)
-
-
-def _hint(exc: Exception) -> float | None:
-    """When the failure says the insurer may be asked again: its Retry-After, the breaker's."""
-    if isinstance(exc, InsurerUnavailable | CircuitOpen):
-        return exc.retry_after
-    return None
 
 
 async def run_exchange(ex: Exchange, aids: Aids) -> Outcome | None:

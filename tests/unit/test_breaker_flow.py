@@ -4,12 +4,10 @@ unavailable, never waited for, and comes back through half-open (MockClock, exac
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import pytest
 import trio
 from trio.testing import MockClock
 
@@ -71,36 +69,6 @@ async def test_down_insurer_is_unavailable_at_once_then_recovers(
     assert sorted(e["type"] for e in third_events) == ["completed", "no_offer", "offer"]
     last = [k for _, k, _ in kinds(h)][-3:]
     assert last == ["offer", "offer", "completed"]
-
-
-async def test_an_exchange_already_submitted_waits_out_an_open_breaker_for_its_offer(
-    autojump_clock: MockClock,
-    tmp_path: Path,
-    monkeypatch: object,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO, logger="osago.worker")
-    path = tmp_path / "insurers.toml"
-    path.write_text(INSURERS.replace("open_wait = 10.0", "open_wait = 1.0"))
-    settings = dataclasses.replace(test_flow.SETTINGS, insurers_file=path)
-    monkeypatch.setattr(test_flow, "SETTINGS", settings)  # type: ignore[attr-defined]
-    async with harness({"aurora": 3.0, "borealis": 0.5}) as h:
-        await h.submit()
-        await trio.sleep(0.1)
-        h.insurers.down.add("aurora")  # its polls at 0.25 and 0.5 fail twice each: open
-        await trio.sleep(1.1)
-        h.insurers.down.clear()  # back before the breaker's trial at about 1.5
-        await trio.sleep(5)
-    assert not [e for _, e in h.events if e["type"] == "no_offer"]
-    seen = kinds(h)
-    assert [(k, who) for _, k, who in seen] == [
-        ("offer", "borealis"),
-        ("offer", "aurora"),
-        ("completed", None),
-    ]
-    assert 3.0 <= seen[1][0] <= 3.3  # polled again once closed: the offer when it was ready
-    asked_again = [r.getMessage() for r in caplog.records if "asking again" in r.getMessage()]
-    assert any("circuit open" in m for m in asked_again), asked_again
 
 
 async def test_a_hedged_poll_holds_a_bulkhead_slot_per_call_in_flight(

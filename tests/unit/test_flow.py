@@ -160,32 +160,14 @@ async def test_transient_insurer_errors_are_retried_with_backoff(
     assert 0.25 <= aurora_at <= 0.25 + 0.1 + 0.2 + 0.4
 
 
-async def test_a_submit_whose_errors_are_exhausted_is_reported_as_failed(
-    autojump_clock: MockClock,
-) -> None:
+async def test_errors_exhausted_is_reported_as_failed(autojump_clock: MockClock) -> None:
     async with harness({"aurora": 0.0, "borealis": 0.0}) as h:
-        h.insurers.down.add("aurora")  # every attempt of the submit gets a 503
+        h.insurers.flaky_polls["aurora"] = 4  # one more than the attempts allow
         await h.submit()
         await trio.sleep(10)
     failed = [e for _, e in h.events if e["type"] == "no_offer"]
     assert [(e["insurer"], e["outcome"]) for e in failed] == [("aurora", "failed")]
     assert h.events[-1][1]["type"] == "completed"
-
-
-async def test_a_poll_whose_errors_are_exhausted_ends_nothing_the_next_poll_asks_again(
-    autojump_clock: MockClock,
-) -> None:
-    async with harness({"aurora": 0.0, "borealis": 0.0}) as h:
-        h.insurers.flaky_polls["aurora"] = 4  # every attempt of the first poll fails
-        await h.submit()
-        await trio.sleep(10)
-    seen = kinds(h)
-    assert [k for _, k, _ in seen] == ["offer", "offer", "completed"]
-    assert not [e for _, e in h.events if e["type"] == "no_offer"]
-    aurora_at = next(t for t, _, who in seen if who == "aurora")
-    # The first poll at 0.25 s and its retries (at most 0.1 + 0.2 + 0.4 s of backoff) fail;
-    # the next poll keeps the schedule's interval from the end of that one.
-    assert 0.25 + 0.25 <= aurora_at <= 0.25 + 0.7 + 0.25 + 0.01
 
 
 async def test_redelivered_job_resumes_polling_without_resubmitting(
