@@ -37,7 +37,7 @@ from trio_asyncio._handles import AsyncHandle
 __all__ = ["BATCH", "open_batching_loop"]
 
 BATCH = 64
-"""Most callbacks run in one pass of the loop's task, between two Trio checkpoints."""
+"""At most this many callbacks, after the one waited for, run in one pass of the loop's task."""
 
 
 async def _main_loop_one(self: Any, no_wait: bool = False) -> None:
