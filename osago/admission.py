@@ -33,4 +33,5 @@ class Backlog:
 
     @property
     def overloaded(self) -> bool:
+        """Whether more jobs wait than the limit allows (never with no limit)."""
         return 0 < self.limit < self.waiting

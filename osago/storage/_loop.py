@@ -40,7 +40,11 @@ BATCH = 64
 """At most this many callbacks, after the one waited for, run in one pass of the loop's task."""
 
 
+_ORIGINAL = trio_asyncio.TrioEventLoop._main_loop_one
+
+
 async def _main_loop_one(self: Any, no_wait: bool = False) -> None:
+    """The library's pass (wait for one callback, run it), then the ready ones after it."""
     await _ORIGINAL(self, no_wait)
     if no_wait:  # the shutdown drain: one callback per call, as the library expects
         return
@@ -66,9 +70,6 @@ async def _main_loop_one(self: Any, no_wait: bool = False) -> None:
                 handle._run()  # exceptions go to the loop's handler; TrioAsyncioExit stops it
             finally:
                 sniffio_library.name = previous
-
-
-_ORIGINAL = trio_asyncio.TrioEventLoop._main_loop_one
 
 
 @asynccontextmanager
