@@ -28,7 +28,12 @@ plus a margin), then prints one line per step:
   workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend); and the
   cores all of them kept busy over the step (posting and drain): near the box's core count,
   the step is CPU-bound and a longer one would fall behind;
-- polls per exchange (simulator's count of status GETs / exchanges).
+- polls per exchange (simulator's count of status GETs / exchanges);
+- no_offer by outcome: ``refused`` is the insurer's own answer; ``unavailable``, ``failed``
+  and ``timed_out`` are offers the user did not get.
+
+``--stall S`` freezes the simulator (SIGSTOP) for S seconds halfway through each step: every
+insurer stalls at once, as a network blip looks from the workers.
 
 A progress line per second goes to stderr. With --png, a chart of latency and CPU per
 calculation against rate.
@@ -41,6 +46,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -181,6 +187,19 @@ async def simulator_polls(http: httpx.AsyncClient, sim: str) -> int:
     return int(r.json().get("polls", 0)) if r.status_code == 200 else 0
 
 
+async def stall_insurers(cluster: Cluster, after: float, seconds: float) -> None:
+    """Freeze the insurers' simulator (SIGSTOP) for ``seconds``, ``after`` seconds into the
+    step: every insurer stalls at once, as a network blip would look from the workers."""
+    process = cluster.procs["insurers"].process
+    await trio.sleep(after)
+    print(f"  stalling the insurers for {seconds:g} s", file=sys.stderr)
+    process.send_signal(signal.SIGSTOP)
+    try:
+        await trio.sleep(seconds)
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
 async def run_step(
     cluster: Cluster,
     db_url: str,
@@ -190,6 +209,7 @@ async def run_step(
     users: list[str],
     *,
     calm: bool,
+    stall: float = 0.0,
 ) -> dict[str, Any]:
     groups = Groups(cluster)
     api, sim = cluster.url("api", "api"), cluster.url("insurers", "insurers")
@@ -210,6 +230,8 @@ async def run_step(
                     )
 
             nursery.start_soon(progress)
+            if stall > 0:
+                nursery.start_soon(stall_insurers, cluster, seconds / 2, stall)
             answers = await post_at_rate(http, api, rate, seconds, users)
             accepted = [a for a in answers if a is not None]
             ids = {a["calculation_id"] for a in accepted}
@@ -245,6 +267,10 @@ async def run_step(
         # calm: every insurer offers, so every exchange should end in an offer
         "expected": exchanges if calm else stored,
         "no_offer": sum(1 for _, e in mine if e["type"] == "no_offer"),
+        # refused is the insurer's own answer; unavailable, failed, timed_out are ours to fix
+        "no_offer_by": dict(
+            sorted(Counter(e["outcome"] for _, e in mine if e["type"] == "no_offer").items())
+        ),
         "exchanges": exchanges,
         "repeats": repeats,
         "overhead": [t - ts(e["received_at"]) for t, e in offers.values()],
@@ -277,6 +303,10 @@ async def run_step(
     }
 
 
+def fmt_counts(counts: dict[str, int]) -> str:
+    return " ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
 def line(r: dict[str, Any]) -> str:
     ms = lambda xs, p: 1000 * pct(xs, p)  # noqa: E731
     cpu = r["cpu_ms"]
@@ -288,7 +318,8 @@ def line(r: dict[str, Any]) -> str:
         f"offers {r['offers']}/{r['expected']}  repeats {r['repeats']}  "
         f"overhead p50/p99 {ms(r['overhead'], 50):.1f}/{ms(r['overhead'], 99):.1f} ms  "
         f"wait p50/p99 {ms(r['wait'], 50):.0f}/{ms(r['wait'], 99):.0f} ms  "
-        f"no_offer {r['no_offer']}  stubs {r['stubs']}  late {r['late']}  "
+        f"no_offer {r['no_offer']} ({fmt_counts(r['no_offer_by'])})  "
+        f"stubs {r['stubs']}  late {r['late']}  "
         f"polls/exchange {r['polls_per_exchange']:.2f}\n"
         + (
             f"      added (202 -> frame, less the insurer's fixed time) p50/p99 "
@@ -345,7 +376,14 @@ async def main(a: argparse.Namespace) -> None:
                 )
             for rate in rates:
                 r = await run_step(
-                    cluster, url, frames, rate, a.seconds, users, calm=a.profile == "calm"
+                    cluster,
+                    url,
+                    frames,
+                    rate,
+                    a.seconds,
+                    users,
+                    calm=a.profile == "calm",
+                    stall=a.stall,
                 )
                 results.append(r)
                 print(line(r), flush=True)
@@ -389,6 +427,12 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=30.0, help="posting time per step")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=0.0,
+        help="freeze the insurers this many seconds halfway through each step",
+    )
     parser.add_argument("--users", type=int, default=50, help="WebSocket users")
     parser.add_argument("--profile", choices=("calm", "realistic"), default="calm")
     parser.add_argument("--png", default=None, help="write the chart here")
