@@ -138,6 +138,7 @@ class CircuitBreaker:
         self._trial_policy = replace(policy, window="count", window_size=policy.half_open_calls)
         self._trials = _Window(self._trial_policy)
         self._calls: dict[trio.lowlevel.Task, list[_Call]] = {}
+        self._changed = trio.Event()  # set (and replaced) at every transition
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -168,6 +169,12 @@ class CircuitBreaker:
     def trials_admitted(self) -> int:
         return self._trials_admitted
 
+    async def wait_for_change(self) -> None:
+        """Return at the breaker's next transition that a call makes (a trial's outcome
+        closing or reopening it, a window tripping). Timed transitions are made lazily by
+        the next call, so a waiter bounds this with the rejection's ``retry_after``."""
+        await self._changed.wait()
+
     def _next_open_wait(self) -> float:
         """The wait of a reopening from HALF_OPEN: longer each time, capped."""
         return min(self._open_wait * self.policy.open_wait_multiplier, self.policy.max_open_wait)
@@ -188,6 +195,8 @@ class CircuitBreaker:
             self._window = _Window(self.policy)
             self._open_wait = self.policy.open_wait
         emit(self._hooks, BreakerTransition(self.name, now, old.value, new.value, reason))
+        self._changed.set()
+        self._changed = trio.Event()
 
     def _tick(self, now: float) -> None:
         """Apply the timed transitions due by ``now``, each at the time it fell due."""

@@ -4,8 +4,9 @@ sparse safety net: the store is asked first, the insurer polled only if the answ
 
 Every call goes through the insurer's guard (retry, breaker, bulkhead, attempt timeout; see
 :mod:`osago.insurers.resilient`). The caller owns the overall deadline. The outcome is
-classified for the user: offer, refused, unavailable (breaker open: reported at once, not
-waited for), failed (errors exhausted). The deadline case (timed out) is the keeper's.
+classified for the user: offer, refused, unavailable (the breaker stays open past the
+user's deadline: reported at once), failed (transient errors until the deadline, or a
+permanent one). The deadline case (timed out) is the keeper's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from uuid import UUID
 
 import trio
@@ -22,8 +24,11 @@ from osago.errors import CircuitOpen, InsurerError, ResilienceError, StoreError
 from osago.insurers import Quote
 from osago.insurers.resilient import GuardedInsurer
 from osago.models import Exchange, Outcome, OutcomeKind, Step
+from osago.roles._patience import patiently
 
 __all__ = ["Aids", "Record", "Settled", "Steps", "outcome_of", "run_exchange"]
+
+T = TypeVar("T")
 
 # Remembers [(correlation id, the insurer's id)] soon, so a redelivery polls instead of
 # resubmitting (a resubmit is harmless: the correlation id is the idempotency key).
@@ -120,13 +125,27 @@ async def _safety_net(aids: Aids, remote_id: str, start: float, deadline: float)
 
 
 async def _answer(ex: Exchange, aids: Aids) -> Quote:
-    """Submit (once), then poll on the insurer's learned schedule until its answer."""
+    """Submit (once), then poll on the insurer's learned schedule until its answer. Each
+    call is made patiently (:mod:`osago.roles._patience`): a transient failure is asked
+    again while the user's deadline allows."""
     guard, record, clock, steps = aids.guard, aids.record, aids.clock, aids.steps
+    deadline = clock.trio_time(ex.deadline_at)
+
+    def patient(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        return patiently(
+            call,
+            breaker=guard.breaker,
+            min_interval=guard.config.schedule.min_interval,
+            deadline=deadline,
+            sleep_until=aids.sleep_until,
+            note=steps.note,
+        )
+
     remote_id = ex.remote_id
     fresh = remote_id is None
     if remote_id is None:
         sent = clock.now()
-        remote_id = await guard.submit(ex.correlation_id, ex.request)
+        remote_id = await patient(lambda: guard.submit(ex.correlation_id, ex.request))
         # The insurer's clock starts when it takes the request: after our send, before its
         # answer returns. Answer times are learned from the send (at least the insurer's
         # own time) and polls are scheduled from the return (no earlier than its start), so
@@ -147,7 +166,6 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
     # Poll times are seconds since the submit; `start` puts them on Trio's clock (drift-free).
     start = trio.current_time() - (clock.now() - submitted)
     if c.callback:
-        deadline = clock.trio_time(ex.deadline_at)
         return await _safety_net(aids, remote_id, start, deadline)
     # Ask at once when resuming (catch up) or long-polling (the insurer holds the request
     # until the answer is ready); else when the learned schedule says.
@@ -158,7 +176,7 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
     while True:
         await aids.sleep_until(start + due)
         polled = trio.current_time() - start
-        result = await guard.poll(remote_id)
+        result = await patient(lambda: guard.poll(remote_id))
         # The rate limit counts requests. A poll whose first request failed sent its retry
         # (or hedge) later: the schedule spaces the next poll from the end of this one.
         last = trio.current_time() - start

@@ -96,6 +96,33 @@ async def test_half_open_admits_exactly_n_trials_then_closes(autojump_clock: Moc
     ]
 
 
+async def test_waiters_wake_when_the_trials_close_it_not_at_the_rejections_retry_after(
+    autojump_clock: MockClock,
+) -> None:
+    b = CircuitBreaker("x", POLICY)
+    for _ in range(4):
+        await outcome(b, fail=True)
+    await trio.sleep(2.0)
+    woke: list[tuple[float, State]] = []
+
+    async def rejected_then_wait() -> None:
+        with pytest.raises(CircuitOpen) as info:
+            async with b:
+                pass
+        assert info.value.retry_after == pytest.approx(2.9)  # the half-open max wait left
+        with trio.move_on_after(info.value.retry_after):
+            await b.wait_for_change()
+        woke.append((trio.current_time(), b.state))
+
+    start = trio.current_time()
+    async with trio.open_nursery() as n:
+        for _ in range(2):  # the two trials, 0.5 s each
+            n.start_soon(lambda: call(b, duration=0.5))
+        await trio.sleep(0.1)
+        n.start_soon(rejected_then_wait)
+    assert woke == [(pytest.approx(start + 0.5), State.CLOSED)]
+
+
 async def _append(results: list[str], coro: object) -> None:
     results.append(await coro)  # type: ignore[misc]
 

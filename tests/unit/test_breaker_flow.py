@@ -1,5 +1,6 @@
-"""The breaker in the worker's path: an insurer that is down is reported at once as
-unavailable, never waited for, and comes back through half-open (MockClock, exact times)."""
+"""The breaker in the worker's path (MockClock): a blip shorter than the user's deadline
+is waited out, an insurer down for longer is reported unavailable before the deadline (at
+once when its breaker's next trial is past it), and it comes back through half-open."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from osago.insurers import InsurerConfig, Pending, Quote
 from osago.insurers.resilient import GuardedInsurer
 from osago.resilience import BulkheadPolicy
 from tests.unit import test_flow
-from tests.unit.test_flow import harness, kinds
+from tests.unit.test_flow import harness
 
 INSURERS = """
 [defaults]
@@ -39,36 +40,75 @@ code = "borealis"
 """
 
 
-async def test_down_insurer_is_unavailable_at_once_then_recovers(
-    autojump_clock: MockClock, tmp_path: Path, monkeypatch: object
-) -> None:
+def _settings(tmp_path: Path, monkeypatch: object, deadline: float) -> None:
     path = tmp_path / "insurers.toml"
     path.write_text(INSURERS)
-    settings = dataclasses.replace(test_flow.SETTINGS, insurers_file=path)
+    settings = dataclasses.replace(
+        test_flow.SETTINGS, insurers_file=path, deadline_seconds=deadline
+    )
     monkeypatch.setattr(test_flow, "SETTINGS", settings)  # type: ignore[attr-defined]
-    async with harness({"aurora": 0.5, "borealis": 0.5}) as h:
-        h.insurers.down.add("borealis")
-        for _ in range(2):  # 2 calculations x 2 attempts = 4 failures: open at t=6
-            await h.submit()
-            await trio.sleep(6)
-        t_third = trio.current_time()  # 12: open until 16
-        third = await h.submit()  # rejected at once: unavailable, not waited for
-        await trio.sleep(1)
-        h.insurers.down.clear()
-        await trio.sleep(5)  # t=18: open_wait has passed
-        await h.submit()  # the half-open trial succeeds: closed again
-        await trio.sleep(6)
-    outcomes = [
-        (round(t, 3), e["type"], e.get("insurer"), e.get("outcome"))
+
+
+def _no_offers(h: Any) -> list[tuple[float, str, str]]:
+    return [
+        (round(t, 3), e["calculation_id"], e["outcome"])
         for t, e in h.events
         if e["type"] == "no_offer"
     ]
-    assert [o[3] for o in outcomes] == ["failed", "failed", "unavailable"]
-    assert outcomes[2][0] == round(t_third, 3)  # the same instant it was submitted
-    third_events = [e for _, e in h.events if e["calculation_id"] == str(third.id)]
-    assert sorted(e["type"] for e in third_events) == ["completed", "no_offer", "offer"]
-    last = [k for _, k, _ in kinds(h)][-3:]
-    assert last == ["offer", "offer", "completed"]
+
+
+async def test_a_blip_shorter_than_the_deadline_costs_no_offer(
+    autojump_clock: MockClock, tmp_path: Path, monkeypatch: object
+) -> None:
+    """The insurer is down for 8 s: the breaker opens, the calculations in flight wait for
+    it instead of ending as failed or unavailable, and every one gets its offer."""
+    _settings(tmp_path, monkeypatch, deadline=30.0)
+    async with harness({"aurora": 0.5, "borealis": 0.5}) as h:
+        h.insurers.down.add("borealis")
+        calcs = []
+        for _ in range(3):
+            calcs.append(await h.submit())
+            await trio.sleep(2)
+        await trio.sleep(2)
+        h.insurers.down.clear()  # t = 8; the breaker's 10 s open wait ends after 10
+        await trio.sleep(40)
+    assert _no_offers(h) == []
+    offers = {(e["calculation_id"], e["insurer"]) for _, e in h.events if e["type"] == "offer"}
+    assert offers == {(str(c.id), i) for c in calcs for i in ("aurora", "borealis")}
+    late = [t for t, e in h.events if e["type"] == "offer" and e["insurer"] == "borealis"]
+    assert len(late) == 3
+    assert all(10 <= t < 13 for t in late)  # at the breaker's trial, long before the deadline
+
+
+async def test_an_insurer_down_past_the_deadline_is_unavailable_before_it_and_then_at_once(
+    autojump_clock: MockClock, tmp_path: Path, monkeypatch: object
+) -> None:
+    _settings(tmp_path, monkeypatch, deadline=30.0)
+    async with harness({"aurora": 0.5, "borealis": 0.5}) as h:
+        h.insurers.down.add("borealis")
+        first = await h.submit()  # its failures open the breaker (10 s), its trial fails
+        await trio.sleep(15)
+        second = await h.submit()  # waits for the next trial (20 s after it): fails too
+        await trio.sleep(25)
+        t_third = trio.current_time()
+        third = await h.submit()  # the next trial (40 s) is past its deadline: at once
+        await trio.sleep(1)
+        h.insurers.down.clear()
+        await trio.sleep(60)  # the breaker recovers: later calculations get offers
+        fourth = await h.submit()
+        await trio.sleep(31)
+    no_offers = _no_offers(h)
+    assert [(c, o) for _, c, o in no_offers] == [
+        (str(first.id), "unavailable"),
+        (str(second.id), "unavailable"),
+        (str(third.id), "unavailable"),
+    ]
+    t1, t2, t3 = (t for t, _, _ in no_offers)
+    assert 10 < t1 < 12  # at its failed trial, well before its deadline (30)
+    assert 30 < t2 < 33  # at the next trial, 20 s later
+    assert t3 == round(t_third, 3)  # not waited for
+    fourth_events = [e["type"] for _, e in h.events if e["calculation_id"] == str(fourth.id)]
+    assert sorted(fourth_events) == ["completed", "offer", "offer"]
 
 
 async def test_a_hedged_poll_holds_a_bulkhead_slot_per_call_in_flight(

@@ -1,0 +1,99 @@
+"""Patience on MockClock: transient failures are asked again until the deadline, with the
+documented gaps; permanent ones and those with no time left propagate at once."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from osago.errors import AttemptTimeout, CircuitOpen, InsurerRejected, InsurerUnavailable
+from osago.roles._patience import MAX_GAP, patiently
+
+
+class _Breaker:
+    def __init__(self) -> None:
+        self._changed = trio.Event()
+
+    def change(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_for_change(self) -> None:
+        await self._changed.wait()
+
+
+def _failing(errors: list[BaseException], calls: list[float]) -> Callable[[], Awaitable[str]]:
+    async def call() -> str:
+        calls.append(trio.current_time())
+        if errors:
+            raise errors.pop(0)
+        return "answer"
+
+    return call
+
+
+async def _patiently(
+    call: Callable[[], Awaitable[str]], deadline: float, breaker: _Breaker | None = None
+) -> str:
+    notes: list[str] = []
+    return await patiently(
+        call,
+        breaker=breaker or _Breaker(),
+        min_interval=1.0,
+        deadline=deadline,
+        sleep_until=trio.sleep_until,
+        note=notes.append,
+    )
+
+
+async def test_transient_failures_are_asked_again_at_doubling_jittered_gaps(
+    autojump_clock: MockClock,
+) -> None:
+    calls: list[float] = []
+    errors: list[BaseException] = [AttemptTimeout("x", 2.0) for _ in range(6)]
+    assert await _patiently(_failing(errors, calls), deadline=100.0) == "answer"
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
+    ceilings = [min(MAX_GAP, 2.0**n) for n in range(7)]
+    assert len(gaps) == 6
+    for gap, ceiling in zip(gaps, ceilings, strict=False):
+        assert 0.5 * ceiling <= gap <= ceiling
+
+
+async def test_no_time_left_or_a_permanent_failure_propagates_at_once(
+    autojump_clock: MockClock,
+) -> None:
+    calls: list[float] = []
+    with pytest.raises(InsurerUnavailable):  # the next ask (>= 0.5 s) would be past it
+        await _patiently(_failing([InsurerUnavailable("x", "503")], calls), deadline=0.4)
+    with pytest.raises(InsurerRejected):
+        await _patiently(_failing([InsurerRejected("x", "400")], calls), deadline=100.0)
+    assert calls == [0.0, 0.0]
+
+
+async def test_an_open_breaker_is_waited_for_until_it_changes_or_its_next_trial(
+    autojump_clock: MockClock,
+) -> None:
+    breaker = _Breaker()
+    calls: list[float] = []
+    errors: list[BaseException] = [CircuitOpen("x", 5.0), CircuitOpen("x", 5.0)]
+
+    async def close_it_at_2() -> None:
+        await trio.sleep(2.0)
+        breaker.change()
+
+    async with trio.open_nursery() as n:
+        n.start_soon(close_it_at_2)
+        assert await _patiently(_failing(errors, calls), deadline=100.0, breaker=breaker) == (
+            "answer"
+        )
+    assert calls[0] == 0.0
+    assert 2.0 <= calls[1] <= 3.0  # woke at the change, plus up to min_interval of jitter
+    assert calls[1] + 5.0 <= calls[2] <= calls[1] + 6.0  # no change: at its next trial
+    now = trio.current_time()
+    with pytest.raises(CircuitOpen):  # its next trial is past the deadline: at once
+        await _patiently(_failing([CircuitOpen("x", 50.0)], calls), deadline=now + 10.0)
+    assert calls[-1] == now
