@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json as json_module
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 import trio
@@ -11,6 +13,7 @@ import trio
 from osago.clock import Clock
 from osago.errors import InsurerUnavailable
 from osago.insurers import InsurerConfig, Pending, Quote
+from osago.web.http1 import Handler, Request
 
 
 @dataclass
@@ -57,3 +60,57 @@ class FakeInsurers:
         if code in self.refuse:
             return Quote(correlation_id, "refused", None, "scoring refusal", ready)
         return Quote(correlation_id, "ready", 1000.0 + 100 * len(code), None, ready)
+
+
+@dataclass
+class HandlerReply:
+    """What :class:`HandlerClient` answers, shaped like a test client's response."""
+
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    async def get_json(self, silent: bool = False) -> Any:
+        try:
+            return json_module.loads(self.body)
+        except ValueError:
+            if silent:
+                return None
+            raise
+
+    async def get_data(self) -> bytes:
+        return self.body
+
+
+@dataclass
+class HandlerClient:
+    """Calls an :mod:`osago.web.http1` handler in-process, as a test client would."""
+
+    handler: Handler
+
+    async def open(
+        self, method: str, target: str, *, json: Any = None, headers: dict[str, str] | None = None
+    ) -> HandlerReply:
+        path, _, query = target.partition("?")
+        response = await self.handler(
+            Request(
+                method,
+                path,
+                dict(parse_qsl(query)),
+                {k.lower(): v for k, v in (headers or {}).items()},
+                b"" if json is None else json_module.dumps(json).encode(),
+            )
+        )
+        head = {k.lower(): v for k, v in response.headers}
+        return HandlerReply(
+            response.status, {"content-type": response.content_type, **head}, response.body
+        )
+
+    async def get(self, target: str, **kw: Any) -> HandlerReply:
+        return await self.open("GET", target, **kw)
+
+    async def post(self, target: str, **kw: Any) -> HandlerReply:
+        return await self.open("POST", target, **kw)
+
+    async def put(self, target: str, **kw: Any) -> HandlerReply:
+        return await self.open("PUT", target, **kw)

@@ -1,11 +1,12 @@
 """Our simulator of insurance companies: many insurers behind one HTTP server, speaking the
 asynchronous submit-then-poll protocol, with seeded, realistic behaviour.
 
-``app`` serves a :class:`Simulator`; ``profiles`` builds the default one from the insurers
+``app`` serves a :class:`Simulator` (on our lean HTTP/1.1 server,
+:mod:`osago.web.http1`); ``profiles`` builds the default one from the insurers
 file; ``role`` runs it as ``osago --role insurers``.
 """
 
-from osago.simulator.app import REFUSALS, Behaviour, Simulator, create_simulator_app
+from osago.simulator.app import REFUSALS, Behaviour, Simulator, simulator_handler
 from osago.simulator.profiles import default_simulator
 from osago.simulator.role import SimulatorDeps, run
 
@@ -14,7 +15,7 @@ __all__ = [
     "Behaviour",
     "Simulator",
     "SimulatorDeps",
-    "create_simulator_app",
     "default_simulator",
     "run",
+    "simulator_handler",
 ]

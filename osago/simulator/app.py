@@ -23,20 +23,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import trio
-from quart import request
-from quart_trio import QuartTrio
 
 from osago.clock import Clock
 from osago.domain.request import tariff_input
 from osago.domain.tariff import CURRENCY, base_corridor, coefficients, premium
+from osago.web.http1 import Handler, Request, Response, json_response
 
 __all__ = [
     "REFUSALS",
     "Behaviour",
     "SimulatedCalc",
     "Simulator",
-    "create_simulator_app",
     "garbage",
+    "simulator_handler",
 ]
 
 REFUSALS = (
@@ -178,57 +177,58 @@ def garbage(rng: random.Random, calc: SimulatedCalc) -> Any:
     return rng.choice(answers)
 
 
-def create_simulator_app(sim: Simulator) -> QuartTrio:
-    """The Quart-Trio app serving ``sim``."""
-    app = QuartTrio("osago-insurers")
+def _reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return json_response(data, status, tuple((headers or {}).items()))
 
-    def unavailable(code: str, rng: random.Random) -> Any:
+
+def simulator_handler(sim: Simulator) -> Handler:
+    """The HTTP handler serving ``sim`` (on :func:`osago.web.http1.serve_http`)."""
+
+    def unavailable(code: str, rng: random.Random) -> Response | None:
         """A 503 when the insurer is down or draws a transient error; else None."""
         left = sim.down(code)
         if left is not None:  # a hint only for an outage with a known end
             hint = {"Retry-After": f"{left:.0f}"} if math.isfinite(left) else {}
-            return {"error": "down for maintenance"}, 503, hint
+            return _reply({"error": "down for maintenance"}, 503, hint)
         if rng.random() < sim.behaviours[code].error_rate:
-            return {"error": "temporarily unavailable"}, 503, {"Retry-After": "1"}
+            return _reply({"error": "temporarily unavailable"}, 503, {"Retry-After": "1"})
         return None
 
-    @app.post("/<code>/calculations")
-    async def submit(code: str) -> Any:
+    async def submit(code: str, request: Request) -> Response:
         if code not in sim.behaviours:
-            return {"error": f"unknown insurer {code}"}, 404
-        body = await request.get_json(silent=True)
+            return _reply({"error": f"unknown insurer {code}"}, 404)
+        body = request.json()
         if not isinstance(body, dict) or "correlation_id" not in body:
-            return {"error": "correlation_id is required"}, 400
+            return _reply({"error": "correlation_id is required"}, 400)
         callback = body.get("callback_url")
         if callback is not None and (
             not isinstance(callback, str) or urlsplit(callback).scheme not in ("http", "https")
         ):
-            return {"error": "callback_url must be an http(s) URL"}, 400
-        key = request.headers.get("Idempotency-Key") or str(body["correlation_id"])
+            return _reply({"error": "callback_url must be an http(s) URL"}, 400)
+        key = request.headers.get("idempotency-key") or str(body["correlation_id"])
         # Each attempt draws anew (seeded by its number): a retried submit can succeed.
         attempt = sim.submits[(code, key)] = sim.submits.get((code, key), 0) + 1
         if (failure := unavailable(code, sim.rng(code, key, "submit", attempt))) is not None:
             return failure
         existing = sim.by_key.get((code, key))
         if existing is not None:
-            return {"id": existing, "status": "accepted"}, 200
+            return _reply({"id": existing, "status": "accepted"})
         try:
             calc = sim.quote(code, str(body["correlation_id"]), body.get("request") or {})
         except (KeyError, TypeError, ValueError) as exc:
-            return {"error": f"cannot price this request: {exc!r}"}, 400
+            return _reply({"error": f"cannot price this request: {exc!r}"}, 400)
         sim.calcs.setdefault(code, {})[calc.id] = calc
         sim.by_key[(code, key)] = calc.id
         if callback is not None and sim.schedule_callback is not None:
             calc.callback_url = callback
             sim.schedule_callback(code, calc)
-        return {"id": calc.id, "status": "accepted"}, 201
+        return _reply({"id": calc.id, "status": "accepted"}, 201)
 
-    @app.get("/<code>/calculations/<calc_id>")
-    async def poll(code: str, calc_id: str) -> Any:
+    async def poll(code: str, calc_id: str, request: Request) -> Response:
         b = sim.behaviours.get(code)
         calc = sim.calcs.get(code, {}).get(calc_id)
         if b is None or calc is None:
-            return {"error": f"unknown calculation {code}/{calc_id}"}, 404
+            return _reply({"error": f"unknown calculation {code}/{calc_id}"}, 404)
         calc.polls += 1
         sim.polls += 1
         rng = sim.rng(code, calc.id, calc.polls)
@@ -236,30 +236,34 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
             return failure
         if rng.random() < b.stall_rate:
             await trio.sleep(b.stall_seconds)
-        wait = min(request.args.get("wait", 0.0, type=float) or 0.0, b.long_poll_max)
+        try:
+            asked = float(request.query.get("wait", 0.0))
+        except ValueError:
+            asked = 0.0
+        wait = min(asked, b.long_poll_max)
         if wait > 0 and sim.clock.now() < calc.ready_at:  # a long poll: hold it until ready
             await trio.sleep(min(wait, calc.ready_at - sim.clock.now()))
         if rng.random() < b.malformed_rate:
-            return "<html><body>Internal gateway page</body></html>", 200
+            page = b"<html><body>Internal gateway page</body></html>"
+            return Response(200, page, "text/html; charset=utf-8")
         base = {"id": calc.id, "correlation_id": calc.correlation_id}
         if sim.clock.now() < calc.ready_at:
-            return {**base, "status": "pending"}
+            return _reply({**base, "status": "pending"})
         if rng.random() < b.garbage_rate:
-            return garbage(rng, calc)
-        return sim.final_answer(calc)
+            return _reply(garbage(rng, calc))
+        return _reply(sim.final_answer(calc))
 
-    @app.put("/_control/<code>")
-    async def control(code: str) -> Any:
+    def control(code: str, request: Request) -> Response:
         b = sim.behaviours.get(code)
         if b is None:
-            return {"error": f"unknown insurer {code}"}, 404
-        body = await request.get_json(silent=True)
+            return _reply({"error": f"unknown insurer {code}"}, 404)
+        body = request.json()
         if not isinstance(body, dict):
-            return {"error": "body must be a JSON object"}, 400
+            return _reply({"error": "body must be a JSON object"}, 400)
         known = set(asdict(b))
         unknown = set(body) - known - {"down_for", "delay", "fail"}
         if unknown:
-            return {"error": f"unknown fields {sorted(unknown)}"}, 400
+            return _reply({"error": f"unknown fields {sorted(unknown)}"}, 400)
         for key, value in body.items():
             if key == "down_for":
                 now = sim.clock.now()
@@ -272,18 +276,30 @@ def create_simulator_app(sim: Simulator) -> QuartTrio:
                 b.outages = [(float(s), float(u)) for s, u in value]
             else:
                 setattr(b, key, type(getattr(b, key))(value))
-        return asdict(b)
+        return _reply(asdict(b))
 
-    @app.get("/_control/stats")
-    async def stats() -> Any:
-        return {
-            "polls": sim.polls,
-            "submits": sum(sim.submits.values()),
-            "calculations": sum(len(c) for c in sim.calcs.values()),
-        }
+    def stats() -> Response:
+        return _reply(
+            {
+                "polls": sim.polls,
+                "submits": sum(sim.submits.values()),
+                "calculations": sum(len(c) for c in sim.calcs.values()),
+            }
+        )
 
-    @app.get("/_control")
-    async def behaviours() -> Any:
-        return {code: asdict(b) for code, b in sim.behaviours.items()}
+    async def handle(request: Request) -> Response:
+        parts = request.path.strip("/").split("/")
+        match request.method, parts:
+            case "POST", [code, "calculations"] if code != "_control":
+                return await submit(code, request)
+            case "GET", [code, "calculations", calc_id] if code != "_control":
+                return await poll(code, calc_id, request)
+            case "PUT", ["_control", code]:
+                return control(code, request)
+            case "GET", ["_control", "stats"]:
+                return stats()
+            case "GET", ["_control"]:
+                return _reply({code: asdict(b) for code, b in sim.behaviours.items()})
+        return _reply({"error": "not found"}, 404)
 
-    return app
+    return handle

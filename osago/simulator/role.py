@@ -6,12 +6,11 @@ import logging
 from dataclasses import dataclass
 
 import trio
-from hypercorn.trio import serve
 
 from osago.config import Settings
-from osago.simulator.app import Simulator, create_simulator_app
+from osago.simulator.app import Simulator, simulator_handler
 from osago.simulator.callbacks import CallbackSender
-from osago.web.server import hypercorn_config
+from osago.web.http1 import serve_http
 
 __all__ = ["SimulatorDeps", "run"]
 
@@ -30,25 +29,23 @@ class SimulatorDeps:
 async def run(
     deps: SimulatorDeps, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve the simulator until ``deps.stop``; started() gives the base URL."""
-    config = hypercorn_config(str(deps.settings.insurers_bind), deps.settings.shutdown_grace)
+    """Serve the simulator until ``deps.stop``; started() gives the base URL. At the stop,
+    requests in flight (a held long poll) are cut: the callers see a transient error."""
+    bind = deps.settings.insurers_bind
     sender = CallbackSender(deps.simulator, deps.settings.callback_secret)
     deps.simulator.schedule_callback = sender.schedule
+    # Why 4096: the default accept backlog (128) overflows in a burst of new connections (a
+    # rate step, a pool refilling); the kernel drops SYNs and the client's retransmit comes
+    # a second later, past a poll's attempt timeout.
+    listeners = await trio.open_tcp_listeners(bind.port, host=bind.host, backlog=4096)
+    port = listeners[0].socket.getsockname()[1]
+    url = f"http://{bind.host}:{port}"
     async with trio.open_nursery() as nursery:
         await nursery.start(sender.run)
-        async with trio.open_nursery() as serving:
-            binds = await serving.start(
-                lambda task_status: serve(
-                    create_simulator_app(deps.simulator),
-                    config,
-                    shutdown_trigger=deps.stop.wait,
-                    task_status=task_status,
-                )
-            )
-            log.info(
-                "insurer simulator listening on %s (%d insurers)",
-                binds[0],
-                len(deps.simulator.behaviours),
-            )
-            task_status.started(binds[0])
-        nursery.cancel_scope.cancel()  # served and drained: callbacks not yet due are dropped
+        nursery.start_soon(serve_http, simulator_handler(deps.simulator), listeners)
+        log.info(
+            "insurer simulator listening on %s (%d insurers)", url, len(deps.simulator.behaviours)
+        )
+        task_status.started(url)
+        await deps.stop.wait()
+        nursery.cancel_scope.cancel()  # callbacks not yet due are dropped

@@ -15,15 +15,16 @@ from osago.clock import TrioWallClock
 from osago.config import Settings
 from osago.domain.request import tariff_input
 from osago.domain.tariff import corridor
-from osago.simulator import REFUSALS, Behaviour, Simulator, create_simulator_app, default_simulator
+from osago.simulator import REFUSALS, Behaviour, Simulator, default_simulator, simulator_handler
 from tests.factories import new_calculation
+from tests.fakes import HandlerClient
 
 REQUEST = new_calculation().request
 
 
 class Client:
     def __init__(self, sim: Simulator) -> None:
-        self.http = create_simulator_app(sim).test_client()
+        self.http = HandlerClient(simulator_handler(sim))
 
     async def submit(self, code: str, correlation_id: str, req: Any = REQUEST) -> Any:
         r = await self.http.post(
