@@ -21,6 +21,7 @@ from osago.models import Outcome, OutcomeKind
 from osago.roles import worker
 from osago.storage import MemoryStore
 from tests.factories import MINIMAL_BODY, api_app
+from tests.unit import test_flow
 from tests.unit.test_flow import EPOCH, EVERY_QUARTER, Harness, harness
 
 MASTER = "callback-master-secret-of-32-bytes-or-more"
@@ -187,17 +188,27 @@ async def test_a_worker_waits_for_the_callback_and_polls_only_as_a_safety_net(
     assert trail.steps["aurora"][-1][0] == EPOCH + 10.0 + LINGER
 
 
-async def test_a_lost_callback_is_found_by_the_safety_poll(autojump_clock: MockClock) -> None:
-    async with harness({"aurora": 1.0, "borealis": 2.0}, workers=0) as h:
+async def _callback_lost(aurora: float, late_window: float, seconds: float) -> tuple[Any, Any]:
+    """One calculation whose aurora answers after ``aurora`` s and never calls back: its
+    view after ``seconds``, and the harness (for aurora's poll times)."""
+    async with harness({"aurora": aurora, "borealis": 2.0}, workers=0) as h:
         _calling_back(h)
         await h.nursery.start(worker.run, h.worker_deps())
-        calc = await h.submit(late_window=30.0)
-        await trio.sleep(20.0)  # no callback ever comes
+        calc = await h.submit(late_window=late_window)
+        await trio.sleep(seconds)
         view = await h.store.get_calculation(calc.id)
     assert view is not None
-    (aurora,) = [x for x in view.exchanges if x.insurer == "aurora"]
-    assert aurora.status == "offer"
-    assert [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"] == [10.0 + LINGER]
+    assert {x.insurer: x.status for x in view.exchanges}["aurora"] == "offer"
+    return view, h
+
+
+def _aurora_polls(h: Harness) -> list[float]:
+    return [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"]
+
+
+async def test_a_lost_callback_is_found_by_the_safety_poll(autojump_clock: MockClock) -> None:
+    _, h = await _callback_lost(1.0, late_window=30.0, seconds=20.0)
+    assert _aurora_polls(h) == [10.0 + LINGER]
 
 
 async def test_safety_polls_thin_out_and_a_failed_one_ends_nothing(
@@ -226,20 +237,31 @@ async def test_safety_polls_thin_out_and_a_failed_one_ends_nothing(
     assert steps[-1] == "safety poll: answered"
 
 
-async def test_the_first_safety_poll_waits_for_the_deadline_to_near(
-    autojump_clock: MockClock,
+async def test_a_lost_callback_is_polled_for_at_the_first_check_not_near_the_deadline(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Checks (the store) come every second here, but the insurer is first polled just
-    before the deadline (5 s, less a poll's timeout and a second): a callback that came
-    needs no poll, and a lost one is still in time."""
-    async with harness({"aurora": 1.0, "borealis": 2.0}, workers=0) as h:
-        _calling_back(h, safety=1.0)
-        await h.nursery.start(worker.run, h.worker_deps())
-        calc = await h.submit(late_window=30.0)
-        await trio.sleep(10.0)  # the callback is lost
-        view = await h.store.get_calculation(calc.id)
-    assert view is not None
-    assert {x.insurer: x.status for x in view.exchanges}["aurora"] == "offer"
-    assert [round(t, 2) for code, t in h.insurers.poll_times if code == "aurora"] == [2.0 + LINGER]
+    """With the real 60 s deadline: the answer is ready after 1 s, its callback lost. The
+    first check (10 s) finds nothing stored and polls: the user has the offer then, not
+    just before the deadline."""
+    monkeypatch.setattr(test_flow, "SETTINGS", replace(test_flow.SETTINGS, deadline_seconds=60))
+    _, h = await _callback_lost(1.0, late_window=0.0, seconds=61.0)
+    assert _aurora_polls(h) == [10.0 + LINGER]
+
+
+async def test_safety_polls_of_a_slow_answer_end_with_one_just_before_the_deadline(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer is ready after 50 s, its callback lost: polls at the checks 10, 20 and
+    40 s (gaps doubling), then not at 80 but just before the deadline (60 s, less a poll's
+    timeout and a second), so the offer is still in time."""
+    monkeypatch.setattr(test_flow, "SETTINGS", replace(test_flow.SETTINGS, deadline_seconds=60))
+    view, h = await _callback_lost(50.0, late_window=0.0, seconds=61.0)
+    last_chance = 60.0 - view_poll_timeout(h) - 1.0
+    assert _aurora_polls(h) == [10.0 + LINGER, 20.0 + LINGER, 40.0 + LINGER, last_chance + LINGER]
     assert view.completed_at is not None
-    assert view.completed_at <= EPOCH + 5.0
+    assert view.completed_at <= EPOCH + 60.0
+
+
+def view_poll_timeout(h: Harness) -> float:
+    (aurora,) = [c for c in h.worker_deps().insurers if c.code == "aurora"]
+    return aurora.poll_timeout
