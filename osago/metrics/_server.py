@@ -1,18 +1,18 @@
-"""``GET /metrics``, ``/healthz`` and ``/readyz`` on OSAGO_METRICS_BIND: a small h11 server
-on Trio, so that every role (the simulator too) serves them the same way."""
+"""``GET /metrics``, ``/healthz`` and ``/readyz`` on OSAGO_METRICS_BIND, on our lean HTTP/1.1
+server (:mod:`osago.web.http1`), so that every role (the simulator too) serves them the same
+way."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 
-import h11
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from osago.metrics._families import Metrics
+from osago.web.http1 import Handler, Request, Response, serve_http
 
 __all__ = ["Check", "serve_metrics"]
 
@@ -37,49 +37,18 @@ async def _readiness(checks: Mapping[str, Check]) -> tuple[int, bytes]:
     return (503 if down else 200), json.dumps(body).encode()
 
 
-async def _answer(
-    metrics: Metrics, checks: Mapping[str, Check], target: str
-) -> tuple[int, str, bytes]:
-    path = target.split("?", 1)[0]
-    if path == "/metrics":
-        return 200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry)
-    if path == "/healthz":
-        return 200, "application/json", b'{"status": "alive"}'
-    if path == "/readyz":
-        status, body = await _readiness(checks)
-        return status, "application/json", body
-    return 404, "application/json", b'{"error": "not_found"}'
+def _handler(metrics: Metrics, checks: Mapping[str, Check]) -> Handler:
+    async def answer(request: Request) -> Response:
+        if request.path == "/metrics":
+            return Response(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+        if request.path == "/healthz":
+            return Response(200, b'{"status": "alive"}')
+        if request.path == "/readyz":
+            status, body = await _readiness(checks)
+            return Response(status, body)
+        return Response(404, b'{"error": "not_found"}')
 
-
-async def _handle(metrics: Metrics, checks: Mapping[str, Check], stream: trio.SocketStream) -> None:
-    conn = h11.Connection(h11.SERVER)
-    try:
-        with trio.move_on_after(30):  # a scrape is one short request; nobody idles here
-            target = "/"
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                    continue
-                if isinstance(event, h11.Request):
-                    target = event.target.decode()
-                    continue
-                if isinstance(event, h11.Data):
-                    continue  # a body nobody asked for
-                if not isinstance(event, h11.EndOfMessage):
-                    return  # the peer closed, or sent what a scraper does not
-                status, kind, body = await _answer(metrics, checks, target)
-                headers = [("content-type", kind), ("content-length", str(len(body)))]
-                await stream.send_all(conn.send(h11.Response(status_code=status, headers=headers)))
-                await stream.send_all(conn.send(h11.Data(data=body)))
-                await stream.send_all(conn.send(h11.EndOfMessage()))
-                if conn.our_state is not h11.DONE:
-                    return
-                conn.start_next_cycle()
-    except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-        pass  # a broken scrape is the scraper's problem
-    finally:
-        await stream.aclose()
+    return answer
 
 
 async def serve_metrics(
@@ -95,4 +64,5 @@ async def serve_metrics(
     bound = listeners[0].socket.getsockname()[1]
     log.info("metrics on http://%s:%d/metrics", host, bound)
     task_status.started(bound)
-    await trio.serve_listeners(partial(_handle, metrics, checks), listeners)
+    # A scrape is one short request: nobody idles here.
+    await serve_http(_handler(metrics, checks), listeners, keep_alive=30.0)
