@@ -151,7 +151,13 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
     fresh = remote_id is None
     if remote_id is None:
         sent = clock.now()
-        remote_id = await patient(lambda: guard.submit(ex.correlation_id, ex.request))
+
+        def submit() -> Awaitable[str]:
+            nonlocal sent
+            sent = clock.now()  # the try that got through: not the waits before it
+            return guard.submit(ex.correlation_id, ex.request)
+
+        remote_id = await patient(submit)
         # The insurer's clock starts when it takes the request: after our send, before its
         # answer returns. Answer times are learned from the send (at least the insurer's
         # own time) and polls are scheduled from the return (no earlier than its start), so

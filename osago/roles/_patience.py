@@ -22,7 +22,8 @@ the deadline (the late window) a failure ends the exchange at once. A permanent 
 (:class:`~osago.errors.InsurerRejected`: a 4xx or a protocol break) is never waited on.
 
 The load it adds is bounded: an open breaker lets no call through, and each waiting
-exchange asks at most once per ``delay(n)``, which doubles.
+exchange asks at most once per ``delay(n)``, which doubles. An exchange waiting for a
+breaker holds a cancel scope and an event wait (only then: other waits are alarms).
 """
 
 from __future__ import annotations
