@@ -4,14 +4,23 @@ documented gaps; permanent ones and those with no time left propagate at once.""
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 import trio
 from trio.testing import MockClock
 
+from osago.clock import TrioWallClock
+from osago.config import Settings
 from osago.errors import AttemptTimeout, CircuitOpen, InsurerRejected, InsurerUnavailable
+from osago.insurers import insurers_for
+from osago.insurers.resilient import GuardedInsurer
+from osago.models import Exchange, OutcomeKind
+from osago.roles._exchange import Aids, Steps, run_exchange
 from osago.roles._patience import MAX_GAP, patiently
+from tests.fakes import FakeInsurers
 
 
 class _Breaker:
@@ -97,3 +106,47 @@ async def test_an_open_breaker_is_waited_for_until_it_changes_or_its_next_trial(
     with pytest.raises(CircuitOpen):  # its next trial is past the deadline: at once
         await _patiently(_failing([CircuitOpen("x", 50.0)], calls), deadline=now + 10.0)
     assert calls[-1] == now
+
+
+async def test_an_answer_time_is_learned_from_the_submit_that_got_through(
+    autojump_clock: MockClock,
+) -> None:
+    """The insurer is down for the first 6 s; it answers 2 s after the submit it took. The
+    schedule learns 2 s, not the 8 s since the first try."""
+    clock = TrioWallClock(1_790_000_000.0)
+    insurers = FakeInsurers(clock, {"aurora": 2.0})
+    (config,) = insurers_for(Settings(insurer_codes=("aurora",)))
+    trusting = replace(config, schedule=replace(config.schedule, warmup=1))  # one answer will do
+    guard = GuardedInsurer(trusting, insurers, hooks=())
+    ex = Exchange(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        "aurora",
+        "user-42",
+        {},
+        created_at=clock.now(),
+        deadline_at=clock.now() + 60.0,
+        closes_at=clock.now() + 60.0,
+        remote_id=None,
+        outcome=None,
+        closed=False,
+    )
+
+    async def settled() -> bool:
+        return False
+
+    aids = Aids(guard, lambda _: None, clock, Steps(clock), settled, trio.sleep_until)
+    insurers.down.add("aurora")
+    async with trio.open_nursery() as n:
+        n.start_soon(_bring_back, insurers, 6.0)
+        outcome = await run_exchange(ex, aids)
+    assert outcome is not None
+    assert outcome.kind is OutcomeKind.OFFER
+    assert len(guard.answers) == 1
+    # The first poll is due just after the one learned time: 2 s (plus the margin), not 8.
+    assert guard.answers.next_poll(None) == pytest.approx(2.0 * 1.02 + 0.05)
+
+
+async def _bring_back(insurers: FakeInsurers, after: float) -> None:
+    await trio.sleep(after)
+    insurers.down.clear()
