@@ -47,11 +47,10 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +64,7 @@ import trio_asyncio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.capacity_chart import chart, pct
+from bench.capacity_cpu import Groups, cpu_delta
 from osago.insurers import load_insurers
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
@@ -74,56 +74,12 @@ INSURERS = "aurora,borealis,cedar,delta,ember,fjord,granite,harbor,iris,juniper"
 CALM_DELAYS = ",".join(f"{c}={1 + 7 * i / 9:.2f}" for i, c in enumerate(INSURERS.split(",")))
 DELAY_OF = {c: float(d) for c, d in (x.split("=") for x in CALM_DELAYS.split(","))}
 DEADLINE = 60.0
-TICKS = os.sysconf("SC_CLK_TCK")
 # How each insurer is asked (the bundled insurers file): callback, long-poll or poll.
 MODES = {c.code: c.mode for c in load_insurers(None, default_base="")}
 
 
 def ts(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def pids_of(pattern: str, *, user: str | None = None) -> list[int]:
-    args = ["pgrep", *(("-u", user) if user else ()), "-f", pattern]
-    out = subprocess.run(args, capture_output=True, text=True, check=False).stdout
-    return [int(p) for p in out.split()]
-
-
-@dataclass
-class Groups:
-    """Which pids make up each measured process group."""
-
-    cluster: Cluster
-
-    def pids(self) -> dict[str, list[int]]:
-        groups: dict[str, list[int]] = defaultdict(list)
-        for name, proc in self.cluster.procs.items():
-            key = "workers" if name.startswith("worker") else name.rstrip("0123456789")
-            key = "simulator" if key == "insurers" else key
-            groups[key].append(proc.process.pid)
-        groups["activemq"] = pids_of("activemq.jar")
-        groups["postgres"] = pids_of("postgres", user="postgres")
-        return groups
-
-    def snapshot(self) -> dict[str, dict[int, float]]:
-        return {g: {p: cpu_seconds(p) for p in ps} for g, ps in self.pids().items()}
-
-
-def cpu_delta(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict:
-    """CPU seconds per group between two snapshots (new pids count from zero)."""
-    return {
-        g: sum(t - before.get(g, {}).get(p, 0.0) for p, t in pids.items())
-        for g, pids in after.items()
-    }
 
 
 @dataclass

@@ -160,31 +160,6 @@ async def test_transient_insurer_errors_are_retried_with_backoff(
     assert 0.25 <= aurora_at <= 0.25 + 0.1 + 0.2 + 0.4
 
 
-async def test_errors_until_the_deadline_are_reported_before_it(
-    autojump_clock: MockClock,
-) -> None:
-    async with harness({"aurora": 0.0, "borealis": 0.0}) as h:
-        h.insurers.flaky_polls["aurora"] = 10**6
-        await h.submit()
-        await trio.sleep(10)
-    failed = [(t, e) for t, e in h.events if e["type"] == "no_offer"]
-    # The errors, asked again, opened its breaker (10 calls); the next trial (5 s on) is
-    # past the deadline, so it is reported then.
-    assert [(e["insurer"], e["outcome"]) for _, e in failed] == [("aurora", "unavailable")]
-    assert failed[0][0] < SETTINGS.deadline_seconds
-    assert h.events[-1][1]["type"] == "completed"
-
-
-async def test_more_errors_than_the_attempts_allow_are_asked_again_while_time_is_left(
-    autojump_clock: MockClock,
-) -> None:
-    async with harness({"aurora": 0.0, "borealis": 0.0}) as h:
-        h.insurers.flaky_polls["aurora"] = 6  # the guard gives up after 4 attempts
-        await h.submit()
-        await trio.sleep(10)
-    assert sorted(k for _, k, _ in kinds(h)) == ["completed", "offer", "offer"]
-
-
 async def test_redelivered_job_resumes_polling_without_resubmitting(
     autojump_clock: MockClock,
 ) -> None:

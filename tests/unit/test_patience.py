@@ -21,6 +21,8 @@ from osago.models import Exchange, OutcomeKind
 from osago.roles._exchange import Aids, Steps, run_exchange
 from osago.roles._patience import MAX_GAP, patiently
 from tests.fakes import FakeInsurers
+from tests.unit import test_flow
+from tests.unit.test_flow import harness, kinds
 
 
 class _Breaker:
@@ -150,3 +152,28 @@ async def test_an_answer_time_is_learned_from_the_submit_that_got_through(
 async def _bring_back(insurers: FakeInsurers, after: float) -> None:
     await trio.sleep(after)
     insurers.down.clear()
+
+
+async def test_errors_until_the_deadline_are_reported_before_it(
+    autojump_clock: MockClock,
+) -> None:
+    async with harness({"aurora": 0.0, "borealis": 0.0}) as h:
+        h.insurers.flaky_polls["aurora"] = 10**6
+        await h.submit()
+        await trio.sleep(10)
+    failed = [(t, e) for t, e in h.events if e["type"] == "no_offer"]
+    # The errors, asked again, opened its breaker (10 calls); the next trial (5 s on) is
+    # past the deadline, so it is reported then.
+    assert [(e["insurer"], e["outcome"]) for _, e in failed] == [("aurora", "unavailable")]
+    assert failed[0][0] < test_flow.SETTINGS.deadline_seconds
+    assert h.events[-1][1]["type"] == "completed"
+
+
+async def test_more_errors_than_the_attempts_allow_are_asked_again_while_time_is_left(
+    autojump_clock: MockClock,
+) -> None:
+    async with harness({"aurora": 0.0, "borealis": 0.0}) as h:
+        h.insurers.flaky_polls["aurora"] = 6  # the guard gives up after 4 attempts
+        await h.submit()
+        await trio.sleep(10)
+    assert sorted(k for _, k, _ in kinds(h)) == ["completed", "offer", "offer"]
