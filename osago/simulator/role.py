@@ -34,12 +34,13 @@ async def run(
     bind = deps.settings.insurers_bind
     sender = CallbackSender(deps.simulator, deps.settings.callback_secret)
     deps.simulator.schedule_callback = sender.schedule
-    # Why 4096: the default accept backlog (128) overflows in a burst of new connections (a
-    # rate step, a pool refilling); the kernel drops SYNs and the client's retransmit comes
-    # a second later, past a poll's attempt timeout.
-    listeners = await trio.open_tcp_listeners(bind.port, host=bind.host, backlog=4096)
+    # Trio's accept backlog is the kernel's maximum (somaxconn), not Hypercorn's 100: a
+    # burst of new connections (a rate step, a pool refilling) is not dropped as SYNs whose
+    # retransmit comes a second later, past a poll's attempt timeout.
+    listeners = await trio.open_tcp_listeners(bind.port, host=bind.host)
     port = listeners[0].socket.getsockname()[1]
-    url = f"http://{bind.host}:{port}"
+    host = f"[{bind.host}]" if ":" in bind.host else bind.host
+    url = f"http://{host}:{port}"
     async with trio.open_nursery() as nursery:
         await nursery.start(sender.run)
         nursery.start_soon(serve_http, simulator_handler(deps.simulator), listeners)
