@@ -4,9 +4,9 @@ The insurer's guard (retry, budget, breaker, bulkhead, attempt timeout) decides 
 call, in a second or two. When it gives up on a *transient* failure -- the breaker open,
 attempts or the retry budget spent on timeouts, 5xx or a full bulkhead -- the user's
 deadline is often most of a minute away. Before, the exchange ended there: a 5-second stall
-of the insurers cost 1 702 of 4 000 offers at 10 calculations/s (`bench/capacity.py
---stall`), though every insurer answered again within seconds. Now the exchange waits and
-asks again, until the deadline:
+of the insurers cost 698 and 1 138 of 4 000 offers at 10 calculations/s (`bench/capacity.py
+--stall 5`, realistic profile), though every insurer answered again within seconds. Now
+the exchange waits and asks again, until the deadline:
 
 - the breaker open: until the breaker changes state (its trials closed it) or its
   ``retry_after``, whichever is first; then a jitter of up to one ``min_interval``, so the

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -31,9 +31,9 @@ __all__ = ["Handler", "Request", "Response", "json_response", "serve_http"]
 
 log = logging.getLogger("osago.web")
 
-# Why 75 s: a client must close an idle keep-alive connection before the server does (ours
-# after 4 s); at equal timeouts both close at once and a request sent on a connection the
-# server just closed fails under load (the same choice as hypercorn_config).
+# Why 75 s: clients (ours: 4 s; httpx: 5 s) must close an idle keep-alive connection before
+# the server does; at equal timeouts both close at once and a request sent on a connection
+# the server just closed fails ("connection broken") under load. The api's Hypercorn uses it.
 KEEP_ALIVE = 75.0
 MAX_BODY = 1 << 20
 _READ = 65536
@@ -62,7 +62,7 @@ class Response:
     status: int
     body: bytes = b""
     content_type: str = "application/json"
-    headers: Sequence[tuple[str, str]] = field(default_factory=tuple)
+    headers: Sequence[tuple[str, str]] = ()
 
 
 def json_response(

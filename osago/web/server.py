@@ -1,10 +1,13 @@
-"""Hypercorn settings shared by every HTTP role (api, notifier's health, simulator)."""
+"""Hypercorn settings of the api (the roles that serve machines at a high rate use
+:mod:`osago.web.http1`, with the same keep-alive)."""
 
 from __future__ import annotations
 
 import logging
 
 from hypercorn.config import Config
+
+from osago.web.http1 import KEEP_ALIVE
 
 __all__ = ["hypercorn_config"]
 
@@ -16,10 +19,7 @@ def hypercorn_config(bind: str, grace: float) -> Config:
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = grace
-    # Why 75 s: clients (ours: 4 s; httpx: 5 s) must close an idle keep-alive connection before the
-    # server does; at equal timeouts both close at once and a request sent on a connection
-    # the server just closed fails ("connection broken") under load.
-    config.keep_alive_timeout = 75.0
+    config.keep_alive_timeout = KEEP_ALIVE  # why 75 s: see osago.web.http1
     # Why: Hypercorn's default accept backlog is 100. A burst of new connections (a rate
     # step, a pool refilling) overflows it, the kernel drops SYNs, and the client's first
     # retransmit comes a second later -- past a poll's attempt timeout.
