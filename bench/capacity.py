@@ -33,7 +33,9 @@ plus a margin), then prints one line per step:
   and ``timed_out`` are offers the user did not get.
 
 ``--stall S`` freezes the simulator (SIGSTOP) for S seconds halfway through each step: every
-insurer stalls at once, as a network blip looks from the workers.
+insurer stalls at once, as a network blip looks from the workers. ``--out CODE``: that
+insurer is out through each measured step (not the warm-up): ``--out-how down`` (503 to
+everything) or ``hang`` (every status GET hangs).
 
 A progress line per second goes to stderr. With --png, a chart of latency and CPU per
 calculation against rate.
@@ -46,7 +48,6 @@ import json
 import os
 import random
 import re
-import signal
 import sys
 import time
 import uuid
@@ -65,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.capacity_chart import chart, pct
 from bench.capacity_cpu import Groups, cpu_delta
+from bench.capacity_faults import OUTS, insurer_out, stall_insurers
 from osago.insurers import load_insurers
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
@@ -143,19 +145,6 @@ async def simulator_polls(http: httpx.AsyncClient, sim: str) -> int:
     return int(r.json().get("polls", 0)) if r.status_code == 200 else 0
 
 
-async def stall_insurers(cluster: Cluster, after: float, seconds: float) -> None:
-    """Freeze the insurers' simulator (SIGSTOP) for ``seconds``, ``after`` seconds into the
-    step: every insurer stalls at once, as a network blip would look from the workers."""
-    process = cluster.procs["insurers"].process
-    await trio.sleep(after)
-    print(f"  stalling the insurers for {seconds:g} s", file=sys.stderr)
-    process.send_signal(signal.SIGSTOP)
-    try:
-        await trio.sleep(seconds)
-    finally:
-        process.send_signal(signal.SIGCONT)
-
-
 async def run_step(
     cluster: Cluster,
     db_url: str,
@@ -166,6 +155,7 @@ async def run_step(
     *,
     calm: bool,
     stall: float = 0.0,
+    out: tuple[str, str] = ("", "down"),
 ) -> dict[str, Any]:
     groups = Groups(cluster)
     api, sim = cluster.url("api", "api"), cluster.url("insurers", "insurers")
@@ -174,7 +164,7 @@ async def run_step(
         polls0 = await simulator_polls(http, sim)
         before = groups.snapshot()
         t0 = time.time()
-        async with trio.open_nursery() as nursery:
+        async with insurer_out(http, sim, *out), trio.open_nursery() as nursery:
 
             async def progress() -> None:
                 while True:
@@ -340,6 +330,7 @@ async def main(a: argparse.Namespace) -> None:
                     users,
                     calm=a.profile == "calm",
                     stall=a.stall,
+                    out=(a.out, a.out_how),
                 )
                 results.append(r)
                 print(line(r), flush=True)
@@ -389,6 +380,8 @@ if __name__ == "__main__":
         default=0.0,
         help="freeze the insurers this many seconds halfway through each step",
     )
+    parser.add_argument("--out", default="", help="this insurer out through every step")
+    parser.add_argument("--out-how", choices=sorted(OUTS), default="down", help="how it is out")
     parser.add_argument("--users", type=int, default=50, help="WebSocket users")
     parser.add_argument("--profile", choices=("calm", "realistic"), default="calm")
     parser.add_argument("--png", default=None, help="write the chart here")

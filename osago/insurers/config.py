@@ -40,6 +40,9 @@ class InsurerConfig:
     submit_timeout: float = 5.0
     poll_timeout: float = 2.0
     hedge_delay: float | None = None  # start a second poll if the first takes longer
+    # An open breaker is waited for (osago/roles/_patience.py) while it has been open less
+    # than this; longer is an outage: the insurer's exchanges are unavailable at once.
+    outage_patience: float = 15.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     budget: BudgetPolicy = field(default_factory=BudgetPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)

@@ -139,6 +139,7 @@ class CircuitBreaker:
         self._trials = _Window(self._trial_policy)
         self._calls: dict[trio.lowlevel.Task, list[_Call]] = {}
         self._changed = trio.Event()  # set (and replaced) at every transition
+        self._opened_at: float | None = None  # when it last left CLOSED
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -169,6 +170,13 @@ class CircuitBreaker:
     def trials_admitted(self) -> int:
         return self._trials_admitted
 
+    def down_for(self) -> float:
+        """Seconds since the breaker last left CLOSED (0.0 while closed): how long the
+        insurer has been cut off, through every reopening since."""
+        if self._opened_at is None:
+            return 0.0
+        return trio.current_time() - self._opened_at
+
     async def wait_for_change(self) -> None:
         """Return at the breaker's next transition that a call makes (a trial's outcome
         closing or reopening it, a window tripping). Timed transitions are made lazily by
@@ -184,6 +192,8 @@ class CircuitBreaker:
         self._since = now
         self._generation += 1
         if new is State.OPEN:
+            if old is State.CLOSED:
+                self._opened_at = now
             if old is State.HALF_OPEN:
                 self._open_wait = self._next_open_wait()
             self._open_until = now + self._open_wait
@@ -194,6 +204,7 @@ class CircuitBreaker:
         else:
             self._window = _Window(self.policy)
             self._open_wait = self.policy.open_wait
+            self._opened_at = None
         emit(self._hooks, BreakerTransition(self.name, now, old.value, new.value, reason))
         self._changed.set()
         self._changed = trio.Event()

@@ -142,6 +142,7 @@ async def _answer(ex: Exchange, aids: Aids) -> Quote:
             call,
             breaker=guard.breaker,
             min_interval=guard.config.schedule.min_interval,
+            outage=guard.config.outage_patience,
             deadline=deadline,
             sleep_until=aids.sleep_until,
             note=steps.note,

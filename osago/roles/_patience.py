@@ -17,7 +17,14 @@ the exchange waits and asks again, until the deadline:
 
 It gives up (the error propagates: the exchange is unavailable or failed) when the next call
 could not start before the deadline, so an insurer down for longer is still reported before
-the user's wait ends, and at once when its breaker's next trial is past the deadline. After
+the user's wait ends, and at once when its breaker's next trial is past the deadline.
+
+Patience is for a blip, not for an outage: a breaker that has been open (through its
+reopenings) for ``outage`` seconds or more is not waited for; the exchange is unavailable
+at once. Why: a waiting exchange holds its job unacknowledged, a slot of the worker's
+prefetch. With one insurer of ten down for minutes, 10 calculations/s held ~550 such jobs
+for most of a minute each; the workers' prefetch filled, jobs queued, and the api refused
+60 of 600 calculations (10 %) with both cores mostly idle (`bench/capacity.py --down`). After
 the deadline (the late window) a failure ends the exchange at once. A permanent failure
 (:class:`~osago.errors.InsurerRejected`: a 4xx or a protocol break) is never waited on.
 
@@ -45,6 +52,8 @@ MAX_GAP = 8.0
 
 
 class Breaker(Protocol):
+    def down_for(self) -> float: ...
+
     async def wait_for_change(self) -> None: ...
 
 
@@ -53,6 +62,7 @@ async def patiently(
     *,
     breaker: Breaker,
     min_interval: float,
+    outage: float,
     deadline: float,
     sleep_until: Callable[[float], Awaitable[None]],
     note: Callable[[str], None],
@@ -66,6 +76,9 @@ async def patiently(
         except CircuitOpen as exc:
             now = trio.current_time()
             if now + exc.retry_after >= deadline:
+                raise
+            if (down := breaker.down_for()) >= outage:
+                note(f"breaker open for {down:.1f}s: an outage, not waited for")
                 raise
             note(f"breaker open: waiting for it, up to {exc.retry_after:.1f}s")
             with trio.move_on_at(now + exc.retry_after):

@@ -147,6 +147,24 @@ async def test_failed_trial_reopens_with_a_longer_wait(autojump_clock: MockClock
     assert b.state is State.HALF_OPEN
 
 
+async def test_down_for_counts_from_the_first_opening_through_reopenings_until_closed(
+    autojump_clock: MockClock,
+) -> None:
+    b = CircuitBreaker("x", POLICY)
+    assert b.down_for() == 0.0
+    for _ in range(4):
+        await outcome(b, fail=True)
+    await trio.sleep(2.0)
+    await outcome(b, fail=True)
+    await outcome(b, fail=True)  # the trials reopen it: still the same outage
+    await trio.sleep(4.0)
+    assert b.down_for() == pytest.approx(6.0)
+    await outcome(b)
+    await outcome(b)  # the trials close it
+    assert b.state is State.CLOSED
+    assert b.down_for() == 0.0
+
+
 async def test_half_open_cannot_get_stuck(autojump_clock: MockClock) -> None:
     b = CircuitBreaker("x", POLICY)
     for _ in range(4):

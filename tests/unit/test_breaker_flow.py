@@ -20,6 +20,7 @@ from tests.unit.test_flow import harness
 
 INSURERS = """
 [defaults]
+outage_patience = 30.0
 [defaults.schedule]
 min_interval = 0.25
 max_interval = 0.25
@@ -40,9 +41,13 @@ code = "borealis"
 """
 
 
-def _settings(tmp_path: Path, monkeypatch: object, deadline: float) -> None:
+def _settings(
+    tmp_path: Path, monkeypatch: object, deadline: float, outage_patience: float = 30.0
+) -> None:
     path = tmp_path / "insurers.toml"
-    path.write_text(INSURERS)
+    path.write_text(
+        INSURERS.replace("outage_patience = 30.0", f"outage_patience = {outage_patience}")
+    )
     settings = dataclasses.replace(
         test_flow.SETTINGS, insurers_file=path, deadline_seconds=deadline
     )
@@ -109,6 +114,33 @@ async def test_an_insurer_down_past_the_deadline_is_unavailable_before_it_and_th
     assert t3 == round(t_third, 3)  # not waited for
     fourth_events = [e["type"] for _, e in h.events if e["calculation_id"] == str(fourth.id)]
     assert sorted(fourth_events) == ["completed", "offer", "offer"]
+
+
+async def test_an_outage_is_not_waited_for_so_it_holds_no_job(
+    autojump_clock: MockClock, tmp_path: Path, monkeypatch: object
+) -> None:
+    """Patience is for a blip: once the breaker has been open for ``outage_patience`` (15 s),
+    a new calculation's exchange with that insurer is unavailable at once, though the
+    breaker's next trial falls within its deadline (before, it was held, its job unacked,
+    for most of a minute); the calculation in flight when the outage began gives up at the
+    first reopening past 15 s, not at its deadline."""
+    _settings(tmp_path, monkeypatch, deadline=60.0, outage_patience=15.0)
+    async with harness({"aurora": 0.5, "borealis": 0.5}) as h:
+        h.insurers.down.add("borealis")
+        first = await h.submit()  # its failures open the breaker (10 s, then 20 s)
+        await trio.sleep(20)
+        t_second = trio.current_time()
+        second = await h.submit()  # open ~19 s, its next trial ~10 s away: not waited for
+        await trio.sleep(70)
+    no_offers = _no_offers(h)
+    assert sorted((c, o) for _, c, o in no_offers) == sorted(
+        [(str(first.id), "unavailable"), (str(second.id), "unavailable")]
+    )
+    at = {c: t for t, c, _ in no_offers}
+    assert at[str(second.id)] == round(t_second, 3)
+    assert at[str(first.id)] < 35  # the trial ~30 s after opening, 25 s before its deadline
+    offers = {(e["calculation_id"], e["insurer"]) for _, e in h.events if e["type"] == "offer"}
+    assert offers == {(str(first.id), "aurora"), (str(second.id), "aurora")}
 
 
 async def test_a_hedged_poll_holds_a_bulkhead_slot_per_call_in_flight(

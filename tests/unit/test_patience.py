@@ -26,8 +26,12 @@ from tests.unit.test_flow import harness, kinds
 
 
 class _Breaker:
-    def __init__(self) -> None:
+    def __init__(self, down_for: float = 0.0) -> None:
         self._changed = trio.Event()
+        self._down_for = down_for
+
+    def down_for(self) -> float:
+        return self._down_for
 
     def change(self) -> None:
         self._changed.set()
@@ -48,16 +52,19 @@ def _failing(errors: list[BaseException], calls: list[float]) -> Callable[[], Aw
 
 
 async def _patiently(
-    call: Callable[[], Awaitable[str]], deadline: float, breaker: _Breaker | None = None
+    call: Callable[[], Awaitable[str]],
+    deadline: float,
+    breaker: _Breaker | None = None,
+    notes: list[str] | None = None,
 ) -> str:
-    notes: list[str] = []
     return await patiently(
         call,
         breaker=breaker or _Breaker(),
         min_interval=1.0,
+        outage=15.0,
         deadline=deadline,
         sleep_until=trio.sleep_until,
-        note=notes.append,
+        note=(notes if notes is not None else []).append,
     )
 
 
@@ -108,6 +115,28 @@ async def test_an_open_breaker_is_waited_for_until_it_changes_or_its_next_trial(
     with pytest.raises(CircuitOpen):  # its next trial is past the deadline: at once
         await _patiently(_failing([CircuitOpen("x", 50.0)], calls), deadline=now + 10.0)
     assert calls[-1] == now
+
+
+async def test_a_breaker_open_for_the_outage_patience_is_not_waited_for(
+    autojump_clock: MockClock,
+) -> None:
+    """An insurer cut off for 15 s or more is an outage, not a blip: unavailable at once,
+    though its next trial (5 s) is well within the deadline."""
+    calls: list[float] = []
+    notes: list[str] = []
+    with pytest.raises(CircuitOpen):
+        await _patiently(
+            _failing([CircuitOpen("x", 5.0)], calls),
+            deadline=100.0,
+            breaker=_Breaker(down_for=15.0),
+            notes=notes,
+        )
+    assert calls == [0.0]
+    assert notes == ["breaker open for 15.0s: an outage, not waited for"]
+    calls.clear()
+    young = _failing([CircuitOpen("x", 5.0)], calls)  # open 14.9 s: still a blip
+    assert await _patiently(young, deadline=100.0, breaker=_Breaker(down_for=14.9)) == "answer"
+    assert 5.0 <= calls[1] <= 6.0
 
 
 async def test_an_answer_time_is_learned_from_the_submit_that_got_through(
