@@ -97,7 +97,7 @@ class Settings:
     dev_endpoints: bool | None = None
     requests_queue: str = "/queue/osago.calculations"
     results_topic: str = "/topic/osago.results"
-    worker_prefetch: int = 2000
+    worker_prefetch: int = 1000
     # The api answers 503 "overloaded" to new calculations while more jobs than this wait
     # for a worker (0: never). See osago/admission.py.
     max_waiting_jobs: int = 200
