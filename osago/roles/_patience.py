@@ -17,16 +17,17 @@ the exchange waits and asks again, until the deadline:
 
 It gives up (the error propagates: the exchange is unavailable or failed) when the next call
 could not start before the deadline, so an insurer down for longer is still reported before
-the user's wait ends, and at once when its breaker's next trial is past the deadline.
+the user's wait ends, and at once when its breaker's next trial is past the deadline. After
+the deadline (the late window) a failure ends the exchange at once. A permanent failure
+(:class:`~osago.errors.InsurerRejected`: a 4xx or a protocol break) is never waited on.
 
 Patience is for a blip, not for an outage: a breaker that has been open (through its
 reopenings) for ``outage`` seconds or more is not waited for; the exchange is unavailable
 at once. Why: a waiting exchange holds its job unacknowledged, a slot of the worker's
-prefetch. With one insurer of ten down for minutes, 10 calculations/s held ~550 such jobs
-for most of a minute each; the workers' prefetch filled, jobs queued, and the api refused
-60 of 600 calculations (10 %) with both cores mostly idle (`bench/capacity.py --down`). After
-the deadline (the late window) a failure ends the exchange at once. A permanent failure
-(:class:`~osago.errors.InsurerRejected`: a 4xx or a protocol break) is never waited on.
+prefetch. With one insurer of ten down for the whole run, 10 calculations/s held ~550 such
+jobs for most of a minute each; the workers' prefetch (then 500) filled, jobs queued, and
+the api refused 60 of 600 calculations with both cores mostly idle (`bench/capacity.py
+--profile realistic --out delta`).
 
 The load it adds is bounded: an open breaker lets no call through, and each waiting
 exchange asks at most once per ``delay(n)``, which doubles. An exchange waiting for a
