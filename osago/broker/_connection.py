@@ -18,9 +18,13 @@ from osago.broker._framing import Frame, FrameParser, encode_frame
 from osago.broker._port import Outgoing
 from osago.errors import BrokerError, BrokerProtocolError, BrokerUnavailable
 
-__all__ = ["StompConnection", "open_stomp_connection"]
+__all__ = ["WRITE_TIMEOUT", "StompConnection", "open_stomp_connection"]
 
 log = logging.getLogger("osago.broker")
+
+# The longest one write may block on a broker that reads nothing before the connection is
+# given up (seconds); a write is never cut short by its caller's cancellation (_write).
+WRITE_TIMEOUT = 10.0
 
 _generations = itertools.count(1)
 
@@ -82,16 +86,27 @@ class StompConnection:
             await trio.lowlevel.checkpoint_if_cancelled()
             chunks, self._unsent = self._unsent, []
             upto = self._queued
+            # Why shielded: once a write begins, part of a frame may be out; cut there, the
+            # stream is garbage and every job unacked on this connection comes back. A caller
+            # cancelled meanwhile (its exchange's scope, a publish's bound) sees it at its
+            # next checkpoint, after its frame. Only a broker that takes nothing for
+            # WRITE_TIMEOUT ends the connection. (Cut writes took down workers' connections
+            # under a surge: `bench/capacity.py --rates 70`, prefetch 2000.)
+            deadline = trio.current_time() + WRITE_TIMEOUT
             try:
-                await self._stream.send_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                with trio.CancelScope(shield=True, deadline=deadline) as scope:
+                    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    await self._stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 self._fail(BrokerUnavailable(f"send failed: {exc!r}"))
                 raise BrokerUnavailable(f"send failed: {exc!r}") from exc
             except BaseException:
-                # Cancelled while the socket's buffer was full: part of a frame may be out,
-                # and the frames of the writers queued behind are not. Nothing can follow.
                 self._fail(BrokerUnavailable("a write was interrupted"))
                 raise
+            if scope.cancelled_caught:
+                error = BrokerUnavailable(f"the broker took no bytes for {WRITE_TIMEOUT:g}s")
+                self._fail(error)
+                raise error
             self._sent = upto
 
     async def send_frame(self, cmd: str, headers: dict[str, str], body: bytes = b"") -> None:

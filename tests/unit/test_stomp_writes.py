@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from osago.broker._connection import StompConnection
+from osago.broker._connection import WRITE_TIMEOUT, StompConnection
 from osago.broker._framing import FrameParser
 from osago.errors import BrokerUnavailable
 
@@ -20,11 +20,18 @@ class _Wire(trio.abc.Stream):
     def __init__(self, *, broken: bool = False) -> None:
         self.writes: list[bytes] = []
         self.broken = broken
+        self.full: trio.Event | None = None  # set: the socket's buffer is full until it is set
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self.broken:
             await trio.lowlevel.checkpoint()
             raise trio.BrokenResourceError("peer gone")
+        if self.full is not None:  # half the bytes out, the rest when the broker reads
+            half = len(data) // 2
+            self.writes.append(bytes(data[:half]))
+            await self.full.wait()
+            self.writes.append(bytes(data[half:]))
+            return
         self.writes.append(bytes(data))
         await trio.lowlevel.cancel_shielded_checkpoint()
 
@@ -88,3 +95,44 @@ async def test_when_a_write_fails_every_writer_queued_with_it_fails() -> None:
     assert sorted(failed) == [0, 1, 2, 3, 4]
     assert conn.dead.is_set()
     assert wire.writes == []
+
+
+async def test_a_writer_cancelled_mid_frame_finishes_it_and_the_connection_lives() -> None:
+    """Cancelling a writer whose frame is half out must not cut the stream (every job
+    unacked on the connection would come back): the frame is finished, then the caller
+    sees its cancellation."""
+    wire = _Wire()
+    wire.full = trio.Event()
+    conn = _connection(wire)
+    caller = trio.CancelScope()
+    outcome: list[str] = []
+
+    async def writer() -> None:
+        with caller:
+            await conn.send_frame("ACK", {"id": "1"})
+            outcome.append("sent")
+            await trio.lowlevel.checkpoint()
+        outcome.append("cancelled" if caller.cancelled_caught else "not cancelled")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()  # half its frame out, the buffer full
+        caller.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcome == []  # still writing: the cancel waits for the frame
+        wire.full.set()  # the broker reads
+    assert outcome == ["sent", "cancelled"]
+    assert _acked(wire) == ["1"]  # the whole frame
+    assert conn.error is None
+
+
+async def test_a_broker_taking_no_bytes_for_the_write_timeout_ends_the_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wire = _Wire()
+    wire.full = trio.Event()  # never set
+    conn = _connection(wire)
+    with pytest.raises(BrokerUnavailable, match="took no bytes"):
+        await conn.send_frame("ACK", {"id": "1"})
+    assert trio.current_time() == pytest.approx(WRITE_TIMEOUT)
+    assert conn.dead.is_set()
