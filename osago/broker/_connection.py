@@ -22,8 +22,8 @@ __all__ = ["WRITE_TIMEOUT", "StompConnection", "open_stomp_connection"]
 
 log = logging.getLogger("osago.broker")
 
-# The longest one write may block on a broker that reads nothing before the connection is
-# given up (seconds); a write is never cut short by its caller's cancellation (_write).
+# The longest one write may take (seconds: a broker that has stopped reading) before the
+# connection is given up; a write is never cut short by its caller's cancellation (_write).
 WRITE_TIMEOUT = 10.0
 
 _generations = itertools.count(1)
@@ -89,9 +89,10 @@ class StompConnection:
             # Why shielded: once a write begins, part of a frame may be out; cut there, the
             # stream is garbage and every job unacked on this connection comes back. A caller
             # cancelled meanwhile (its exchange's scope, a publish's bound) sees it at its
-            # next checkpoint, after its frame. Only a broker that takes nothing for
-            # WRITE_TIMEOUT ends the connection. (Cut writes took down workers' connections
-            # under a surge: `bench/capacity.py --rates 70`, prefetch 2000.)
+            # next checkpoint, after its frame. Only a write that cannot complete in
+            # WRITE_TIMEOUT ends the connection. (Under a surge the api's 2 s bound on a
+            # stats request cut its writes: 8 connections lost in a minute, `bench/capacity.py
+            # --rates 70` with prefetch 2000.)
             deadline = trio.current_time() + WRITE_TIMEOUT
             try:
                 with trio.CancelScope(shield=True, deadline=deadline) as scope:
@@ -104,7 +105,7 @@ class StompConnection:
                 self._fail(BrokerUnavailable("a write was interrupted"))
                 raise
             if scope.cancelled_caught:
-                error = BrokerUnavailable(f"the broker took no bytes for {WRITE_TIMEOUT:g}s")
+                error = BrokerUnavailable(f"a write did not complete in {WRITE_TIMEOUT:g}s")
                 self._fail(error)
                 raise error
             self._sent = upto
