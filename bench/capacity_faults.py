@@ -23,6 +23,8 @@ __all__ = ["OUTS", "insurer_out", "stall_insurers"]
 
 # How an insurer is out: the simulator's control fields that make it so.
 OUTS = {"down": {"fail": True}, "hang": {"stall_rate": 1.0, "stall_seconds": 30.0}}
+# The behaviour field a control shorthand changes (the others are fields themselves).
+_FIELD = {"fail": "outages"}
 
 
 async def stall_insurers(cluster: Cluster, after: float, seconds: float) -> None:
@@ -50,8 +52,8 @@ async def insurer_out(
     fault = OUTS[how]
     r = await http.put(f"{sim}/_control/{code}", json={})  # reads it, changing nothing
     r.raise_for_status()
-    before = {k: r.json()[k] for k in fault if k in r.json()}
-    restore = {"fail": False} if "fail" in fault else before
+    current = r.json()
+    restore = {f: current[f] for f in (_FIELD.get(k, k) for k in fault)}  # as it was
     (await http.put(f"{sim}/_control/{code}", json=fault)).raise_for_status()
     print(f"  {code} is out ({how}) for the step", file=sys.stderr)
     try:
