@@ -22,7 +22,10 @@ from tests.cluster import Cluster
 __all__ = ["OUTS", "insurer_out", "stall_insurers"]
 
 # How an insurer is out: the simulator's control fields that make it so.
-OUTS = {"down": {"fail": True}, "hang": {"stall_rate": 1.0, "stall_seconds": 30.0}}
+OUTS: dict[str, dict[str, object]] = {
+    "down": {"fail": True},
+    "hang": {"stall_rate": 1.0, "stall_seconds": 30.0},
+}
 # The behaviour field a control shorthand changes (the others are fields themselves).
 _FIELD = {"fail": "outages"}
 
