@@ -140,6 +140,38 @@ async def db_offers(url: str, ids: list[str]) -> tuple[int, int]:
     return int(row["offers"]), int(row["n"])
 
 
+# Where a job's time goes before the insurer has it, per exchange (seconds): the api's relay
+# (outbox commit -> the broker took it), the broker and the worker (-> picked up), and the
+# worker's own start (-> first submitted). From the trail each exchange keeps.
+_STAGES = """
+WITH x AS (
+  SELECT c.created_at AS created,
+    (SELECT min(o.sent_at) FROM outbox o WHERE o.calculation_id = c.id
+       AND o.destination LIKE '/queue/%') AS sent,
+    (SELECT min((s->>0)::float8) FROM jsonb_array_elements(e.steps) s
+       WHERE s->>1 LIKE 'picked up%') AS picked,
+    (SELECT min((s->>0)::float8) FROM jsonb_array_elements(e.steps) s
+       WHERE s->>1 LIKE 'submitted%') AS submitted
+  FROM exchanges e JOIN calculations c ON c.id = e.calculation_id
+  WHERE c.id = ANY($1::uuid[]))
+SELECT array_agg(sent - created) FILTER (WHERE sent IS NOT NULL) AS relay,
+       array_agg(picked - coalesce(sent, created)) FILTER (WHERE picked IS NOT NULL) AS pickup,
+       array_agg(submitted - picked) FILTER (WHERE submitted IS NOT NULL) AS submit
+FROM x
+"""
+
+
+async def db_stages(url: str, ids: list[str]) -> dict[str, list[float]]:
+    """Per exchange, seconds spent in each stage before the insurer had the job."""
+    async with trio_asyncio.open_loop() as loop:
+        conn = await loop.run_aio_coroutine(asyncpg.connect(url))
+        try:
+            row = await loop.run_aio_coroutine(conn.fetchrow(_STAGES, [uuid.UUID(i) for i in ids]))
+        finally:
+            await loop.run_aio_coroutine(conn.close())
+    return {k: list(row[k] or []) for k in ("relay", "pickup", "submit")}
+
+
 async def simulator_polls(http: httpx.AsyncClient, sim: str) -> int:
     r = await http.get(f"{sim}/_control/stats")
     return int(r.json().get("polls", 0)) if r.status_code == 200 else 0
@@ -203,6 +235,7 @@ async def run_step(
     offers = {(e["calculation_id"], e["insurer"]): (t, e) for t, e in mine if e["type"] == "offer"}
     created = {a["calculation_id"]: ts(a["deadline_at"]) - DEADLINE for a in accepted}
     stored, exchanges = await db_offers(db_url, sorted(ids))
+    stages = await db_stages(db_url, sorted(ids))
     completed = [e for _, e in mine if e["type"] == "completed"]
     n = max(len(ids), 1)
     return {
@@ -236,6 +269,7 @@ async def run_step(
             ]
             for mode in sorted(set(MODES.values()))
         },
+        "stages": stages,
         "stubs": sum(1 for e in completed if e["stub"]),
         "completed": len({e["calculation_id"] for e in completed}),
         "late": sum(1 for _, e in offers.values() if e.get("late")),
@@ -254,7 +288,10 @@ def fmt_counts(counts: dict[str, int]) -> str:
 
 
 def line(r: dict[str, Any]) -> str:
-    ms = lambda xs, p: 1000 * pct(xs, p)  # noqa: E731
+
+    def ms(xs: list[float], p: float) -> float:
+        return 1000 * pct(xs, p)
+
     cpu = r["cpu_ms"]
     ours = sum(v for k, v in cpu.items() if k != "simulator")
     parts = "  ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items()))
@@ -273,6 +310,16 @@ def line(r: dict[str, Any]) -> str:
             if r["added"]
             else ""
         )
+        + "      before the insurer has the job, p50/p99: "
+        + ", ".join(
+            f"{name} {ms(r['stages'][key], 50):.0f}/{ms(r['stages'][key], 99):.0f} ms"
+            for key, name in (
+                ("relay", "relay (commit -> broker)"),
+                ("pickup", "broker -> picked up"),
+                ("submit", "picked up -> submitted"),
+            )
+        )
+        + "\n"
         + "      wait p50/p99 by the insurer's mode: "
         + ", ".join(
             f"{mode} {ms(w, 50):.0f}/{ms(w, 99):.0f} ms"
