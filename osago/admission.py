@@ -1,37 +1,66 @@
 """Admission: the api refuses new calculations while the workers are behind (load shedding).
 
-Why: past what the workers' boxes can do, jobs wait in the broker's queue, and every user
-waits that much longer before any insurer is even asked (a 2-core box fed 20 calculations/s
-for a minute, past its ~15/s: the median offer came 8.5 s later than the insurer's own time,
-``bench/capacity.py``). A quick 503 with ``Retry-After`` lets the core application say so
-or try later, and keeps the wait of the calculations taken short. The signal is the jobs no
-worker holds yet (the queue's messages less those dispatched), read with the broker's
-statistics each second by the api's backlog refresh; it needs no worker to report, and a
-second api sees the same queue.
+Why: past what the box can do, jobs wait, and every user waits that much longer before any
+insurer is even asked (a 2-core box fed 20 calculations/s for a minute, past its ~15/s: the
+median offer came 8.5 s later than the insurer's own time, ``bench/capacity.py``). A quick
+503 with ``Retry-After`` lets the core application say so or try later, and keeps the wait of
+the calculations taken short.
+
+A job waits in one of two places, and either refuses new calculations:
+
+- in the broker's queue, no worker holding it yet: the queue's messages less those
+  dispatched, read with the broker's statistics each second by the api's backlog refresh
+  (it needs no worker to report, and a second api sees the same queue);
+- in this api, committed but not yet taken by the broker (its job publisher is behind). Why
+  this too: with a worker prefetch large enough for slow insurers, a surge past the CPU never
+  queues in the broker; it starves every process, and the api's own publishing falls behind.
+  At 70/s calm with prefetch 4000 the queue stayed short while jobs waited 5.8 s (p50) to
+  be published, and admission saw nothing. The oldest unpublished job's wait is read when a
+  POST comes, so it is never stale.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from osago.broker import QueueStats
 
 __all__ = ["Backlog"]
 
 
+def _none_waiting() -> float:
+    return 0.0
+
+
 @dataclass
 class Backlog:
-    """The jobs waiting for a worker, as last read; ``limit`` above which the api refuses new
-    calculations (0: never)."""
+    """The jobs waiting, as last read. ``limit``: queued jobs above which the api refuses new
+    calculations; ``max_unpublished``: seconds the oldest job this api has not yet published
+    may have waited (0: never refuse on that count)."""
 
     limit: int = 0
     waiting: int = 0
+    max_unpublished: float = 0.0
+    # Seconds the oldest job this api holds unpublished has waited (its job publisher's).
+    unpublished: Callable[[], float] = field(default=_none_waiting)
 
     def note(self, stats: QueueStats | None) -> None:
         """A fresh reading of the requests queue (None: unreadable, so nothing is refused)."""
         self.waiting = 0 if stats is None else stats.waiting
 
+    def refusal(self) -> str | None:
+        """Why a new calculation is refused now; None when it is taken."""
+        if 0 < self.limit < self.waiting:
+            return f"{self.waiting} jobs wait for a worker (limit {self.limit})"
+        if self.max_unpublished > 0 and (age := self.unpublished()) > self.max_unpublished:
+            return (
+                f"the oldest job not yet published has waited {age:.1f}s"
+                f" (limit {self.max_unpublished:g}s)"
+            )
+        return None
+
     @property
     def overloaded(self) -> bool:
-        """Whether more jobs wait than the limit allows (never with no limit)."""
-        return 0 < self.limit < self.waiting
+        """Whether new calculations are refused now (see :meth:`refusal`)."""
+        return self.refusal() is not None

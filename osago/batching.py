@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -105,12 +106,19 @@ class Batcher(Generic[Q, R]):
                 c.done.set()
 
 
+@dataclass(eq=False, slots=True)
+class _Added:
+    at: float  # trio time of the add
+    left: int  # its items not yet written
+
+
 class Deferred(Generic[R]):
     """Writes that may wait a little, made in batches: one transaction for many items.
 
     ``add`` never waits. The runner writes what came within ``linger`` seconds of the first
     item (at most ``max_batch``); a failed write is logged (the caller says why that is
-    safe). On the way out it writes what is left, shielded and bounded.
+    safe). On the way out it writes what is left, shielded and bounded. :meth:`oldest_wait`
+    says how far behind the writes are.
     """
 
     def __init__(
@@ -128,11 +136,30 @@ class Deferred(Generic[R]):
         self._cleanup_timeout = cleanup_timeout
         self._max_batch = max_batch
         self._send, self._recv = trio.open_memory_channel[R](math.inf)
+        # Items are written in the order they were added: the oldest unwritten one is always
+        # in the first add still here.
+        self._adds: deque[_Added] = deque()
 
     def add(self, items: Sequence[R]) -> None:
         """Write these soon."""
         for item in items:
             self._send.send_nowait(item)
+        if items:
+            self._adds.append(_Added(trio.current_time(), len(items)))
+
+    def oldest_wait(self) -> float:
+        """Seconds the oldest item not yet written (or being written) has waited; 0 if none."""
+        return trio.current_time() - self._adds[0].at if self._adds else 0.0
+
+    def _done(self, n: int) -> None:
+        """``n`` more items are written (or given up): the oldest ``n``."""
+        while n and self._adds:
+            first = self._adds[0]
+            taken = min(n, first.left)
+            first.left -= taken
+            n -= taken
+            if not first.left:
+                self._adds.popleft()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Write batches as they come until cancelled, then what is left."""
@@ -151,3 +178,5 @@ class Deferred(Generic[R]):
             await self._write(items)
         except StoreError as exc:
             log.warning("%s: %d deferred writes lost: %s", self._name, len(items), exc)
+        finally:
+            self._done(len(items))

@@ -97,10 +97,13 @@ class Settings:
     dev_endpoints: bool | None = None
     requests_queue: str = "/queue/osago.calculations"
     results_topic: str = "/topic/osago.results"
-    worker_prefetch: int = 1000
+    worker_prefetch: int = 4000
     # The api answers 503 "overloaded" to new calculations while more jobs than this wait
     # for a worker (0: never). See osago/admission.py.
     max_waiting_jobs: int = 200
+    # ... or while the oldest job it accepted has waited longer than this (seconds) to be
+    # published to the broker (0: never).
+    max_unpublished_wait: float = 0.5
     relay_batch: int = 200
     relay_tick: float = 2.0  # the relay's safety tick (it wakes on NOTIFY)
     keeper_tick: float = 2.0  # the deadline keeper's safety tick (it sleeps until the next due)
@@ -225,6 +228,9 @@ class Settings:
             worker_prefetch=int(number("OSAGO_WORKER_PREFETCH", s.worker_prefetch)),
             max_waiting_jobs=int(
                 number("OSAGO_MAX_WAITING_JOBS", s.max_waiting_jobs, allow_zero=True)
+            ),
+            max_unpublished_wait=number(
+                "OSAGO_MAX_UNPUBLISHED_WAIT", s.max_unpublished_wait, allow_zero=True
             ),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
             keeper_tick=number("OSAGO_KEEPER_TICK", s.keeper_tick),

@@ -175,7 +175,10 @@ async def run_role(
                     _metrics_until, metrics, settings.metrics_bind, checks, stop
                 )
                 urls["metrics"] = f"http://{settings.metrics_bind.host}:{port}/metrics"
-            backlog = Backlog(settings.max_waiting_jobs)  # read by the api's admission
+            # Read by the api's admission.
+            backlog = Backlog(
+                settings.max_waiting_jobs, max_unpublished=settings.max_unpublished_wait
+            )
             if role in ("api", "worker", "all"):
                 queues = (settings.requests_queue, dlq_name(settings.requests_queue))
                 await nursery.start(

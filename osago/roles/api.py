@@ -124,13 +124,10 @@ def create_app(
             return {"error": "bad_request", "message": "the body must be UTF-8 JSON"}, 400
         now = deps.clock.now()
         valid = validate_request(body, today=moscow_today(now))
-        if deps.backlog.overloaded:  # after validation: bad input still learns what is wrong
+        # After validation: bad input still learns what is wrong.
+        if (why := deps.backlog.refusal()) is not None:
             deps.metrics.overloaded.inc()
-            log.warning(
-                "api: new calculation refused: %d jobs wait for a worker (limit %d)",
-                deps.backlog.waiting,
-                deps.backlog.limit,
-            )
+            log.warning("api: new calculation refused: %s", why)
             return (
                 {
                     "error": "overloaded",
@@ -232,6 +229,7 @@ async def run(
     jobs = job_publisher(
         deps.broker, deps.store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout
     )
+    deps.backlog.unpublished = jobs.oldest_wait  # admission: is this api's publishing behind?
     answers = Answers.of(deps.store, deps.clock, topic=s.results_topic, lease=s.outbox_lease)
     async with trio.open_nursery() as marking:  # outlives the publishers: their marks land
         await marking.start(marks.run)

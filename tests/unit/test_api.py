@@ -6,13 +6,15 @@ import copy
 import dataclasses
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import pytest
 import trio
+import trio.testing
 
 from osago.admission import Backlog
-from osago.broker import QueueStats, open_memory_broker
+from osago.broker import Broker, Outgoing, QueueStats, open_memory_broker
 from osago.clock import SystemClock
 from osago.config import Settings
 from osago.insurers import insurers_for
@@ -95,6 +97,64 @@ async def test_new_calculations_are_refused_while_jobs_wait_for_workers() -> Non
         deps.backlog.waiting, deps.backlog.limit = 10**6, 0  # no limit
         r = await client.post("/api/v1/calculations", json=MINIMAL_BODY)
         assert r.status_code == 202
+    assert deps.metrics.registry.get_sample_value("osago_calculations_overloaded_total") == 1
+
+
+class _StalledBroker:
+    """Takes no message until ``release`` is set: a broker (or an api) too busy to keep up."""
+
+    def __init__(self) -> None:
+        self.release = trio.Event()
+        self.sent: list[Outgoing] = []
+
+    async def send(self, messages: Sequence[Outgoing]) -> None:
+        await self.release.wait()
+        self.sent.extend(messages)
+
+
+async def test_new_calculations_are_refused_while_accepted_jobs_wait_to_be_published(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A surge past the CPU may never queue in the broker (the workers' prefetch takes it):
+    it shows as this api's own publishing falling behind. Past ``max_unpublished`` seconds
+    of wait for the oldest job accepted, new calculations get the quick 503; once the broker
+    has taken the jobs, they are accepted again."""
+    store, broker = MemoryStore(), _StalledBroker()
+    settings = dataclasses.replace(SETTINGS, max_unpublished_wait=1.0)
+    deps = ApiDeps(
+        settings,
+        trio.Event(),
+        SystemClock(),
+        store=store,
+        broker=cast(Broker, broker),
+        insurers=insurers_for(settings),
+        backlog=Backlog(max_unpublished=settings.max_unpublished_wait),
+    )
+    marks = sent_marks(store, deps.clock, linger=0.0, cleanup_timeout=1.0)
+    jobs = job_publisher(deps.broker, store, deps.clock, marks, cleanup_timeout=1.0)
+    deps.backlog.unpublished = jobs.oldest_wait
+    client = create_app(deps, jobs).test_client()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(marks.run)
+        await nursery.start(jobs.run)
+        first = await client.post("/api/v1/calculations", json=MINIMAL_BODY)
+        assert first.status_code == 202
+        await trio.sleep(0.9)  # unpublished, but not for long: still taken
+        body = {**MINIMAL_BODY, "user_id": "user-43"}
+        assert (await client.post("/api/v1/calculations", json=body)).status_code == 202
+        await trio.sleep(0.2)  # the first calculation's jobs have waited 1.1 s
+        r = await client.post("/api/v1/calculations", json={**body, "user_id": "user-44"})
+        assert r.status_code == 503
+        assert (await r.get_json())["error"] == "overloaded"
+        assert r.headers["Retry-After"] == "5"
+        assert jobs.oldest_wait() == pytest.approx(1.1)
+        broker.release.set()  # the broker takes them
+        await trio.sleep(0.1)
+        assert len(broker.sent) == 2 * 3  # two calculations, three insurers
+        assert jobs.oldest_wait() == 0.0
+        r = await client.post("/api/v1/calculations", json={**body, "user_id": "user-44"})
+        assert r.status_code == 202
+        nursery.cancel_scope.cancel()
     assert deps.metrics.registry.get_sample_value("osago_calculations_overloaded_total") == 1
 
 

@@ -8,7 +8,8 @@ import trio
 import trio.lowlevel
 import trio.testing
 
-from osago.batching import Batcher
+from osago.batching import Batcher, Deferred
+from osago.errors import StoreError
 
 
 async def test_calls_queued_together_share_one_batch_and_each_gets_its_result_by_key() -> None:
@@ -69,3 +70,38 @@ async def test_a_lingering_batcher_gathers_calls_that_come_within_its_linger(
         (0.02, [1, 2, 3]),
         (0.07, [4]),
     ]
+
+
+async def test_a_deferred_says_how_long_its_oldest_unwritten_item_has_waited(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """What the api's admission reads of its job publisher: the oldest item not yet written,
+    through a batch cut in the middle of an add, and after a failed write (given up)."""
+    go = trio.Event()
+    written: list[list[int]] = []
+
+    async def write(items: list[int]) -> None:
+        await go.wait()
+        written.append(items)
+        if 4 in items:
+            raise StoreError("write", "down")
+
+    deferred: Deferred[int] = Deferred("t", write, linger=0.0, cleanup_timeout=1.0, max_batch=2)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(deferred.run)
+        assert deferred.oldest_wait() == 0.0
+        deferred.add([1, 2, 3])
+        await trio.sleep(1.0)
+        deferred.add([4])
+        deferred.add([])  # nothing to wait for: no entry
+        await trio.sleep(0.5)
+        assert deferred.oldest_wait() == 1.5  # items 1, 2 in the stuck write
+        go.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert written == [[1, 2], [3, 4]]
+        assert deferred.oldest_wait() == 0.0  # 4's write failed: given up, not waiting
+        deferred.add([5])
+        await trio.sleep(0.25)
+        assert written[-1] == [5]
+        assert deferred.oldest_wait() == 0.0
+        nursery.cancel_scope.cancel()
