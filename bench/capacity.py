@@ -22,7 +22,12 @@ plus a margin), then prints one line per step:
 - wait p50/p99: frame arrival - ``ready_at`` (the insurer had it -> the user; adds polling);
 - with ``calm``, added p50/p99: frame arrival - the calculation's creation - the insurer's
   fixed delay: all the user waits for us, a job queued behind a backlog included;
-- refused: POSTs answered 503 ``overloaded`` (too many jobs waiting for a worker);
+- before the insurer has the job, p50/p99 per exchange: the api's publishing (commit ->
+  ``sent_at``), the broker and the worker (-> picked up), the worker's start (-> first
+  submitted). ``sent_at`` is written in a later batch (up to ``write_linger``, 0.1 s), so the
+  first is over-counted by up to that and the second under-counted (often negative);
+- refused: POSTs answered 503 ``overloaded`` (too many jobs waiting for a worker, or the
+  api's publishing of jobs behind);
 - stubs and late offers (with ``calm`` every one of them is caused by load);
 - CPU ms per calculation of each process, from /proc (utime + stime over the step): api,
   workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend); and the

@@ -51,7 +51,9 @@ class Groups:
         return {g: {p: cpu_seconds(p) for p in ps} for g, ps in self.pids().items()}
 
 
-def cpu_delta(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+def cpu_delta(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+) -> dict[str, float]:
     """CPU seconds per group between two snapshots (new pids count from zero)."""
     return {
         g: sum(t - before.get(g, {}).get(p, 0.0) for p, t in pids.items())

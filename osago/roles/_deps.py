@@ -37,7 +37,8 @@ class ApiDeps(_Base):
     insurers: tuple[InsurerConfig, ...] = field(kw_only=True)  # whom each calculation asks
     # Where the demo page connects (known in `osago --role all`); None: no demo page.
     ws_url: str | None = field(default=None, kw_only=True)
-    # The jobs waiting for a worker, kept fresh by the process's backlog refresh.
+    # The jobs waiting (for a worker: kept fresh by the process's backlog refresh; to be
+    # published: read from the api's job publisher), for admission.
     backlog: Backlog = field(default_factory=Backlog, kw_only=True)
 
 

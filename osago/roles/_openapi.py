@@ -90,8 +90,8 @@ def openapi_document(today: date) -> dict[str, Any]:
                         "422": _json(_VALIDATION, "Rules broken, per field"),
                         "503": _json(
                             _ERROR,
-                            "Storage unavailable, or overloaded: too many calculations wait "
-                            "for a worker (Retry-After); retry",
+                            "Storage unavailable, or overloaded: too many jobs wait for a worker"
+                            " or to be published (Retry-After); retry",
                         ),
                     },
                 }

@@ -131,7 +131,7 @@ def create_app(
             return (
                 {
                     "error": "overloaded",
-                    "message": "too many calculations are waiting for a worker, retry later",
+                    "message": "too many calculations are waiting to start, retry later",
                 },
                 503,
                 {"Retry-After": str(_OVERLOADED_RETRY_AFTER)},

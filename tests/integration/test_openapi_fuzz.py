@@ -37,6 +37,8 @@ async def test_no_generated_request_gets_a_5xx_or_an_undocumented_answer(
         # No worker runs here, so every job waits: without this the api would shed (503
         # overloaded, a 5xx for schemathesis) after 200 of them. Shedding has its own tests.
         OSAGO_MAX_WAITING_JOBS="0",
+        # Nor on a burst that puts the api's publishing half a second behind.
+        OSAGO_MAX_UNPUBLISHED_WAIT="0",
     )
     async with trio.open_nursery() as nursery:
         cluster = Cluster(env, nursery)

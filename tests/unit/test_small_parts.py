@@ -97,6 +97,9 @@ def test_settings_from_env_and_role_checks() -> None:
     with pytest.raises(ConfigError, match="OSAGO_API_BIND"):
         Settings.from_env({"OSAGO_API_BIND": "nowhere"})
     assert Settings.from_env({"OSAGO_MAX_WAITING_JOBS": "0"}).max_waiting_jobs == 0  # no limit
+    unpublished = Settings.from_env({"OSAGO_MAX_UNPUBLISHED_WAIT": "0.25"}).max_unpublished_wait
+    assert unpublished == 0.25
+    assert Settings.from_env({"OSAGO_MAX_UNPUBLISHED_WAIT": "0"}).max_unpublished_wait == 0
     with pytest.raises(ConfigError, match="shared"):
         check_role("worker", Settings())
     check_role("worker", Settings(broker_url="stomp://127.0.0.1:61613"))
