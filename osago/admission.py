@@ -23,10 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from osago.broker import QueueStats
 
-__all__ = ["Backlog"]
+__all__ = ["Backlog", "Refusal"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why new calculations are refused: where jobs wait (``queue``: for a worker;
+    ``publishing``: in this api, for the broker), and the reading, for the log."""
+
+    cause: Literal["queue", "publishing"]
+    detail: str
 
 
 def _none_waiting() -> float:
@@ -49,14 +59,15 @@ class Backlog:
         """A fresh reading of the requests queue (None: unreadable, so nothing is refused)."""
         self.waiting = 0 if stats is None else stats.waiting
 
-    def refusal(self) -> str | None:
+    def refusal(self) -> Refusal | None:
         """Why a new calculation is refused now; None when it is taken."""
         if 0 < self.limit < self.waiting:
-            return f"{self.waiting} jobs wait for a worker (limit {self.limit})"
+            return Refusal("queue", f"{self.waiting} jobs wait for a worker (limit {self.limit})")
         if self.max_unpublished > 0 and (age := self.unpublished()) > self.max_unpublished:
-            return (
+            return Refusal(
+                "publishing",
                 f"the oldest job not yet published has waited {age:.1f}s"
-                f" (limit {self.max_unpublished:g}s)"
+                f" (limit {self.max_unpublished:g}s)",
             )
         return None
 

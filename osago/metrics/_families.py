@@ -28,7 +28,9 @@ class Metrics:
         )
         self.overloaded = Counter(
             "osago_calculations_overloaded",
-            "New calculations refused (503) while too many jobs waited for a worker.",
+            "New calculations refused (503) while jobs waited: for a worker (cause=queue), or"
+            " in the api to be published (cause=publishing).",
+            ["cause"],
             registry=r,
         )
         # api, worker: the outbox

@@ -126,8 +126,8 @@ def create_app(
         valid = validate_request(body, today=moscow_today(now))
         # After validation: bad input still learns what is wrong.
         if (why := deps.backlog.refusal()) is not None:
-            deps.metrics.overloaded.inc()
-            log.warning("api: new calculation refused: %s", why)
+            deps.metrics.overloaded.labels(why.cause).inc()
+            log.warning("api: new calculation refused: %s", why.detail)
             return (
                 {
                     "error": "overloaded",

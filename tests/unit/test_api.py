@@ -97,7 +97,12 @@ async def test_new_calculations_are_refused_while_jobs_wait_for_workers() -> Non
         deps.backlog.waiting, deps.backlog.limit = 10**6, 0  # no limit
         r = await client.post("/api/v1/calculations", json=MINIMAL_BODY)
         assert r.status_code == 202
-    assert deps.metrics.registry.get_sample_value("osago_calculations_overloaded_total") == 1
+    assert (
+        deps.metrics.registry.get_sample_value(
+            "osago_calculations_overloaded_total", {"cause": "queue"}
+        )
+        == 1
+    )
 
 
 class _StalledBroker:
@@ -155,7 +160,12 @@ async def test_new_calculations_are_refused_while_accepted_jobs_wait_to_be_publi
         r = await client.post("/api/v1/calculations", json={**body, "user_id": "user-44"})
         assert r.status_code == 202
         nursery.cancel_scope.cancel()
-    assert deps.metrics.registry.get_sample_value("osago_calculations_overloaded_total") == 1
+    assert (
+        deps.metrics.registry.get_sample_value(
+            "osago_calculations_overloaded_total", {"cause": "publishing"}
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
