@@ -13,8 +13,9 @@ late offer or missing offer is caused by load. ``realistic``: the simulator's lo
 delays, refusals, errors, hangs (some stubs and failures are the profile's own).
 
 After a warm-up (the JVM's JIT, connection pools, the insurers' learned poll schedules),
-for each rate it posts for SECONDS, waits until every calculation has closed (or its deadline
-plus a margin), then prints one line per step:
+for each rate it posts for SECONDS, waits until every calculation has completed (or its
+deadline plus a margin), and up to LATE_WAIT seconds more until every offer the database
+holds has come (a late one arrives after `completed`), then prints one line per step:
 
 - offers delivered / expected (expected: the offers PostgreSQL holds for the step), frames
   repeated (the same calculation and seq twice);
@@ -81,6 +82,7 @@ INSURERS = "aurora,borealis,cedar,delta,ember,fjord,granite,harbor,iris,juniper"
 CALM_DELAYS = ",".join(f"{c}={1 + 7 * i / 9:.2f}" for i, c in enumerate(INSURERS.split(",")))
 DELAY_OF = {c: float(d) for c, d in (x.split("=") for x in CALM_DELAYS.split(","))}
 DEADLINE = 60.0
+LATE_WAIT = 20  # seconds a step waits, after every calculation completed, for late offers
 # How each insurer is asked (the bundled insurers file): callback, long-poll or poll.
 MODES = {c.code: c.mode for c in load_insurers(None, default_base="")}
 
@@ -225,6 +227,18 @@ async def run_step(
                     break
                 await trio.sleep(0.5)
             await trio.sleep(1.0)  # stragglers and repeats
+            # A late offer (within the late window, after `completed`) may still be on its
+            # way: wait for every offer the database holds, a while, before counting.
+            for _ in range(LATE_WAIT):
+                stored, _ = await db_offers(db_url, sorted(ids))
+                got = {
+                    (e["calculation_id"], e["insurer"])
+                    for _, e in frames.items
+                    if e["type"] == "offer" and e["calculation_id"] in ids
+                }
+                if len(got) >= stored:
+                    break
+                await trio.sleep(1.0)
             nursery.cancel_scope.cancel()
         after = groups.snapshot()
         elapsed = time.time() - t0
