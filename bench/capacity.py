@@ -23,10 +23,8 @@ holds has come (a late one arrives after `completed`), then prints one line per 
 - wait p50/p99: frame arrival - ``ready_at`` (the insurer had it -> the user; adds polling);
 - with ``calm``, added p50/p99: frame arrival - the calculation's creation - the insurer's
   fixed delay: all the user waits for us, a job queued behind a backlog included;
-- before the insurer has the job, p50/p99 per exchange: the api's publishing (commit ->
-  ``sent_at``), the broker and the worker (-> picked up), the worker's start (-> first
-  submitted). ``sent_at`` is written in a later batch (up to ``write_linger``, 0.1 s), so the
-  first is over-counted by up to that and the second under-counted (often negative);
+- before the insurer has the job, p50/p99 per exchange: the api's publishing, the broker
+  and the worker's receipt (commit -> picked up), the worker's start (-> first submitted);
 - refused: POSTs answered 503 ``overloaded`` (too many jobs waiting for a worker, or the
   api's publishing of jobs behind);
 - stubs and late offers (with ``calm`` every one of them is caused by load);
@@ -63,15 +61,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import trio
-import trio_asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.capacity_chart import chart, pct
 from bench.capacity_cpu import Groups, cpu_delta
+from bench.capacity_db import db_offers, db_stages
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
 from osago.insurers import load_insurers
 from tests.cluster import Cluster, start_cluster
@@ -128,55 +125,6 @@ async def post_at_rate(
             await trio.sleep_until(start + i / rate)
             nursery.start_soon(one, i)
     return accepted
-
-
-async def db_offers(url: str, ids: list[str]) -> tuple[int, int]:
-    """(offers stored, exchanges) of these calculations."""
-    async with trio_asyncio.open_loop() as loop:
-        conn = await loop.run_aio_coroutine(asyncpg.connect(url))
-        try:
-            row = await loop.run_aio_coroutine(
-                conn.fetchrow(
-                    "SELECT count(*) FILTER (WHERE outcome = 'offer') AS offers, count(*) AS n"
-                    " FROM exchanges WHERE calculation_id = ANY($1::uuid[])",
-                    [uuid.UUID(i) for i in ids],
-                )
-            )
-        finally:
-            await loop.run_aio_coroutine(conn.close())
-    return int(row["offers"]), int(row["n"])
-
-
-# Where a job's time goes before the insurer has it, per exchange (seconds): the api's relay
-# (outbox commit -> the broker took it), the broker and the worker (-> picked up), and the
-# worker's own start (-> first submitted). From the trail each exchange keeps.
-_STAGES = """
-WITH x AS (
-  SELECT c.created_at AS created,
-    (SELECT min(o.sent_at) FROM outbox o WHERE o.calculation_id = c.id
-       AND o.destination LIKE '/queue/%') AS sent,
-    (SELECT min((s->>0)::float8) FROM jsonb_array_elements(e.steps) s
-       WHERE s->>1 LIKE 'picked up%') AS picked,
-    (SELECT min((s->>0)::float8) FROM jsonb_array_elements(e.steps) s
-       WHERE s->>1 LIKE 'submitted%') AS submitted
-  FROM exchanges e JOIN calculations c ON c.id = e.calculation_id
-  WHERE c.id = ANY($1::uuid[]))
-SELECT array_agg(sent - created) FILTER (WHERE sent IS NOT NULL) AS relay,
-       array_agg(picked - coalesce(sent, created)) FILTER (WHERE picked IS NOT NULL) AS pickup,
-       array_agg(submitted - picked) FILTER (WHERE submitted IS NOT NULL) AS submit
-FROM x
-"""
-
-
-async def db_stages(url: str, ids: list[str]) -> dict[str, list[float]]:
-    """Per exchange, seconds spent in each stage before the insurer had the job."""
-    async with trio_asyncio.open_loop() as loop:
-        conn = await loop.run_aio_coroutine(asyncpg.connect(url))
-        try:
-            row = await loop.run_aio_coroutine(conn.fetchrow(_STAGES, [uuid.UUID(i) for i in ids]))
-        finally:
-            await loop.run_aio_coroutine(conn.close())
-    return {k: list(row[k] or []) for k in ("relay", "pickup", "submit")}
 
 
 async def simulator_polls(http: httpx.AsyncClient, sim: str) -> int:
@@ -333,8 +281,7 @@ def line(r: dict[str, Any]) -> str:
         + ", ".join(
             f"{name} {ms(r['stages'][key], 50):.0f}/{ms(r['stages'][key], 99):.0f} ms"
             for key, name in (
-                ("relay", "relay (commit -> broker)"),
-                ("pickup", "broker -> picked up"),
+                ("pickup", "commit -> picked up"),
                 ("submit", "picked up -> submitted"),
             )
         )

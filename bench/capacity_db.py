@@ -1,0 +1,58 @@
+"""What a capacity step reads back from PostgreSQL: the offers stored, and where each job's
+time went before its insurer had it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import trio_asyncio
+
+__all__ = ["db_offers", "db_stages"]
+
+
+async def _fetchrow(url: str, query: str, ids: list[str]) -> Any:
+    """One row of ``query`` over these calculations (``$1``), on a connection of its own."""
+    async with trio_asyncio.open_loop() as loop:
+        conn = await loop.run_aio_coroutine(asyncpg.connect(url))
+        try:
+            return await loop.run_aio_coroutine(conn.fetchrow(query, [uuid.UUID(i) for i in ids]))
+        finally:
+            await loop.run_aio_coroutine(conn.close())
+
+
+async def db_offers(url: str, ids: list[str]) -> tuple[int, int]:
+    """(offers stored, exchanges) of these calculations."""
+    row = await _fetchrow(
+        url,
+        "SELECT count(*) FILTER (WHERE outcome = 'offer') AS offers, count(*) AS n"
+        " FROM exchanges WHERE calculation_id = ANY($1::uuid[])",
+        ids,
+    )
+    return int(row["offers"]), int(row["n"])
+
+
+# Where a job's time goes before the insurer has it, per exchange (seconds): the api's
+# publishing, the broker and the worker's receipt and load (commit -> picked up), and the
+# worker's own start (-> first submitted), from the trail each exchange keeps. (The outbox's
+# `sent_at` is no measure: it is written in a later batch, up to `write_linger` late.)
+_STAGES = """
+WITH x AS (
+  SELECT c.created_at AS created,
+    (SELECT min((s->>0)::float8) FROM jsonb_array_elements(e.steps) s
+       WHERE s->>1 LIKE 'picked up%') AS picked,
+    (SELECT min((s->>0)::float8) FROM jsonb_array_elements(e.steps) s
+       WHERE s->>1 LIKE 'submitted%') AS submitted
+  FROM exchanges e JOIN calculations c ON c.id = e.calculation_id
+  WHERE c.id = ANY($1::uuid[]))
+SELECT array_agg(picked - created) FILTER (WHERE picked IS NOT NULL) AS pickup,
+       array_agg(submitted - picked) FILTER (WHERE submitted IS NOT NULL) AS submit
+FROM x
+"""
+
+
+async def db_stages(url: str, ids: list[str]) -> dict[str, list[float]]:
+    """Per exchange, seconds spent in each stage before the insurer had the job."""
+    row = await _fetchrow(url, _STAGES, ids)
+    return {k: list(row[k] or []) for k in ("pickup", "submit")}
