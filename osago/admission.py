@@ -15,8 +15,8 @@ A job waits in one of two places, and either refuses new calculations:
   this too: with a worker prefetch large enough for slow insurers, a surge past the CPU never
   queues in the broker; it starves every process, and the api's own publishing falls behind.
   At 70/s calm with prefetch 4000 and only the queue's limit, jobs waited 5.8 s (p50) to be
-  published, and users 7.8 s more than the insurers' time; with this limit, 0.64 s. The oldest unpublished job's wait is read when a
-  POST comes, so it is never stale.
+  published, and users 7.8 s more than the insurers' time; with this limit, 0.64 s. The
+  oldest unpublished job's wait is read when a POST comes, so it is never stale.
 """
 
 from __future__ import annotations
@@ -70,8 +70,3 @@ class Backlog:
                 f" (limit {self.max_unpublished:g}s)",
             )
         return None
-
-    @property
-    def overloaded(self) -> bool:
-        """Whether new calculations are refused now (see :meth:`refusal`)."""
-        return self.refusal() is not None
