@@ -42,6 +42,13 @@ class Metrics:
             "Age of the oldest unsent outbox row (0 when none).",
             registry=r,
         )
+        # api: how far its publishing of jobs is behind, read at each scrape (admission refuses
+        # new calculations past OSAGO_MAX_UNPUBLISHED_WAIT)
+        self.jobs_unpublished_age = Gauge(
+            "osago_jobs_unpublished_oldest_seconds",
+            "Seconds the oldest job this api accepted has waited to be published (0 when none).",
+            registry=r,
+        )
         # api, worker: the broker's own statistics
         self.queue_messages = Gauge(
             "osago_queue_messages", "Messages waiting, per the broker.", ["queue"], registry=r

@@ -34,7 +34,7 @@ from osago.timeline import timeline
 from osago.tokens import verify_token
 from osago.web.server import hypercorn_config
 
-__all__ = ["create_app", "run"]
+__all__ = ["create_app", "run", "watch_publishing"]
 
 log = logging.getLogger("osago.api")
 
@@ -213,6 +213,12 @@ def create_app(
     return app
 
 
+def watch_publishing(deps: ApiDeps, jobs: Deferred[OutboxMessage]) -> None:
+    """Admission, and the gauge an operator watches, read how far ``jobs`` is behind."""
+    deps.backlog.unpublished = jobs.oldest_wait
+    deps.metrics.jobs_unpublished_age.set_function(jobs.oldest_wait)
+
+
 async def run(
     deps: ApiDeps, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -229,7 +235,7 @@ async def run(
     jobs = job_publisher(
         deps.broker, deps.store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout
     )
-    deps.backlog.unpublished = jobs.oldest_wait  # admission: is this api's publishing behind?
+    watch_publishing(deps, jobs)
     answers = Answers.of(deps.store, deps.clock, topic=s.results_topic, lease=s.outbox_lease)
     async with trio.open_nursery() as marking:  # outlives the publishers: their marks land
         await marking.start(marks.run)

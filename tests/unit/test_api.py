@@ -21,7 +21,7 @@ from osago.insurers import insurers_for
 from osago.models import Job
 from osago.outbox import job_publisher, sent_marks
 from osago.roles._deps import ApiDeps
-from osago.roles.api import create_app
+from osago.roles.api import create_app, watch_publishing
 from osago.storage import MemoryStore
 from osago.tokens import mint_token
 from tests.factories import MINIMAL_BODY, api_app
@@ -137,7 +137,7 @@ async def test_new_calculations_are_refused_while_accepted_jobs_wait_to_be_publi
     )
     marks = sent_marks(store, deps.clock, linger=0.0, cleanup_timeout=1.0)
     jobs = job_publisher(deps.broker, store, deps.clock, marks, cleanup_timeout=1.0)
-    deps.backlog.unpublished = jobs.oldest_wait
+    watch_publishing(deps, jobs)
     client = create_app(deps, jobs).test_client()
     async with trio.open_nursery() as nursery:
         await nursery.start(marks.run)
@@ -153,10 +153,13 @@ async def test_new_calculations_are_refused_while_accepted_jobs_wait_to_be_publi
         assert (await r.get_json())["error"] == "overloaded"
         assert r.headers["Retry-After"] == "5"
         assert jobs.oldest_wait() == pytest.approx(1.1)
+        gauge = "osago_jobs_unpublished_oldest_seconds"
+        assert deps.metrics.registry.get_sample_value(gauge) == pytest.approx(1.1)
         broker.release.set()  # the broker takes them
         await trio.sleep(0.1)
         assert len(broker.sent) == 2 * 3  # two calculations, three insurers
         assert jobs.oldest_wait() == 0.0
+        assert deps.metrics.registry.get_sample_value(gauge) == 0.0
         r = await client.post("/api/v1/calculations", json={**body, "user_id": "user-44"})
         assert r.status_code == 202
         nursery.cancel_scope.cancel()
