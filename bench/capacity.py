@@ -66,10 +66,11 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.capacity_chart import chart, pct
+from bench.capacity_chart import chart
 from bench.capacity_cpu import Groups, cpu_delta
-from bench.capacity_db import db_offers, db_stages
+from bench.capacity_db import db_offers, db_stages, until_offers_came
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
+from bench.capacity_report import line
 from osago.insurers import load_insurers
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
@@ -177,16 +178,18 @@ async def run_step(
             await trio.sleep(1.0)  # stragglers and repeats
             # A late offer (within the late window, after `completed`) may still be on its
             # way: wait for every offer the database holds, a while, before counting.
-            for _ in range(LATE_WAIT):
-                stored, _ = await db_offers(db_url, sorted(ids))
-                got = {
-                    (e["calculation_id"], e["insurer"])
-                    for _, e in frames.items
-                    if e["type"] == "offer" and e["calculation_id"] in ids
-                }
-                if len(got) >= stored:
-                    break
-                await trio.sleep(1.0)
+            await until_offers_came(
+                db_url,
+                sorted(ids),
+                lambda: len(
+                    {
+                        (e["calculation_id"], e["insurer"])
+                        for _, e in frames.items
+                        if e["type"] == "offer" and e["calculation_id"] in ids
+                    }
+                ),
+                LATE_WAIT,
+            )
             nursery.cancel_scope.cancel()
         after = groups.snapshot()
         elapsed = time.time() - t0
@@ -248,54 +251,6 @@ async def run_step(
         "polls_per_exchange": polls / max(exchanges, 1),
         "offer_frames": list(offers.values()),
     }
-
-
-def fmt_counts(counts: dict[str, int]) -> str:
-    return " ".join(f"{k} {v}" for k, v in counts.items()) or "none"
-
-
-def line(r: dict[str, Any]) -> str:
-
-    def ms(xs: list[float], p: float) -> float:
-        return 1000 * pct(xs, p)
-
-    cpu = r["cpu_ms"]
-    ours = sum(v for k, v in cpu.items() if k != "simulator")
-    parts = "  ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items()))
-    return (
-        f"rate {r['rate']:>5g}/s  calcs {r['calculations']:>5}  refused {r['refused']}  "
-        f"completed {r['completed']:>5}  "
-        f"offers {r['offers']}/{r['expected']}  repeats {r['repeats']}  "
-        f"overhead p50/p99 {ms(r['overhead'], 50):.1f}/{ms(r['overhead'], 99):.1f} ms  "
-        f"wait p50/p99 {ms(r['wait'], 50):.0f}/{ms(r['wait'], 99):.0f} ms  "
-        f"no_offer {r['no_offer']} ({fmt_counts(r['no_offer_by'])})  "
-        f"stubs {r['stubs']}  late {r['late']}  "
-        f"polls/exchange {r['polls_per_exchange']:.2f}\n"
-        + (
-            f"      added (202 -> frame, less the insurer's fixed time) p50/p99 "
-            f"{ms(r['added'], 50):.0f}/{ms(r['added'], 99):.0f} ms\n"
-            if r["added"]
-            else ""
-        )
-        + "      before the insurer has the job, p50/p99: "
-        + ", ".join(
-            f"{name} {ms(r['stages'][key], 50):.0f}/{ms(r['stages'][key], 99):.0f} ms"
-            for key, name in (
-                ("pickup", "commit -> picked up"),
-                ("submit", "picked up -> submitted"),
-            )
-        )
-        + "\n"
-        + "      wait p50/p99 by the insurer's mode: "
-        + ", ".join(
-            f"{mode} {ms(w, 50):.0f}/{ms(w, 99):.0f} ms"
-            for mode, w in r["wait_by_mode"].items()
-            if w
-        )
-        + "\n"
-        f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts});"
-        f" {r['cores']:.2f} cores busy over the step's {r['elapsed']:.0f} s"
-    )
 
 
 async def main(a: argparse.Namespace) -> None:

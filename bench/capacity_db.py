@@ -4,12 +4,14 @@ time went before its insurer had it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import trio
 import trio_asyncio
 
-__all__ = ["db_offers", "db_stages"]
+__all__ = ["db_offers", "db_stages", "until_offers_came"]
 
 
 async def _fetchrow(url: str, query: str, ids: list[str]) -> Any:
@@ -31,6 +33,18 @@ async def db_offers(url: str, ids: list[str]) -> tuple[int, int]:
         ids,
     )
     return int(row["offers"]), int(row["n"])
+
+
+async def until_offers_came(
+    url: str, ids: list[str], delivered: Callable[[], int], seconds: int
+) -> None:
+    """Wait, up to ``seconds``, until ``delivered()`` counts every offer the database holds
+    for these calculations (a late one arrives after `completed`)."""
+    for _ in range(seconds):
+        stored, _ = await db_offers(url, ids)
+        if delivered() >= stored:
+            return
+        await trio.sleep(1.0)
 
 
 # Where a job's time goes before the insurer has it, per exchange (seconds): the api's

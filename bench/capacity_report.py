@@ -1,0 +1,57 @@
+"""How a capacity step is printed: one line of counts and percentiles, then its details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.capacity_chart import pct
+
+__all__ = ["line"]
+
+
+def fmt_counts(counts: dict[str, int]) -> str:
+    return " ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def line(r: dict[str, Any]) -> str:
+
+    def ms(xs: list[float], p: float) -> float:
+        return 1000 * pct(xs, p)
+
+    cpu = r["cpu_ms"]
+    ours = sum(v for k, v in cpu.items() if k != "simulator")
+    parts = "  ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items()))
+    return (
+        f"rate {r['rate']:>5g}/s  calcs {r['calculations']:>5}  refused {r['refused']}  "
+        f"completed {r['completed']:>5}  "
+        f"offers {r['offers']}/{r['expected']}  repeats {r['repeats']}  "
+        f"overhead p50/p99 {ms(r['overhead'], 50):.1f}/{ms(r['overhead'], 99):.1f} ms  "
+        f"wait p50/p99 {ms(r['wait'], 50):.0f}/{ms(r['wait'], 99):.0f} ms  "
+        f"no_offer {r['no_offer']} ({fmt_counts(r['no_offer_by'])})  "
+        f"stubs {r['stubs']}  late {r['late']}  "
+        f"polls/exchange {r['polls_per_exchange']:.2f}\n"
+        + (
+            f"      added (202 -> frame, less the insurer's fixed time) p50/p99 "
+            f"{ms(r['added'], 50):.0f}/{ms(r['added'], 99):.0f} ms\n"
+            if r["added"]
+            else ""
+        )
+        + "      before the insurer has the job, p50/p99: "
+        + ", ".join(
+            f"{name} {ms(r['stages'][key], 50):.0f}/{ms(r['stages'][key], 99):.0f} ms"
+            for key, name in (
+                ("pickup", "commit -> picked up"),
+                ("submit", "picked up -> submitted"),
+            )
+        )
+        + "\n"
+        + "      wait p50/p99 by the insurer's mode: "
+        + ", ".join(
+            f"{mode} {ms(w, 50):.0f}/{ms(w, 99):.0f} ms"
+            for mode, w in r["wait_by_mode"].items()
+            if w
+        )
+        + "\n"
+        f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts});"
+        f" {r['cores']:.2f} cores busy over the step's {r['elapsed']:.0f} s"
+    )
