@@ -6,7 +6,7 @@ median offer came 8.5 s later than the insurer's own time, ``bench/capacity.py``
 503 with ``Retry-After`` lets the core application say so or try later, and keeps the wait of
 the calculations taken short.
 
-A job waits in one of two places, and either refuses new calculations:
+A job waits in one of three places, and each refuses new calculations:
 
 - in the broker's queue, no worker holding it yet: the queue's messages less those
   dispatched, read with the broker's statistics each second by the api's backlog refresh
@@ -16,7 +16,11 @@ A job waits in one of two places, and either refuses new calculations:
   queues in the broker; it starves every process, and the api's own publishing falls behind.
   At 70/s calm with prefetch 4000 and only the queue's limit, jobs waited 5.8 s (p50) to be
   published, and users 7.8 s more than the insurers' time; with this limit, 0.64 s. The
-  oldest unpublished job's wait is read when a POST comes, so it is never stale.
+  oldest unpublished job's wait is read when a POST comes, so it is never stale;
+- in a worker, delivered but not yet started: the workers' CPU is the limit, and the jobs
+  wait for it inside them (realistic 50/s: 1.1 s p50 from commit to picked up, seen by
+  neither limit above). Each worker reports the median of that wait every second
+  (:mod:`osago.workload`); the highest fresh report counts.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ __all__ = ["Backlog", "Refusal"]
 @dataclass(frozen=True)
 class Refusal:
     """Why new calculations are refused: where jobs wait (``queue``: for a worker;
-    ``publishing``: in this api, for the broker), and the reading, for the log."""
+    ``publishing``: in this api, for the broker; ``workers``: in a worker, to be started),
+    and the reading, for the log."""
 
-    cause: Literal["queue", "publishing"]
+    cause: Literal["queue", "publishing", "workers"]
     detail: str
 
 
@@ -47,13 +52,17 @@ def _none_waiting() -> float:
 class Backlog:
     """The jobs waiting, as last read. ``limit``: queued jobs above which the api refuses new
     calculations; ``max_unpublished``: seconds the oldest job this api has not yet published
-    may have waited (0: never refuse on that count)."""
+    may have waited; ``max_pickup``: the workers' reported pickup wait (seconds) above which
+    it refuses (0: never refuse on that count, either)."""
 
     limit: int = 0
     waiting: int = 0
     max_unpublished: float = 0.0
     # Seconds the oldest job this api holds unpublished has waited (its job publisher's).
     unpublished: Callable[[], float] = field(default=_none_waiting)
+    max_pickup: float = 0.0
+    # The highest fresh pickup wait the workers reported (osago.workload.WorkerLoads).
+    pickup: Callable[[], float] = field(default=_none_waiting)
 
     def note(self, stats: QueueStats | None) -> None:
         """A fresh reading of the requests queue (None: unreadable, so nothing is refused)."""
@@ -68,5 +77,11 @@ class Backlog:
                 "publishing",
                 f"the oldest job not yet published has waited {age:.1f}s"
                 f" (limit {self.max_unpublished:g}s)",
+            )
+        if self.max_pickup > 0 and (wait := self.pickup()) > self.max_pickup:
+            return Refusal(
+                "workers",
+                f"jobs wait {wait:.2f}s (median) for a worker to start them"
+                f" (limit {self.max_pickup:g}s)",
             )
         return None

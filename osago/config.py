@@ -104,6 +104,10 @@ class Settings:
     # ... or while the oldest job it accepted has waited longer than this (seconds) to be
     # published to the broker (0: never).
     max_unpublished_wait: float = 0.5
+    # ... or while a worker reports that its jobs waited longer than this (seconds, median
+    # over a second) from the api's commit to being started (0: never).
+    max_pickup_wait: float = 1.0
+    load_topic: str = "/topic/osago.load"  # where workers report it (osago/workload.py)
     relay_batch: int = 200
     relay_tick: float = 2.0  # the relay's safety tick (it wakes on NOTIFY)
     keeper_tick: float = 2.0  # the deadline keeper's safety tick (it sleeps until the next due)
@@ -232,6 +236,7 @@ class Settings:
             max_unpublished_wait=number(
                 "OSAGO_MAX_UNPUBLISHED_WAIT", s.max_unpublished_wait, allow_zero=True
             ),
+            max_pickup_wait=number("OSAGO_MAX_PICKUP_WAIT", s.max_pickup_wait, allow_zero=True),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
             keeper_tick=number("OSAGO_KEEPER_TICK", s.keeper_tick),
             store_timeout=number("OSAGO_STORE_TIMEOUT", s.store_timeout),
@@ -241,6 +246,7 @@ class Settings:
             log_format=_choice(get("OSAGO_LOG_FORMAT"), ("text", "json"), s.log_format),
             requests_queue=get("OSAGO_REQUESTS_QUEUE") or s.requests_queue,
             results_topic=get("OSAGO_RESULTS_TOPIC") or s.results_topic,
+            load_topic=get("OSAGO_LOAD_TOPIC") or s.load_topic,
             simulator_delays=delays,
             simulator_profile=get("OSAGO_SIMULATOR_PROFILE") or s.simulator_profile,
             simulator_seed=seed,

@@ -177,7 +177,9 @@ async def run_role(
                 urls["metrics"] = f"http://{settings.metrics_bind.host}:{port}/metrics"
             # Read by the api's admission.
             backlog = Backlog(
-                settings.max_waiting_jobs, max_unpublished=settings.max_unpublished_wait
+                settings.max_waiting_jobs,
+                max_unpublished=settings.max_unpublished_wait,
+                max_pickup=settings.max_pickup_wait,
             )
             if role in ("api", "worker", "all"):
                 queues = (settings.requests_queue, dlq_name(settings.requests_queue))

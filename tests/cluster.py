@@ -212,6 +212,7 @@ async def start_cluster(
         "OSAGO_BROKER_URL": broker_url,
         "OSAGO_REQUESTS_QUEUE": f"/queue/osago.test.{suffix}",
         "OSAGO_RESULTS_TOPIC": f"/topic/osago.test.{suffix}",
+        "OSAGO_LOAD_TOPIC": f"/topic/osago.test.load.{suffix}",
         "OSAGO_DEADLINE_SECONDS": str(deadline),
         "OSAGO_INSURERS": insurers,
         "OSAGO_SIMULATOR_DELAYS": delays,

@@ -28,8 +28,9 @@ class Metrics:
         )
         self.overloaded = Counter(
             "osago_calculations_overloaded",
-            "New calculations refused (503) while jobs waited: for a worker (cause=queue), or"
-            " in the api to be published (cause=publishing).",
+            "New calculations refused (503) while jobs waited: for a worker (cause=queue),"
+            " in the api to be published (cause=publishing), or in a worker to be started"
+            " (cause=workers).",
             ["cause"],
             registry=r,
         )
@@ -47,6 +48,13 @@ class Metrics:
         self.jobs_unpublished_age = Gauge(
             "osago_jobs_unpublished_oldest_seconds",
             "Seconds the oldest job this api accepted has waited to be published (0 when none).",
+            registry=r,
+        )
+        # api: the workers' reports (admission refuses past OSAGO_MAX_PICKUP_WAIT)
+        self.workers_pickup_wait = Gauge(
+            "osago_workers_pickup_wait_seconds",
+            "The highest median wait, commit to started, a worker reported in the last"
+            " seconds (0 when none did).",
             registry=r,
         )
         # api, worker: the broker's own statistics

@@ -33,8 +33,9 @@ from osago.roles._ops import add_ops_routes
 from osago.timeline import timeline
 from osago.tokens import verify_token
 from osago.web.server import hypercorn_config
+from osago.workload import WorkerLoads, watch_workers
 
-__all__ = ["create_app", "run", "watch_publishing"]
+__all__ = ["create_app", "run", "watch_pickup", "watch_publishing"]
 
 log = logging.getLogger("osago.api")
 
@@ -219,6 +220,12 @@ def watch_publishing(deps: ApiDeps, jobs: Deferred[OutboxMessage]) -> None:
     deps.metrics.jobs_unpublished_age.set_function(jobs.oldest_wait)
 
 
+def watch_pickup(deps: ApiDeps, loads: WorkerLoads) -> None:
+    """Admission, and the gauge an operator watches, read the workers' reports in ``loads``."""
+    deps.backlog.pickup = loads.highest_wait
+    deps.metrics.workers_pickup_wait.set_function(loads.highest_wait)
+
+
 async def run(
     deps: ApiDeps, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -236,12 +243,15 @@ async def run(
         deps.broker, deps.store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout
     )
     watch_publishing(deps, jobs)
+    loads = WorkerLoads()
+    watch_pickup(deps, loads)
     answers = Answers.of(deps.store, deps.clock, topic=s.results_topic, lease=s.outbox_lease)
     async with trio.open_nursery() as marking:  # outlives the publishers: their marks land
         await marking.start(marks.run)
         async with trio.open_nursery() as background:
             await background.start(jobs.run)
             await background.start(answers.run)
+            await background.start(watch_workers, deps.broker, s.load_topic, loads)
             await background.start(partial(relay.run, deps, listen=False))
             await _serve(deps, create_app(deps, jobs, answers), config, task_status=task_status)
             # Served and drained: publish what is queued, then stop.

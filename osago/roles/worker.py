@@ -34,6 +34,7 @@ from osago.resilience import RetryPolicy, log_hook, retrying
 from osago.roles._answers import Answers
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import Aids, Steps, run_exchange
+from osago.workload import PickupWaits, report_load
 
 __all__ = ["Crew", "handle", "run"]
 
@@ -57,6 +58,7 @@ class Crew:
     marks: Deferred[int]
     steps: Deferred[tuple[UUID, tuple[Step, ...]]]
     running: dict[UUID, _Held] = field(default_factory=dict)  # exchanges running here
+    waits: PickupWaits = field(default_factory=PickupWaits)  # reported for admission
     alarms: Alarms = field(default_factory=Alarms)  # what waiting exchanges sleep on
 
     @classmethod
@@ -202,7 +204,9 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         raise PoisonMessage(f"insurer {ex.insurer} is not configured on this worker")
     m = deps.metrics
     if not held.delivery.redelivered:  # how fast the queue drains: commit -> picked up
-        m.job_wait.observe(max(0.0, deps.clock.now() - ex.created_at))
+        waited = max(0.0, deps.clock.now() - ex.created_at)
+        m.job_wait.observe(waited)
+        crew.waits.observe(waited)
     # Polling goes on past the deadline, through the late window: a late answer still
     # reaches the user, marked late. The keeper completes and closes the calculation.
     in_flight = m.in_flight.labels(ex.insurer)
@@ -272,6 +276,8 @@ async def run(
         await outer.start(retention.run, deps)
         # Tick only: the api relays new jobs, this worker publishes its own events.
         await outer.start(partial(relay.run, deps, listen=False))
+        # How long jobs wait for this worker, each second: the api sheds on it.
+        await outer.start(partial(report_load, deps.broker, s.load_topic, crew.waits))
         async with (
             deps.broker.subscribe(s.requests_queue, prefetch=s.worker_prefetch) as sub,
             trio.open_nursery() as jobs,

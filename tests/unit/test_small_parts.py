@@ -100,6 +100,11 @@ def test_settings_from_env_and_role_checks() -> None:
     unpublished = Settings.from_env({"OSAGO_MAX_UNPUBLISHED_WAIT": "0.25"}).max_unpublished_wait
     assert unpublished == 0.25
     assert Settings.from_env({"OSAGO_MAX_UNPUBLISHED_WAIT": "0"}).max_unpublished_wait == 0
+    assert Settings.from_env({"OSAGO_MAX_PICKUP_WAIT": "2.5"}).max_pickup_wait == 2.5
+    assert Settings.from_env({"OSAGO_MAX_PICKUP_WAIT": "0"}).max_pickup_wait == 0
+    assert Settings.from_env({"OSAGO_LOAD_TOPIC": "/topic/x"}).load_topic == "/topic/x"
+    with pytest.raises(ConfigError, match="OSAGO_MAX_PICKUP_WAIT"):
+        Settings.from_env({"OSAGO_MAX_PICKUP_WAIT": "-1"})
     with pytest.raises(ConfigError, match="shared"):
         check_role("worker", Settings())
     check_role("worker", Settings(broker_url="stomp://127.0.0.1:61613"))

@@ -1,0 +1,154 @@
+"""Workers report how long their jobs waited to be started; the api sheds on it."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import pytest
+import trio
+import trio.testing
+
+from osago.admission import Backlog
+from osago.broker import Outgoing, open_memory_broker
+from osago.clock import SystemClock
+from osago.config import Settings
+from osago.insurers import insurers_for
+from osago.roles._deps import ApiDeps
+from osago.roles.api import create_app, watch_pickup
+from osago.storage import MemoryStore
+from osago.workload import (
+    STALE_AFTER,
+    LoadReport,
+    PickupWaits,
+    WorkerLoads,
+    report_load,
+    watch_workers,
+)
+from tests.factories import MINIMAL_BODY
+
+TOPIC = "/topic/osago.load"
+SETTINGS = Settings(insurer_codes=("aurora", "borealis", "cedar"), max_pickup_wait=1.0)
+
+
+def test_a_report_survives_its_message_and_garbage_is_no_report() -> None:
+    report = LoadReport("host:1", 0.25, 7)
+    assert LoadReport.decode(report.encode()) == report
+    for body in (b"", b"not json", b"[]", b'{"worker": "w"}', b'{"worker": "w",'):
+        assert LoadReport.decode(body) is None
+    negative = b'{"worker": "w", "pickup_wait": -1, "jobs": 1}'
+    assert LoadReport.decode(negative) is None
+
+
+def test_pickup_waits_give_the_median_of_each_interval_then_start_afresh() -> None:
+    waits = PickupWaits()
+    assert waits.take() == (0.0, 0)
+    for seconds in (0.1, 3.0, 0.2):
+        waits.observe(seconds)
+    assert waits.take() == (0.2, 3)
+    assert waits.take() == (0.0, 0)
+
+
+async def test_the_api_hears_every_worker_and_forgets_the_silent_ones(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    loads = WorkerLoads()
+    async with open_memory_broker() as broker, trio.open_nursery() as nursery:
+        await nursery.start(watch_workers, broker, TOPIC, loads)
+        busy, calm = PickupWaits(), PickupWaits()
+        reporters = trio.CancelScope()
+
+        async def reporting(task_status: trio.TaskStatus[None]) -> None:
+            with reporters:
+                async with trio.open_nursery() as inner:
+                    await inner.start(partial(report_load, broker, TOPIC, busy, name="busy"))
+                    await inner.start(partial(report_load, broker, TOPIC, calm, name="calm"))
+                    task_status.started()
+
+        await nursery.start(reporting)
+        for seconds in (1.5, 2.0, 2.5):
+            busy.observe(seconds)
+        calm.observe(0.1)
+        await trio.sleep(1.01)  # one report each: the highest counts
+        assert loads.highest_wait() == 2.0
+        await trio.sleep(1.0)  # nothing picked up since: both report 0
+        assert loads.highest_wait() == 0.0
+        busy.observe(4.0)
+        await trio.sleep(1.0)
+        assert loads.highest_wait() == 4.0
+        reporters.cancel()  # the workers die: their last word goes stale
+        await trio.sleep(STALE_AFTER - 0.5)
+        assert loads.highest_wait() == 4.0
+        await trio.sleep(1.0)
+        assert loads.highest_wait() == 0.0
+        # A message on the topic that is not a report changes nothing.
+        await broker.send([Outgoing(TOPIC, b"garbage")])
+        await trio.sleep(0.1)
+        assert loads.highest_wait() == 0.0
+        nursery.cancel_scope.cancel()
+
+
+async def test_new_calculations_are_refused_while_workers_start_jobs_late(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Past ``max_pickup_wait`` of reported wait (commit to a worker starting the job), new
+    calculations get the quick 503 (cause ``workers``); once the reports are under the limit
+    again, or stale, they are taken."""
+    loads = WorkerLoads()
+    async with open_memory_broker() as broker:
+        deps = ApiDeps(
+            SETTINGS,
+            trio.Event(),
+            SystemClock(),
+            store=MemoryStore(),
+            broker=broker,
+            insurers=insurers_for(SETTINGS),
+            backlog=Backlog(max_pickup=SETTINGS.max_pickup_wait),
+        )
+        watch_pickup(deps, loads)
+        client = create_app(deps).test_client()
+
+        async def post(user: str) -> int:
+            body = {**MINIMAL_BODY, "user_id": user}
+            return (await client.post("/api/v1/calculations", json=body)).status_code
+
+        loads.note(LoadReport("w1", 0.4, 100))
+        loads.note(LoadReport("w2", 0.9, 100))
+        assert await post("u1") == 202
+        loads.note(LoadReport("w2", 1.6, 100))
+        r = await client.post("/api/v1/calculations", json={**MINIMAL_BODY, "user_id": "u2"})
+        assert r.status_code == 503
+        assert (await r.get_json())["error"] == "overloaded"
+        assert r.headers["Retry-After"] == "5"
+        gauge = "osago_workers_pickup_wait_seconds"
+        assert deps.metrics.registry.get_sample_value(gauge) == pytest.approx(1.6)
+        loads.note(LoadReport("w2", 0.3, 100))  # caught up
+        assert await post("u3") == 202
+        loads.note(LoadReport("w2", 5.0, 100))
+        assert await post("u4") == 503
+        await trio.sleep(STALE_AFTER + 0.1)  # that worker fell silent: its word is stale
+        assert await post("u5") == 202
+        assert deps.metrics.registry.get_sample_value(gauge) == 0.0
+    refused = deps.metrics.registry.get_sample_value(
+        "osago_calculations_overloaded_total", {"cause": "workers"}
+    )
+    assert refused == 2
+
+
+async def test_no_limit_means_reports_refuse_nothing() -> None:
+    loads = WorkerLoads()
+    settings = dataclasses.replace(SETTINGS, max_pickup_wait=0.0)
+    async with open_memory_broker() as broker:
+        deps = ApiDeps(
+            settings,
+            trio.Event(),
+            SystemClock(),
+            store=MemoryStore(),
+            broker=broker,
+            insurers=insurers_for(settings),
+            backlog=Backlog(max_pickup=settings.max_pickup_wait),
+        )
+        watch_pickup(deps, loads)
+        loads.note(LoadReport("w1", 30.0, 100))
+        r = await create_app(deps).test_client().post("/api/v1/calculations", json=MINIMAL_BODY)
+        assert r.status_code == 202
