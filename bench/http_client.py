@@ -110,14 +110,14 @@ async def main(n: int, concurrency: int) -> None:
 
         pool = Http11Pool(base)
 
-        async def via_h11(method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
+        async def via_lean(method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
             headers = [("content-type", "application/json")] if body else []
             r = await pool.request(
                 method, url.removeprefix(base) or "/", headers=headers, body=body or b""
             )
             return r.status, r.body
 
-        await run("http11 (lean, h11)", via_h11, base, n, concurrency)
+        await run("http11 (lean, own framing)", via_lean, base, n, concurrency)
         await pool.aclose()
     finally:
         proc.terminate()

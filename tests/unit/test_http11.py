@@ -139,3 +139,121 @@ async def test_failures_are_one_error() -> None:
         await Http11Pool("http://127.0.0.1:9").request("GET", "/")
     with pytest.raises(ValueError, match="origin"):
         Http11Pool("ftp://example.test")
+
+
+def answering(*answers: bytes) -> Handler:
+    """A server that answers each request on a connection with the next of ``answers``, then
+    closes it."""
+
+    async def handler(stream: trio.SocketStream, n: int) -> None:
+        for answer in answers:
+            if not await read_request(stream):
+                return
+            await stream.send_all(answer)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("answer", "body", "reused"),
+    [
+        # Interim answers are skipped; the final one follows on the same connection.
+        (b"HTTP/1.1 100 Continue\r\n\r\n" + OK, b"{}", True),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b"", True),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}", b"{}", False),
+        (b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n{}", b"{}", False),
+        (b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n{}", b"{}", True),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\n\r\n{}", b"{}", True),
+        # Chunk extensions and trailers are read past.
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"2;x=1\r\n{}\r\n0\r\nt: 1\r\n\r\n",
+            b"{}",
+            True,
+        ),
+        # Bytes after the answer answer nothing: that connection is not reused.
+        (OK + b"HTTP/1.1 200 OK\r\n", b"{}", False),
+    ],
+)
+async def test_answers_are_framed_as_http_1_1_says(
+    answer: bytes, body: bytes, reused: bool
+) -> None:
+    async with server(answering(answer, answer)) as url:
+        pool = Http11Pool(url)
+        for _ in range(2):
+            r = await pool.request("GET", "/x")
+            assert (r.status in (200, 204), r.body) == (True, body)
+        assert pool.opened == (1 if reused else 2)
+        await pool.aclose()
+
+
+async def test_a_body_without_length_is_read_to_the_close() -> None:
+    async def until_close(stream: trio.SocketStream, n: int) -> None:
+        await read_request(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\n\r\n{")
+        await stream.send_all(b'"a": 1}')
+
+    async with server(until_close) as url:
+        pool = Http11Pool(url)
+        r = await pool.request("GET", "/x")
+        assert r.body == b'{"a": 1}'
+        assert (await pool.request("GET", "/x")).body == b'{"a": 1}'
+        assert pool.opened == 2
+        await pool.aclose()
+
+
+async def test_repeated_headers_are_joined_and_names_lower_cased() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 0\r\n\r\n"
+    async with server(answering(answer)) as url:
+        pool = Http11Pool(url)
+        r = await pool.request("GET", "/x")
+        assert r.headers == {"x-a": "1, 2", "content-length": "0"}
+        await pool.aclose()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/2 200 OK\r\ncontent-length: 0\r\n\r\n",
+        b"HTTP/1.1 20 OK\r\ncontent-length: 0\r\n\r\n",
+        b"ICY 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nx: 1\r\n folded\r\ncontent-length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2, 3\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{}",  # then closed: short
+        b"HTTP/1.1 200 OK\r\ncontent-le",  # closed in the head
+        b"HTTP/1.1 200 OK\r\n" + b"x: " + b"y" * 70_000 + b"\r\n\r\n",
+    ],
+)
+async def test_answers_that_break_the_protocol_are_one_error(answer: bytes) -> None:
+    async with server(answering(answer)) as url:
+        pool = Http11Pool(url)
+        with pytest.raises(HttpTransportError):
+            await pool.request("GET", "/x")
+        assert pool.opened == 1  # not retried: the server did answer
+        await pool.aclose()
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers"),
+    [
+        ("GET", "/x\r\nx-injected: 1", []),
+        ("GET", "/a b", []),
+        ("GET", "", []),
+        ("G ET", "/x", []),
+        ("GET", "/x", [("x-a", "1\r\nx-injected: 1")]),
+        ("GET", "/x", [("x a", "1")]),
+        ("GET", "/x", [("x-a", "\u20bd")]),
+    ],
+)
+async def test_a_request_that_would_break_the_framing_is_never_sent(
+    method: str, target: str, headers: list[tuple[str, str]]
+) -> None:
+    pool = Http11Pool("http://127.0.0.1:9")
+    with pytest.raises(ValueError):  # noqa: PT011 (the message names the part)
+        await pool.request(method, target, headers=headers)
+    assert pool.opened == 0
