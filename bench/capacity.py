@@ -25,8 +25,8 @@ holds has come (a late one arrives after `completed`), then prints one line per 
   fixed delay: all the user waits for us, a job queued behind a backlog included;
 - before the insurer has the job, p50/p99 per exchange: the api's publishing, the broker
   and the worker's receipt (commit -> picked up), the worker's start (-> first submitted);
-- refused: POSTs answered 503 ``overloaded`` (too many jobs waiting for a worker, or the
-  api's publishing of jobs behind);
+- refused: POSTs answered 503 ``overloaded`` (too many jobs waiting for a worker, the
+  api's publishing of jobs behind, or a worker starting jobs late), with the api's reasons;
 - stubs and late offers (with ``calm`` every one of them is caused by load);
 - CPU ms per calculation of each process, from /proc (utime + stime over the step): api,
   workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend); and the

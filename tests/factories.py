@@ -12,7 +12,8 @@ from typing import Any
 import trio
 from quart_trio import QuartTrio
 
-from osago.broker import open_memory_broker
+from osago.admission import Backlog
+from osago.broker import Broker, open_memory_broker
 from osago.clock import SystemClock
 from osago.config import Settings
 from osago.domain.dates import moscow_today
@@ -58,17 +59,28 @@ def new_calculation(
     )
 
 
+def api_deps(
+    settings: Settings,
+    broker: Broker,
+    *,
+    store: Store | None = None,
+    backlog: Backlog | None = None,
+) -> ApiDeps:
+    """The api's dependencies on ``broker``, ``store`` (a fresh MemoryStore by default) and
+    ``backlog`` (admission; none refusing by default), with the system clock."""
+    return ApiDeps(
+        settings,
+        trio.Event(),
+        SystemClock(),
+        store=store if store is not None else MemoryStore(),
+        broker=broker,
+        insurers=insurers_for(settings),
+        backlog=backlog if backlog is not None else Backlog(),
+    )
+
+
 @asynccontextmanager
 async def api_app(settings: Settings, store: Store | None = None) -> AsyncIterator[QuartTrio]:
     """The api's app on a memory broker and ``store`` (a fresh MemoryStore by default)."""
     async with open_memory_broker() as broker:
-        yield create_app(
-            ApiDeps(
-                settings,
-                trio.Event(),
-                SystemClock(),
-                store=store if store is not None else MemoryStore(),
-                broker=broker,
-                insurers=insurers_for(settings),
-            )
-        )
+        yield create_app(api_deps(settings, broker, store=store))

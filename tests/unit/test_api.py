@@ -24,7 +24,7 @@ from osago.roles._deps import ApiDeps
 from osago.roles.api import create_app, watch_publishing
 from osago.storage import MemoryStore
 from osago.tokens import mint_token
-from tests.factories import MINIMAL_BODY, api_app
+from tests.factories import MINIMAL_BODY, api_app, api_deps
 
 SETTINGS = Settings(insurer_codes=("aurora", "borealis", "cedar"), deadline_seconds=60.0)
 
@@ -73,15 +73,7 @@ async def test_new_calculations_are_refused_while_jobs_wait_for_workers() -> Non
     still gets its 422; under the limit (or with none) it is accepted as usual."""
     store = MemoryStore()
     async with open_memory_broker() as broker:
-        deps = ApiDeps(
-            SETTINGS,
-            trio.Event(),
-            SystemClock(),
-            store=store,
-            broker=broker,
-            insurers=insurers_for(SETTINGS),
-            backlog=Backlog(limit=1000, waiting=1001),
-        )
+        deps = api_deps(SETTINGS, broker, store=store, backlog=Backlog(limit=1000, waiting=1001))
         client = create_app(deps).test_client()
         r = await client.post("/api/v1/calculations", json=MINIMAL_BODY)
         assert r.status_code == 503

@@ -11,12 +11,8 @@ import trio.testing
 
 from osago.admission import Backlog
 from osago.broker import Outgoing, open_memory_broker
-from osago.clock import SystemClock
 from osago.config import Settings
-from osago.insurers import insurers_for
-from osago.roles._deps import ApiDeps
 from osago.roles.api import create_app, watch_pickup
-from osago.storage import MemoryStore
 from osago.workload import (
     STALE_AFTER,
     LoadReport,
@@ -25,7 +21,7 @@ from osago.workload import (
     report_load,
     watch_workers,
 )
-from tests.factories import MINIMAL_BODY
+from tests.factories import MINIMAL_BODY, api_deps
 
 TOPIC = "/topic/osago.load"
 SETTINGS = Settings(insurer_codes=("aurora", "borealis", "cedar"), max_pickup_wait=1.0)
@@ -96,15 +92,7 @@ async def test_new_calculations_are_refused_while_workers_start_jobs_late(
     again, or stale, they are taken."""
     loads = WorkerLoads()
     async with open_memory_broker() as broker:
-        deps = ApiDeps(
-            SETTINGS,
-            trio.Event(),
-            SystemClock(),
-            store=MemoryStore(),
-            broker=broker,
-            insurers=insurers_for(SETTINGS),
-            backlog=Backlog(max_pickup=SETTINGS.max_pickup_wait),
-        )
+        deps = api_deps(SETTINGS, broker, backlog=Backlog(max_pickup=SETTINGS.max_pickup_wait))
         watch_pickup(deps, loads)
         client = create_app(deps).test_client()
 
@@ -139,15 +127,7 @@ async def test_no_limit_means_reports_refuse_nothing() -> None:
     loads = WorkerLoads()
     settings = dataclasses.replace(SETTINGS, max_pickup_wait=0.0)
     async with open_memory_broker() as broker:
-        deps = ApiDeps(
-            settings,
-            trio.Event(),
-            SystemClock(),
-            store=MemoryStore(),
-            broker=broker,
-            insurers=insurers_for(settings),
-            backlog=Backlog(max_pickup=settings.max_pickup_wait),
-        )
+        deps = api_deps(settings, broker, backlog=Backlog(max_pickup=settings.max_pickup_wait))
         watch_pickup(deps, loads)
         loads.note(LoadReport("w1", 30.0, 100))
         r = await create_app(deps).test_client().post("/api/v1/calculations", json=MINIMAL_BODY)
