@@ -12,7 +12,8 @@ import httpx
 import pytest
 import trio
 
-from osago.broker import Outgoing, open_stomp_broker
+from osago.broker import Outgoing, Subscription, open_stomp_broker
+from osago.workload import LoadReport
 from tests.cluster import (
     Cluster,
     all_role_env,
@@ -110,6 +111,29 @@ async def test_each_job_is_processed_by_exactly_one_worker(cluster: Cluster) -> 
     assert len(submitted) == len(calcs) * 3
     assert all(len(workers) == 1 for workers in submitted.values())
     assert {w for ws in submitted.values() for w in ws} == {"worker1", "worker2"}
+
+
+async def test_every_worker_reports_its_pickup_wait_each_second(cluster: Cluster) -> None:
+    """The api's admission hears every worker on the load topic (osago/workload.py)."""
+    reports: list[LoadReport] = []
+
+    async def hear(sub: Subscription) -> None:
+        async for delivery in sub:
+            report = LoadReport.decode(delivery.body)
+            assert report is not None
+            reports.append(report)
+
+    async with (
+        open_stomp_broker(STOMP_URL) as broker,
+        broker.subscribe(cluster.env["OSAGO_LOAD_TOPIC"]) as sub,
+    ):
+        for i in range(6):
+            await cluster.post(body(f"load-{i}"))
+        with trio.move_on_after(4.0):  # the jobs start within a second or so; then idle
+            await hear(sub)
+    assert len({r.worker for r in reports}) == 2
+    assert sum(r.jobs for r in reports) == 6 * 3
+    assert all(0.0 <= r.pickup_wait < DEADLINE for r in reports)
 
 
 async def test_poison_message_lands_in_the_dlq_and_work_goes_on(
