@@ -300,6 +300,65 @@ async def test_hedge_starts_a_second_call_and_cancels_the_loser(
     assert cancelled == [pytest.approx(1.5)]
 
 
+async def test_a_first_call_that_wins_the_race_cancels_the_hedge(
+    autojump_clock: MockClock,
+) -> None:
+    durations = iter([0.8, 5.0])
+    cancelled: list[float] = []
+
+    async def poll() -> float:
+        d = next(durations)
+        try:
+            await trio.sleep(d)
+        except trio.Cancelled:
+            cancelled.append(trio.current_time())
+            raise
+        return d
+
+    assert await hedged("x", poll, delay=0.5) == 0.8
+    assert trio.current_time() == pytest.approx(0.8)
+    assert cancelled == [pytest.approx(0.8)]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "outcome", "at"),
+    [
+        # A first call that fails before the hedge is due fails the hedge: no second call.
+        ((0.2, "boom"), None, "boom", 0.2),
+        # One that fails while the hedge runs leaves it to the hedge...
+        ((0.8, "boom"), (1.0, "ok"), "ok", 1.5),
+        # ... and when both fail, the last failure is the hedge's.
+        ((0.8, "boom"), (1.0, "bang"), "bang", 1.5),
+    ],
+)
+async def test_failures_fail_the_hedge_only_when_no_call_is_left(
+    autojump_clock: MockClock,
+    first: tuple[float, str],
+    second: tuple[float, str] | None,
+    outcome: str,
+    at: float,
+) -> None:
+    plans = iter([first, second])
+    calls = 0
+
+    async def poll() -> str:
+        nonlocal calls
+        calls += 1
+        plan = next(plans)
+        assert plan is not None
+        await trio.sleep(plan[0])
+        if plan[1] != "ok":
+            raise ValueError(plan[1])
+        return plan[1]
+
+    if outcome == "ok":
+        assert await hedged("x", poll, delay=0.5) == "ok"
+    else:
+        with pytest.raises(ValueError, match=outcome):
+            await hedged("x", poll, delay=0.5)
+    assert (calls, trio.current_time()) == (1 if second is None else 2, pytest.approx(at))
+
+
 @pytest.mark.parametrize(
     ("duration", "budget_left"),
     [
