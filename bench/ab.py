@@ -22,7 +22,8 @@ from pathlib import Path
 from statistics import mean
 
 ROOT = Path(__file__).resolve().parents[1]
-CPU_LINE = re.compile(r"CPU ms per calculation: ours\+activemq\+postgres ([\d.]+)\s+\((.*)\)")
+CPU_LINE = re.compile(r"CPU ms per calculation: ours\+activemq\+postgres ([\d.]+)\s+\(([^)]*)\)")
+HOST = re.compile(r"host reference workload ([\d.]+)/([\d.]+) ms")
 
 
 def worktree(rev: str) -> Path:
@@ -52,6 +53,8 @@ def step(tree: Path, label: str, args: list[str]) -> list[dict[str, float]]:
             figures = {"total": float(m[1])}
             parts = m[2].split()
             figures |= {name: float(v) for name, v in zip(parts[::2], parts[1::2], strict=True)}
+            if h := HOST.search(line):
+                figures["host reference"] = (float(h[1]) + float(h[2])) / 2
             found.append(figures)
     proc.wait()
     return found

@@ -67,7 +67,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.capacity_chart import chart
-from bench.capacity_cpu import Groups, cpu_delta
+from bench.capacity_cpu import Groups, cpu_delta, reference_ms
 from bench.capacity_db import db_offers, db_stages, until_offers_came
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
 from bench.capacity_report import line
@@ -148,6 +148,9 @@ async def run_step(
     groups = Groups(cluster)
     api, sim = cluster.url("api", "api"), cluster.url("insurers", "insurers")
     frames.items.clear()
+    # The host's speed before and after the step: it moved by 2x within seconds on a quiet
+    # box (2026-12-06), so CPU figures compare only beside it.
+    host = [reference_ms()]
     async with httpx.AsyncClient(timeout=30) as http:
         polls0 = await simulator_polls(http, sim)
         before = groups.snapshot()
@@ -194,6 +197,7 @@ async def run_step(
         after = groups.snapshot()
         elapsed = time.time() - t0
         polls = await simulator_polls(http, sim) - polls0
+    host.append(reference_ms())
     cpu = cpu_delta(before, after)
     mine = [(t, e) for t, e in frames.items if e.get("calculation_id") in ids]
     seen: set[tuple[str, int]] = set()
@@ -248,6 +252,7 @@ async def run_step(
         # many of the box's cores the step kept busy, the simulator's included.
         "cores": sum(cpu.values()) / max(elapsed, 1e-9),
         "elapsed": elapsed,
+        "reference_ms": tuple(host),
         "polls_per_exchange": polls / max(exchanges, 1),
         "offer_frames": list(offers.values()),
     }

@@ -53,5 +53,8 @@ def line(r: dict[str, Any]) -> str:
         )
         + "\n"
         f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts});"
-        f" {r['cores']:.2f} cores busy over the step's {r['elapsed']:.0f} s"
+        f" {r['cores']:.2f} cores busy over the step's {r['elapsed']:.0f} s;"
+        " host reference workload {:.0f}/{:.0f} ms before/after (bench/capacity_cpu.py)".format(
+            *r["reference_ms"]
+        )
     )
