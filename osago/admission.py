@@ -20,11 +20,13 @@ A job waits in one of three places, and each refuses new calculations:
 - in a worker, delivered but not yet started: the workers' CPU is the limit, and the jobs
   wait for it inside them (realistic 50/s: 1.1 s p50 from commit to picked up, seen by
   neither limit above). Each worker reports the median of that wait every second
-  (:mod:`osago.workload`); the highest fresh report counts.
+  (:mod:`osago.workload`); the highest fresh report counts, and refuses a share of new
+  calculations that grows with it.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -52,8 +54,9 @@ def _none_waiting() -> float:
 class Backlog:
     """The jobs waiting, as last read. ``limit``: queued jobs above which the api refuses new
     calculations; ``max_unpublished``: seconds the oldest job this api has not yet published
-    may have waited; ``max_pickup``: the workers' reported pickup wait (seconds) above which
-    it refuses (0: never refuse on that count, either)."""
+    may have waited; ``max_pickup``: the workers' reported pickup wait (seconds) at which it
+    refuses every new calculation, a share of them from half of it (:meth:`pickup_share`; 0:
+    never refuse on that count, either)."""
 
     limit: int = 0
     waiting: int = 0
@@ -63,6 +66,7 @@ class Backlog:
     max_pickup: float = 0.0
     # The highest fresh pickup wait the workers reported (osago.workload.WorkerLoads).
     pickup: Callable[[], float] = field(default=_none_waiting)
+    rng: random.Random = field(default_factory=random.Random)  # who of a share is refused
 
     def note(self, stats: QueueStats | None) -> None:
         """A fresh reading of the requests queue (None: unreadable, so nothing is refused)."""
@@ -78,10 +82,22 @@ class Backlog:
                 f"the oldest job not yet published has waited {age:.1f}s"
                 f" (limit {self.max_unpublished:g}s)",
             )
-        if self.max_pickup > 0 and (wait := self.pickup()) > self.max_pickup:
+        if self.max_pickup > 0 and self.rng.random() < self.pickup_share(wait := self.pickup()):
             return Refusal(
                 "workers",
                 f"jobs wait {wait:.2f}s (median) for a worker to start them"
-                f" (limit {self.max_pickup:g}s)",
+                f" (refusing from {self.max_pickup / 2:g}s, all past {self.max_pickup:g}s)",
             )
         return None
+
+    def pickup_share(self, wait: float) -> float:
+        """The share of new calculations refused for a reported pickup wait: none up to half
+        of ``max_pickup``, a share growing linearly to all of them at ``max_pickup``.
+
+        Why a share and not all past the limit: the reading comes once a second, so refusing
+        everything past it and nothing below it took a second of surge, then refused a
+        second of users, and so on (realistic 50/s: accepted jobs still waited 2.3 s p99 to
+        start, against a 1 s limit). A share settles where the wait is steady: at twice the
+        box's capacity, half refused and the wait at three quarters of the limit."""
+        half = self.max_pickup / 2
+        return min(1.0, max(0.0, (wait - half) / half))

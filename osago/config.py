@@ -104,8 +104,9 @@ class Settings:
     # ... or while the oldest job it accepted has waited longer than this (seconds) to be
     # published to the broker (0: never).
     max_unpublished_wait: float = 0.5
-    # ... or while a worker reports that its jobs waited longer than this (seconds, median
-    # over a second) from the api's commit to being started (0: never).
+    # ... and a share of them while a worker reports that its jobs waited (median over a
+    # second) from the api's commit to being started more than half of this, all of them
+    # past it (seconds; 0: never).
     max_pickup_wait: float = 1.0
     load_topic: str = "/topic/osago.load"  # where workers report it (osago/workload.py)
     relay_batch: int = 200

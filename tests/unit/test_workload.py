@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from functools import partial
 
 import pytest
@@ -88,8 +89,8 @@ async def test_new_calculations_are_refused_while_workers_start_jobs_late(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """Past ``max_pickup_wait`` of reported wait (commit to a worker starting the job), new
-    calculations get the quick 503 (cause ``workers``); once the reports are under the limit
-    again, or stale, they are taken."""
+    calculations get the quick 503 (cause ``workers``); once the reports are at half the limit
+    or under again, or stale, they are taken."""
     loads = WorkerLoads()
     async with open_memory_broker() as broker:
         deps = api_deps(SETTINGS, broker, backlog=Backlog(max_pickup=SETTINGS.max_pickup_wait))
@@ -101,7 +102,7 @@ async def test_new_calculations_are_refused_while_workers_start_jobs_late(
             return (await client.post("/api/v1/calculations", json=body)).status_code
 
         loads.note(LoadReport("w1", 0.4, 100))
-        loads.note(LoadReport("w2", 0.9, 100))
+        loads.note(LoadReport("w2", 0.5, 100))  # half the limit: nobody refused yet
         assert await post("u1") == 202
         loads.note(LoadReport("w2", 1.6, 100))
         r = await client.post("/api/v1/calculations", json={**MINIMAL_BODY, "user_id": "u2"})
@@ -132,3 +133,23 @@ async def test_no_limit_means_reports_refuse_nothing() -> None:
         loads.note(LoadReport("w1", 30.0, 100))
         r = await create_app(deps).test_client().post("/api/v1/calculations", json=MINIMAL_BODY)
         assert r.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("wait", "share"),
+    [(0.0, 0.0), (0.5, 0.0), (0.6, 0.2), (0.75, 0.5), (0.9, 0.8), (1.0, 1.0), (7.0, 1.0)],
+)
+def test_the_share_refused_grows_from_half_the_limit_to_all_at_it(
+    wait: float, share: float
+) -> None:
+    assert Backlog(max_pickup=1.0).pickup_share(wait) == pytest.approx(share)
+
+
+def test_that_share_of_new_calculations_is_refused() -> None:
+    """At twice the box's capacity the wait settles where half are refused."""
+    backlog = Backlog(max_pickup=1.0, pickup=lambda: 0.75, rng=random.Random(7))
+    refused = [backlog.refusal() for _ in range(2000)]
+    assert 900 < sum(r is not None for r in refused) < 1100
+    assert {r.cause for r in refused if r is not None} == {"workers"}
+    backlog.pickup = lambda: 0.5
+    assert all(backlog.refusal() is None for _ in range(200))
