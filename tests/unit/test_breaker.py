@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 import trio
 import trio.lowlevel
@@ -280,14 +282,13 @@ async def test_bulkhead_rejects_after_its_wait(autojump_clock: MockClock) -> Non
     assert got == [("done", 0.3), ("BulkheadFull", 0.52), ("done", 0.6), ("done", 2.0)]
 
 
-async def test_hedge_starts_a_second_call_and_cancels_the_loser(
-    autojump_clock: MockClock,
-) -> None:
-    durations = iter([5.0, 1.0])
+def _polls_taking(*durations: float) -> tuple[Callable[[], Awaitable[float]], list[float]]:
+    """A poll whose calls take ``durations`` in turn, and when any of them was cancelled."""
+    left = iter(durations)
     cancelled: list[float] = []
 
     async def poll() -> float:
-        d = next(durations)
+        d = next(left)
         try:
             await trio.sleep(d)
         except trio.Cancelled:
@@ -295,29 +296,23 @@ async def test_hedge_starts_a_second_call_and_cancels_the_loser(
             raise
         return d
 
-    assert await hedged("x", poll, delay=0.5) == 1.0
-    assert trio.current_time() == pytest.approx(1.5)
-    assert cancelled == [pytest.approx(1.5)]
+    return poll, cancelled
 
 
-async def test_a_first_call_that_wins_the_race_cancels_the_hedge(
-    autojump_clock: MockClock,
+@pytest.mark.parametrize(
+    ("durations", "winner", "at"),
+    [
+        ((5.0, 1.0), 1.0, 1.5),  # the hedge (started at 0.5) wins: the first is cancelled
+        ((0.8, 5.0), 0.8, 0.8),  # the first wins the race: the hedge is cancelled
+    ],
+)
+async def test_a_hedged_race_returns_the_first_answer_and_cancels_the_loser(
+    autojump_clock: MockClock, durations: tuple[float, float], winner: float, at: float
 ) -> None:
-    durations = iter([0.8, 5.0])
-    cancelled: list[float] = []
-
-    async def poll() -> float:
-        d = next(durations)
-        try:
-            await trio.sleep(d)
-        except trio.Cancelled:
-            cancelled.append(trio.current_time())
-            raise
-        return d
-
-    assert await hedged("x", poll, delay=0.5) == 0.8
-    assert trio.current_time() == pytest.approx(0.8)
-    assert cancelled == [pytest.approx(0.8)]
+    poll, cancelled = _polls_taking(*durations)
+    assert await hedged("x", poll, delay=0.5) == winner
+    assert trio.current_time() == pytest.approx(at)
+    assert cancelled == [pytest.approx(at)]
 
 
 @pytest.mark.parametrize(
