@@ -23,7 +23,6 @@ from osago.models import Job, Outcome, OutcomeKind
 from osago.roles import worker
 from osago.roles._deps import ApiDeps, WorkerDeps
 from osago.storage import MemoryStore
-from osago.workload import LoadReport
 from tests.factories import new_calculation
 from tests.fakes import FakeInsurers
 
@@ -377,33 +376,3 @@ async def test_a_database_blip_is_ridden_out_in_place_not_nacked(autojump_clock:
     # Retried after a 0-0.1 s backoff; a NACK would have come back only after the broker's
     # 1.1 s redelivery delay (and after two more, into the DLQ).
     assert 1.0 <= aurora_at <= 1.1
-
-
-async def test_a_worker_reports_how_long_its_jobs_waited_to_start(
-    autojump_clock: MockClock,
-) -> None:
-    """Each second a worker publishes the median wait (commit -> picked up) of the jobs it
-    started in that second, for the api's admission (osago/workload.py)."""
-    reports: list[tuple[float, LoadReport]] = []
-    async with harness({"aurora": 1.0, "borealis": 1.0}) as h:
-
-        async def listen(task_status: trio.TaskStatus[None]) -> None:
-            async with h.broker.subscribe(SETTINGS.load_topic) as sub:
-                task_status.started()
-                async for d in sub:
-                    report = LoadReport.decode(d.body)
-                    assert report is not None
-                    reports.append((trio.current_time(), report))
-
-        await h.nursery.start(listen)
-        start = trio.current_time()
-        # Committed 2 s ago (as if the jobs had queued that long): picked up now.
-        calc = new_calculation(
-            insurers=SETTINGS.insurer_codes, created_at=h.clock.now() - 2.0, deadline=5.0
-        )
-        await h.store.create_calculation(calc, queue=SETTINGS.requests_queue)
-        await trio.sleep(3.5)
-    assert len({r.worker for _, r in reports}) == 1
-    assert [(round(t - start), r.jobs) for t, r in reports] == [(1, 2), (2, 0), (3, 0)]
-    assert reports[0][1].pickup_wait == pytest.approx(2.0, abs=0.01)
-    assert [r.pickup_wait for _, r in reports[1:]] == [0.0, 0.0]

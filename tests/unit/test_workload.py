@@ -22,7 +22,9 @@ from osago.workload import (
     report_load,
     watch_workers,
 )
-from tests.factories import MINIMAL_BODY, api_deps
+from tests.factories import MINIMAL_BODY, api_deps, new_calculation
+from tests.unit.test_flow import SETTINGS as FLOW
+from tests.unit.test_flow import harness
 
 TOPIC = "/topic/osago.load"
 SETTINGS = Settings(insurer_codes=("aurora", "borealis", "cedar"), max_pickup_wait=1.0)
@@ -153,3 +155,33 @@ def test_that_share_of_new_calculations_is_refused() -> None:
     assert {r.cause for r in refused if r is not None} == {"workers"}
     backlog.pickup = lambda: 0.5
     assert all(backlog.refusal() is None for _ in range(200))
+
+
+async def test_a_worker_reports_how_long_its_jobs_waited_to_start(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Each second a worker publishes the median wait (commit -> picked up) of the jobs it
+    started in that second, for the api's admission (osago/workload.py)."""
+    reports: list[tuple[float, LoadReport]] = []
+    async with harness({"aurora": 1.0, "borealis": 1.0}) as h:
+
+        async def listen(task_status: trio.TaskStatus[None]) -> None:
+            async with h.broker.subscribe(FLOW.load_topic) as sub:
+                task_status.started()
+                async for d in sub:
+                    report = LoadReport.decode(d.body)
+                    assert report is not None
+                    reports.append((trio.current_time(), report))
+
+        await h.nursery.start(listen)
+        start = trio.current_time()
+        # Committed 2 s ago (as if the jobs had queued that long): picked up now.
+        calc = new_calculation(
+            insurers=FLOW.insurer_codes, created_at=h.clock.now() - 2.0, deadline=5.0
+        )
+        await h.store.create_calculation(calc, queue=FLOW.requests_queue)
+        await trio.sleep(3.5)
+    assert len({r.worker for _, r in reports}) == 1
+    assert [(round(t - start), r.jobs) for t, r in reports] == [(1, 2), (2, 0), (3, 0)]
+    assert reports[0][1].pickup_wait == pytest.approx(2.0, abs=0.01)
+    assert [r.pickup_wait for _, r in reports[1:]] == [0.0, 0.0]
