@@ -12,11 +12,12 @@ So every worker measures that wait for each job it starts (the api's commit to t
 having loaded the exchange: the broker's queue, the api's publishing and the worker's own
 backlog all count) and, every second, sends the median of the last second's to a topic
 (``OSAGO_LOAD_TOPIC``). Every api subscribes, keeps each worker's latest report, and
-refuses new calculations while the highest fresh one is above ``OSAGO_MAX_PICKUP_WAIT``
-(:mod:`osago.admission`). Why a topic and not the database: a reading is worthless after a
-few seconds, nobody needs it after a restart, and every api must hear every worker. A report
-that does not come (a worker gone, the broker away) goes stale and counts for nothing: then
-the queue's size and the api's publishing are what admission sees.
+refuses a share of new calculations that grows from none at half of
+``OSAGO_MAX_PICKUP_WAIT`` to all at it, by the highest fresh report (:mod:`osago.admission`).
+Why a topic and not the database: a reading is worthless after a few seconds, nobody needs
+it after a restart, and every api must hear every worker. A report that does not come (a
+worker gone, the broker away) goes stale and counts for nothing: then the queue's size and
+the api's publishing are what admission sees.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class Response:
     body: bytes
 
 
-def encode_request(method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+def _encode_request(method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
     """The request's bytes. ``ValueError`` for a method, target or header that would break
     the framing (a CR or LF smuggled into a value, say): never sent."""
     if not _TOKEN.fullmatch(method.encode("ascii", "replace")):
@@ -261,7 +261,7 @@ class Http11Pool:
         body: bytes = b"",
     ) -> Response:
         """Send one request (``target``: the path and query) and read the whole answer."""
-        request = encode_request(method, target, self._fields(headers or [], body, method), body)
+        request = _encode_request(method, target, self._fields(headers or [], body, method), body)
         for attempt in (1, 2):
             try:
                 conn, reused = await self._checkout()
