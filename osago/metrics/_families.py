@@ -50,7 +50,7 @@ class Metrics:
             "Seconds the oldest job this api accepted has waited to be published (0 when none).",
             registry=r,
         )
-        # api: the workers' reports (admission refuses past OSAGO_MAX_PICKUP_WAIT)
+        # api: the workers' reports (admission refuses a share from half of OSAGO_MAX_PICKUP_WAIT)
         self.workers_pickup_wait = Gauge(
             "osago_workers_pickup_wait_seconds",
             "The highest median wait, commit to started, a worker reported in the last"
