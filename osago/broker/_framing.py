@@ -34,6 +34,22 @@ def encode_frame(cmd: str, headers: Mapping[str, str], body: bytes = b"") -> byt
     return b"".join(convert_frame(Frame(cmd, hdrs, body)))
 
 
+def _headers(head: list[str]) -> dict[str, str]:
+    """The headers of a frame's head lines (the command first), as ``parse_headers`` reads
+    them: the first of a repeated header wins, a line without a name or a colon is skipped.
+
+    Why our own loop when no line escapes anything: ``parse_headers`` runs two ``re.sub``
+    per header, a tenth of the notifier's CPU; an escaped head still goes through it."""
+    if any("\\" in line for line in head):
+        return parse_headers(head, 1)
+    headers: dict[str, str] = {}
+    for line in head[1:]:
+        key, colon, value = line.partition(":")
+        if colon and key and key not in headers:
+            headers[key] = value
+    return headers
+
+
 class FrameParser:
     """Incremental parser: ``feed`` bytes, iterate complete frames. Heart-beats are skipped."""
 
@@ -57,7 +73,7 @@ class FrameParser:
             if end < 0:
                 return
             head = buf[:end].decode("utf-8").replace("\r\n", "\n").split("\n")
-            headers = parse_headers(head, 1)
+            headers = _headers(head)
             body_start = end + 2
             length = headers.get("content-length")
             if length is not None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import trio
+from stomp.utils import parse_headers
 
-from osago.broker._framing import FrameParser, encode_frame
+from osago.broker._framing import FrameParser, _headers, encode_frame
 from osago.broker._urls import parse_stomp_url
 from osago.config import Settings
 from osago.errors import ConfigError, TokenExpired, TokenInvalid
@@ -47,6 +48,19 @@ def test_framing_round_trip_in_arbitrary_chunks() -> None:
             got.extend(parser)
         assert [(f.cmd, f.body) for f in got] == [("MESSAGE", b"bo\x00dy"), ("RECEIPT", b"")]
         assert got[0].headers["a"] == "x:y\nz\\w"
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["MESSAGE", "a:1", "a:2", "b:", "c:x:y", ":nokey", "novalue", "", "é:ü"],
+        ["MESSAGE", "a\\cb:x\\ny", "a:b:plain", "k:\\\\"],  # escaped: stomp.py's reading
+        ["RECEIPT"],
+    ],
+)
+def test_header_reading_matches_stomp_py(lines: list[str]) -> None:
+    """The fast path reads a head exactly as stomp.py's ``parse_headers`` does."""
+    assert _headers(lines) == parse_headers(lines, 1)
 
 
 async def test_hub_delivers_per_user_once_and_drops_slow_readers() -> None:
