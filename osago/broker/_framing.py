@@ -40,9 +40,11 @@ def _headers(head: list[str]) -> dict[str, str]:
 
     Why our own loop when no line escapes anything: ``parse_headers`` runs two ``re.sub``
     per header, a tenth of the notifier's CPU; an escaped head still goes through it."""
+    headers: dict[str, str]
     if any("\\" in line for line in head):
-        return parse_headers(head, 1)
-    headers: dict[str, str] = {}
+        headers = parse_headers(head, 1)
+        return headers
+    headers = {}
     for line in head[1:]:
         key, colon, value = line.partition(":")
         if colon and key and key not in headers:
