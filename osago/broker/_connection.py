@@ -134,17 +134,26 @@ class StompConnection:
                 raise receipt.error
 
     async def send_messages(self, messages: Sequence[Outgoing]) -> None:
-        """Persistent SENDs with receipts."""
-        await self.request(
-            [
-                (
-                    "SEND",
-                    {**m.headers, "destination": m.destination, "persistent": "true"},
-                    m.body,
-                )
-                for m in messages
+        """Persistent SENDs with receipts; several go in one transaction.
+
+        Why a transaction: ActiveMQ writes a transaction's messages to its journal at the
+        COMMIT, in one write, where each plain persistent SEND is a write of its own that
+        its RECEIPT waits for (a POST's ten jobs were ten). Every frame still carries a
+        receipt, so a refused SEND fails this call, as it did alone; its committed
+        neighbours then go out again with it, and consumers drop the repeats.
+        """
+        sends = [
+            ("SEND", {**m.headers, "destination": m.destination, "persistent": "true"}, m.body)
+            for m in messages
+        ]
+        if len(sends) > 1:
+            tx = {"transaction": f"t{self.generation}-{next(self._ids)}"}
+            sends = [
+                ("BEGIN", tx, b""),
+                *((cmd, {**headers, **tx}, body) for cmd, headers, body in sends),
+                ("COMMIT", tx, b""),
             ]
-        )
+        await self.request(sends)
 
     async def _reader(self) -> None:
         parser = FrameParser()

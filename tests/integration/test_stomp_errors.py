@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+from osago.broker import Outgoing
 from osago.broker._connection import open_stomp_connection
 from osago.broker._framing import Frame
 from osago.errors import BrokerProtocolError
@@ -35,3 +36,30 @@ async def test_a_refused_frame_leaves_the_connection_and_its_subscriptions_up(
             await arrived.wait()
         assert not conn.dead.is_set()
     assert got[0].body == b"after"
+
+
+async def test_a_batch_goes_in_one_transaction_and_a_refused_send_fails_all_of_it(
+    unique: str,
+) -> None:
+    got: list[bytes] = []
+    three = trio.Event()
+
+    def on_message(frame: Frame, _: int) -> None:
+        got.append(frame.body)
+        if len(got) == 3:
+            three.set()
+
+    q = f"/queue/test.tx.{unique}"
+    batch = [Outgoing(q, f"m{i}".encode(), {}) for i in range(3)]
+    async with open_stomp_connection("127.0.0.1", 61613, on_message=on_message) as conn:
+        await conn.request([("SUBSCRIBE", {"id": "s1", "destination": q, "ack": "auto"}, b"")])
+        await conn.send_messages(batch)
+        with trio.fail_after(5):
+            await three.wait()
+        assert got == [b"m0", b"m1", b"m2"]
+        # A SEND the broker refuses inside the batch fails the call: the caller keeps every
+        # row of it for the relay, as it did when each SEND went alone.
+        refused = [batch[0], Outgoing("/remote-temp-queue/gone", b"bad", {}), batch[2]]
+        with pytest.raises(BrokerProtocolError):
+            await conn.send_messages(refused)
+        assert not conn.dead.is_set()

@@ -1,5 +1,5 @@
 """The STOMP connection's writes: frames written at once go out together, in order, or fail
-together."""
+together; a batch of sends is one transaction."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import trio
 import trio.testing
 
+from osago.broker import Outgoing
 from osago.broker._connection import WRITE_TIMEOUT, StompConnection
-from osago.broker._framing import FrameParser
+from osago.broker._framing import Frame, FrameParser
 from osago.errors import BrokerUnavailable
 
 
@@ -136,3 +137,30 @@ async def test_a_write_not_done_in_the_write_timeout_ends_the_connection(
         await conn.send_frame("ACK", {"id": "1"})
     assert trio.current_time() == pytest.approx(WRITE_TIMEOUT)
     assert conn.dead.is_set()
+
+
+@pytest.mark.parametrize("count", [1, 3])
+async def test_a_batch_of_sends_is_one_transaction_a_single_send_is_plain(count: int) -> None:
+    """Why: ActiveMQ writes a transaction's messages at its COMMIT in one journal write,
+    where each plain persistent SEND is a write its RECEIPT waits for."""
+    wire = _Wire()
+    conn = _connection(wire)
+    batch = [Outgoing("/queue/q", f"m{i}".encode(), {"h": "v"}) for i in range(count)]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(conn.send_messages, batch)
+        await trio.testing.wait_all_tasks_blocked()
+        parser = FrameParser()
+        parser.feed(b"".join(wire.writes))
+        frames = list(parser)
+        for f in frames:  # every frame asked for a receipt: the broker answers each
+            conn._dispatch(Frame("RECEIPT", {"receipt-id": f.headers["receipt"]}, b""))
+    sends = [f for f in frames if f.cmd == "SEND"]
+    assert [(f.body, f.headers["persistent"], f.headers["h"]) for f in sends] == [
+        (m.body, "true", "v") for m in batch
+    ]
+    if count == 1:
+        assert [f.cmd for f in frames] == ["SEND"]
+        assert "transaction" not in sends[0].headers
+    else:
+        assert [f.cmd for f in frames] == ["BEGIN", "SEND", "SEND", "SEND", "COMMIT"]
+        assert len({f.headers["transaction"] for f in frames}) == 1
