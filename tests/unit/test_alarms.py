@@ -1,11 +1,15 @@
-"""Alarms: many sleepers on one timer wake at their own times, in order; cancel still works."""
+"""Alarms: many sleepers on one timer wake at their own times, in order; cancel still works;
+calls run at their times."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 import trio
 import trio.testing
 
-from osago.alarms import Alarms
+from osago.alarms import Alarms, shared_alarms
 
 
 async def test_sleepers_wake_at_their_times_even_one_earlier_than_the_timer_was_set_for(
@@ -60,3 +64,44 @@ async def test_a_cancelled_sleeper_leaves_at_its_scope_and_the_others_are_untouc
 
     assert woke == [("hasty gave up", 1.0), ("patient", 4.0)]
     assert len(alarms) == 0  # the blanked entry went at its time
+
+
+async def test_calls_run_at_their_times_unless_forgotten_and_a_failing_one_is_logged(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    alarms = Alarms()
+    t0 = trio.current_time()
+    ran: list[tuple[str, float]] = []
+
+    def note(name: str) -> Callable[[], None]:
+        return lambda: ran.append((name, trio.current_time() - t0))
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(alarms.run)
+        alarms.call_at(t0 + 2.0, note("second"))
+        forget = alarms.call_at(t0 + 1.5, note("forgotten"))
+        alarms.call_at(t0 + 1.0, boom)
+        alarms.call_at(t0 + 1.0, note("first"))
+        await trio.sleep(0.5)
+        forget()
+        await trio.sleep(10.0)
+        nursery.cancel_scope.cancel()
+
+    assert ran == [("first", 1.0), ("second", 2.0)]
+    assert "alarm call" in caplog.text
+    assert "boom" in caplog.text
+
+
+async def test_the_shared_alarms_are_one_per_run_and_need_no_nursery(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    alarms = shared_alarms()
+    assert shared_alarms() is alarms
+    t0 = trio.current_time()
+    woke = trio.Event()
+    alarms.call_at(t0 + 3.0, woke.set)
+    await woke.wait()
+    assert trio.current_time() - t0 == 3.0

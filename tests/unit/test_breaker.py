@@ -394,3 +394,33 @@ async def test_reading_the_state_changes_nothing_and_transitions_keep_their_date
     assert await outcome(b) == "ok"  # the next call is a trial
     moves = [(e.new, e.at - start) for e in seen if isinstance(e, BreakerTransition)]
     assert moves == [("open", 0.0), ("half_open", 2.0)]  # dated when due, not when seen
+
+
+class _Spawns(trio.abc.Instrument):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.names.append(task.name)
+
+
+async def test_a_poll_answered_before_the_hedge_is_due_starts_no_task(
+    autojump_clock: MockClock,
+) -> None:
+    """Most polls answer before the delay: they run in the caller's task, and a hedge task
+    is started only when its time comes (a task per poll cost more than the poll)."""
+
+    async def poll(after: float) -> float:
+        await trio.sleep(after)
+        return after
+
+    await hedged("warm", lambda: poll(0.0), delay=0.5)  # the shared timer starts once a run
+    spawns = _Spawns()
+    trio.lowlevel.add_instrument(spawns)
+    try:
+        assert await hedged("x", lambda: poll(0.2), delay=0.5) == 0.2
+        assert spawns.names == []
+        assert await hedged("x", lambda: poll(0.8), delay=0.5) == 0.8
+        assert len(spawns.names) == 1  # the hedge, at 0.5, cancelled when the first answered
+    finally:
+        trio.lowlevel.remove_instrument(spawns)
