@@ -88,7 +88,11 @@ class Alarms:
         heap = self._heap
         while True:
             now = trio.current_time()
-            while heap and heap[0][0] <= now:
+            # Blanked entries go as soon as they reach the top, due or not: the timer then
+            # sleeps until the earliest live entry. Why: most hedges are forgotten within
+            # milliseconds (their poll answered), and waking for each of them cost a turn of
+            # this loop per poll.
+            while heap and (heap[0][0] <= now or heap[0][2] is None):
                 due = heapq.heappop(heap)[2]
                 if type(due) is trio.lowlevel.Task:
                     trio.lowlevel.reschedule(due)

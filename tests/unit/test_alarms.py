@@ -105,3 +105,44 @@ async def test_the_shared_alarms_are_one_per_run_and_need_no_nursery(
     alarms.call_at(t0 + 3.0, woke.set)
     await woke.wait()
     assert trio.current_time() - t0 == 3.0
+
+
+class _Steps(trio.abc.Instrument):
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += task is self.task
+
+
+async def test_forgotten_calls_do_not_wake_the_timer_one_by_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Most hedges are forgotten (their poll answered first): the timer must not take a turn
+    for each of them when its time comes."""
+    alarms = Alarms()
+    t0 = trio.current_time()
+    ran: list[float] = []
+    async with trio.open_nursery() as nursery:
+        timer = await nursery.start(_run_as_task, alarms)
+        steps = _Steps(timer)
+        trio.lowlevel.add_instrument(steps)
+        try:
+            for i in range(100):
+                alarms.call_at(t0 + 1.0 + i / 100, lambda: None)()  # forgotten at once
+            alarms.call_at(t0 + 5.0, lambda: ran.append(trio.current_time() - t0))
+            await trio.sleep(10.0)
+        finally:
+            trio.lowlevel.remove_instrument(steps)
+        nursery.cancel_scope.cancel()
+    assert ran == [5.0]
+    assert steps.steps <= 3  # at the first blank's time (dropping them all), and at 5.0
+    assert len(alarms) == 0
+
+
+async def _run_as_task(
+    alarms: Alarms, *, task_status: trio.TaskStatus[trio.lowlevel.Task] = trio.TASK_STATUS_IGNORED
+) -> None:
+    task_status.started(trio.lowlevel.current_task())
+    await alarms.run()
