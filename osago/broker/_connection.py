@@ -134,21 +134,19 @@ class StompConnection:
                 raise receipt.error
 
     async def send_messages(self, messages: Sequence[Outgoing]) -> None:
-        """Persistent SENDs with receipts; several to queues go in one transaction.
+        """Persistent SENDs with receipts; several go in one transaction.
 
         Why a transaction: ActiveMQ writes a transaction's messages to its journal at the
         COMMIT, in one write, where each plain persistent SEND is a write of its own that
         its RECEIPT waits for (a POST's ten jobs were ten). Every frame still carries a
         receipt, so a refused SEND fails this call, as it did alone; its committed
-        neighbours then go out again with it, and consumers drop the repeats. Why only for
-        queues: a topic with no durable subscriber journals nothing, so there a transaction
-        would only add two frames and their receipts.
+        neighbours then go out again with it, and consumers drop the repeats.
         """
         sends = [
             ("SEND", {**m.headers, "destination": m.destination, "persistent": "true"}, m.body)
             for m in messages
         ]
-        if sum(m.destination.startswith("/queue/") for m in messages) > 1:
+        if len(sends) > 1:
             tx = {"transaction": f"t{self.generation}-{next(self._ids)}"}
             sends = [
                 ("BEGIN", tx, b""),
