@@ -16,7 +16,7 @@ from osago.errors import BrokerError, StoreError
 from osago.models import OutboxMessage
 from osago.storage import Store
 
-__all__ = ["job_publisher", "publish", "sent_marks"]
+__all__ = ["publish", "publisher", "sent_marks"]
 
 log = logging.getLogger("osago.outbox")
 
@@ -38,18 +38,28 @@ def sent_marks(
     return Deferred("outbox marks", write, linger=linger, cleanup_timeout=cleanup_timeout)
 
 
-def job_publisher(
-    broker: Broker, store: Store, clock: Clock, marks: Deferred[int], *, cleanup_timeout: float
+def publisher(
+    name: str,
+    broker: Broker,
+    store: Store,
+    clock: Clock,
+    marks: Deferred[int],
+    *,
+    cleanup_timeout: float,
 ) -> Deferred[OutboxMessage]:
-    """Publishes what the api hands it (the jobs it just committed, leased to it), in order,
-    what queued meanwhile in one send: a POST costs no relay wake-up and no claim, and the
-    202 does not wait for the broker. Rows it cannot publish stay leased; a relay takes
-    them when the lease ends."""
+    """Publishes the rows a role hands it (committed just now and leased to it: the api's
+    jobs, a worker's events), in order, what queued meanwhile in one send: the caller waits
+    for no broker and no relay wake-up. Rows it cannot publish stay leased; a relay takes
+    them when the lease ends.
+
+    Why one send for what queued: a batch goes to ActiveMQ as one transaction, journalled at
+    its COMMIT in one write (``StompConnection.send_messages``); sent one by one, each was a
+    write of its own that its receipt waited for."""
 
     async def write(batch: list[OutboxMessage]) -> None:
         await publish(broker, store, clock, batch, marks=marks)
 
-    return Deferred("jobs", write, linger=0.0, cleanup_timeout=cleanup_timeout)
+    return Deferred(name, write, linger=0.0, cleanup_timeout=cleanup_timeout)
 
 
 async def publish(

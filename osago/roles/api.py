@@ -23,7 +23,7 @@ from osago.lifecycle import Timing, accept
 from osago.logs import about
 from osago.loops import relay
 from osago.models import CalculationView, OutboxMessage, iso
-from osago.outbox import job_publisher, sent_marks
+from osago.outbox import publisher, sent_marks
 from osago.roles._answers import Answers
 from osago.roles._callbacks import CALLBACKS_PREFIX, add_callback_routes
 from osago.roles._deps import ApiDeps
@@ -239,8 +239,8 @@ async def run(
     marks = sent_marks(
         deps.store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout
     )
-    jobs = job_publisher(
-        deps.broker, deps.store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout
+    jobs = publisher(
+        "jobs", deps.broker, deps.store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout
     )
     watch_publishing(deps, jobs)
     loads = WorkerLoads()

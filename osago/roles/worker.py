@@ -28,8 +28,8 @@ from osago.insurers.resilient import GuardedInsurer, guard_insurers
 from osago.logs import about
 from osago.loops import keeper, relay, retention
 from osago.metrics import BreakerStates, metrics_hook, observe_completed
-from osago.models import Exchange, Job, Step
-from osago.outbox import publish, sent_marks
+from osago.models import Exchange, Job, OutboxMessage, Step
+from osago.outbox import publisher, sent_marks
 from osago.resilience import RetryPolicy, log_hook, retrying
 from osago.roles._answers import Answers
 from osago.roles._deps import WorkerDeps
@@ -56,6 +56,7 @@ class Crew:
     settled: Batcher[UUID, bool]  # callback mode's safety checks, batched after a linger
     record: Deferred[tuple[UUID, str]]
     marks: Deferred[int]
+    events: Deferred[OutboxMessage]  # settled exchanges' events, published together
     steps: Deferred[tuple[UUID, tuple[Step, ...]]]
     running: dict[UUID, _Held] = field(default_factory=dict)  # exchanges running here
     waits: PickupWaits = field(default_factory=PickupWaits)  # reported for admission
@@ -73,6 +74,12 @@ class Crew:
             linger=s.write_linger,
             cleanup_timeout=s.cleanup_timeout,
         )
+        marks = sent_marks(
+            store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout
+        )
+        events = publisher(
+            "events", deps.broker, store, deps.clock, marks, cleanup_timeout=s.cleanup_timeout
+        )
         return cls(
             guard_insurers(deps.insurers, deps.client, (*deps.hooks, metrics_hook(deps.metrics))),
             # Why batched: the settle transaction was a worker's costliest step (its round
@@ -87,7 +94,8 @@ class Crew:
             # Gone from the store: nothing to do. A safety check may wait as a write does.
             Batcher(store.settled_among, default=True, linger=s.write_linger),
             record,
-            sent_marks(store, deps.clock, linger=s.write_linger, cleanup_timeout=s.cleanup_timeout),
+            marks,
+            events,
             # For timelines only: written late, in batches, lost at worst (never retried).
             Deferred(
                 "steps",
@@ -98,7 +106,8 @@ class Crew:
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The batchers' runners, until cancelled."""
+        """The batchers' runners, until cancelled. (A sent mark that misses the marks' last
+        write only sends its event again after the lease; the notifier drops repeats.)"""
         async with trio.open_nursery() as nursery:
             for runner in (
                 self.alarms.run,
@@ -106,6 +115,7 @@ class Crew:
                 self.settled.run,
                 self.record.run,
                 self.marks.run,
+                self.events.run,
                 self.steps.run,
             ):
                 await nursery.start(runner)
@@ -250,9 +260,10 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
     )
     m.outcomes.labels(ex.insurer, outcome.kind.value).inc()
     crew.steps.add([(ex.correlation_id, tuple(steps.done))])
-    # The events are in the outbox already: if publishing fails the relay sends them
-    # after the lease, so the job is done either way.
-    await publish(deps.broker, deps.store, deps.clock, events, marks=crew.marks)
+    # The events are in the outbox already: published with what other jobs settled
+    # meanwhile, or, if that fails (or this worker dies first), by a relay after the lease;
+    # so the job is done either way.
+    crew.events.add(events)
     observe_completed(m, events, deps.clock.now())
     await sub.ack(held.delivery)
 

@@ -19,7 +19,7 @@ from osago.clock import SystemClock
 from osago.config import Settings
 from osago.insurers import insurers_for
 from osago.models import Job
-from osago.outbox import job_publisher, sent_marks
+from osago.outbox import publisher, sent_marks
 from osago.roles._deps import ApiDeps
 from osago.roles.api import create_app, watch_publishing
 from osago.storage import MemoryStore
@@ -128,7 +128,7 @@ async def test_new_calculations_are_refused_while_accepted_jobs_wait_to_be_publi
         backlog=Backlog(max_unpublished=settings.max_unpublished_wait),
     )
     marks = sent_marks(store, deps.clock, linger=0.0, cleanup_timeout=1.0)
-    jobs = job_publisher(deps.broker, store, deps.clock, marks, cleanup_timeout=1.0)
+    jobs = publisher("jobs", deps.broker, store, deps.clock, marks, cleanup_timeout=1.0)
     watch_publishing(deps, jobs)
     client = create_app(deps, jobs).test_client()
     async with trio.open_nursery() as nursery:
@@ -264,7 +264,7 @@ async def test_the_api_publishes_its_jobs_itself_and_marks_them_sent() -> None:
     clock = SystemClock()
     async with open_memory_broker() as broker, trio.open_nursery() as nursery:
         marks = sent_marks(store, clock, linger=0.01, cleanup_timeout=1.0)
-        jobs = job_publisher(broker, store, clock, marks, cleanup_timeout=1.0)
+        jobs = publisher("jobs", broker, store, clock, marks, cleanup_timeout=1.0)
         await nursery.start(marks.run)
         await nursery.start(jobs.run)
         deps = ApiDeps(

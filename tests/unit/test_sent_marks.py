@@ -1,5 +1,5 @@
 """Published outbox rows are marked sent in batches (deferred writes), none forgotten at
-shutdown."""
+shutdown; a worker's events go out in shared sends."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from collections.abc import Sequence
 import trio
 from trio.testing import MockClock
 
+from osago.broker import Outgoing
 from osago.clock import TrioWallClock
 from osago.outbox import sent_marks
 from osago.storage import MemoryStore
 from tests.factories import new_calculation
+from tests.unit.test_flow import SETTINGS, harness, kinds
 
 
 class Counting(MemoryStore):
@@ -51,3 +53,29 @@ async def test_what_is_left_is_marked_on_the_way_out(autojump_clock: MockClock) 
         nursery.cancel_scope.cancel()
         marks.add(rows)  # published as the role was stopping
     assert sorted(i for call in store.calls for i in call) == sorted(rows)
+
+
+async def test_events_settled_together_in_a_worker_go_out_in_shared_sends(
+    autojump_clock: MockClock,
+) -> None:
+    """A worker hands its settled exchanges' events to one publisher: what settles while a
+    send is out goes in the next one (one ActiveMQ transaction), not a send per exchange."""
+    async with harness({"aurora": 1.0, "borealis": 1.0}) as h:
+        sends: list[int] = []
+        send = h.broker.send
+
+        async def counted(messages: Sequence[Outgoing]) -> None:
+            if any(m.destination == SETTINGS.results_topic for m in messages):
+                sends.append(len(messages))
+            await send(messages)
+
+        h.broker.send = counted  # type: ignore[method-assign]
+        calcs = [await h.submit() for _ in range(5)]
+        await trio.sleep(10)
+    # Each calculation: two offers and completed, every one delivered once.
+    assert sorted(k for _, k, _ in kinds(h)) == ["completed"] * 5 + ["offer"] * 10
+    assert {e["calculation_id"] for _, e in h.events} == {str(c.id) for c in calcs}
+    assert sum(sends) == 15
+    # A send per exchange was a send per calculation here (its completion carried its
+    # offers); now the calculations settled together share one.
+    assert len(sends) < len(calcs)
