@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 from uuid import UUID
 
-from quart import request
 from quart_trio import QuartTrio
 
 from osago.batching import Deferred
-from osago.errors import CallbackRefused
+from osago.errors import CallbackRefused, StoreError
 from osago.insurers import Pending, read_answer
 from osago.insurers._answers import AnswerError
 from osago.insurers.callbacks import SIGNATURE_HEADER, ReplayGuard, insurer_secret, verify
@@ -30,6 +28,7 @@ from osago.models import Exchange, OutboxMessage
 from osago.roles._answers import Answer, Answers
 from osago.roles._deps import ApiDeps
 from osago.roles._exchange import outcome_of
+from osago.web.asgi_route import JSON, plain_post_route
 
 __all__ = ["CALLBACKS_PREFIX", "add_callback_routes"]
 
@@ -69,21 +68,13 @@ def add_callback_routes(
     # Twice the tolerance: a signature is refused as stale before it could leave the guard.
     replays = ReplayGuard(window=2 * s.callback_tolerance)
 
-    async def accept(code: str) -> list[OutboxMessage]:
+    async def accept(code: str, body: bytes, signature: str | None) -> list[OutboxMessage]:
         if code not in callers:
             raise CallbackRefused(
                 404, "unknown_insurer", "no insurer in callback mode by that code"
             )
-        raw = await request.get_data(as_text=False)
-        body = raw if isinstance(raw, bytes) else raw.encode()
         now = deps.clock.now()
-        mac = verify(
-            secrets[code],
-            request.headers.get(SIGNATURE_HEADER),
-            body,
-            now=now,
-            tolerance=s.callback_tolerance,
-        )
+        mac = verify(secrets[code], signature, body, now=now, tolerance=s.callback_tolerance)
         if not replays.first_time(mac, now):
             raise CallbackRefused(409, "replayed", "this signed callback was delivered before")
         try:
@@ -108,16 +99,27 @@ def add_callback_routes(
         log.info("calculation %s: %s called back -> %s", ex.calculation_id, code, outcome.kind)
         return events
 
-    @app.post(CALLBACKS_PREFIX + "<code>")
-    async def callback(code: str) -> Any:
+    async def callback(code: str, body: bytes, signature: str | None) -> tuple[JSON, int]:
         try:
-            events = await accept(code)
+            events = await accept(code, body, signature)
         except CallbackRefused as exc:
             log.warning("callback from %s refused: %s: %s", code[:40], exc.reason, exc)
             label = code if code in callers else "unknown"
             deps.metrics.callbacks.labels(label, exc.reason).inc()
             return {"error": exc.reason, "message": str(exc)}, exc.status
+        except StoreError as exc:  # as the app's handler answers it for every other route
+            log.error("api: %s", exc)
+            return {"error": "unavailable", "message": "storage is unavailable, retry later"}, 503
         deps.metrics.callbacks.labels(code, "accepted").inc()
         if events_out is not None:
             events_out.add(events)
         return {"status": "accepted"}, 200
+
+    # Served before Quart (two of every three api requests; osago/web/asgi_route.py).
+    app.asgi_app = plain_post_route(  # type: ignore[method-assign,assignment]
+        app.asgi_app,
+        prefix=CALLBACKS_PREFIX,
+        header=SIGNATURE_HEADER,
+        max_body=app.config["MAX_CONTENT_LENGTH"],
+        handle=callback,
+    )
