@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -424,3 +425,22 @@ async def test_a_poll_answered_before_the_hedge_is_due_starts_no_task(
         assert len(spawns.names) == 1  # the hedge, at 0.5, cancelled when the first answered
     finally:
         trio.lowlevel.remove_instrument(spawns)
+
+
+_CALCULATION: contextvars.ContextVar[str] = contextvars.ContextVar("calculation", default="")
+
+
+async def test_the_hedge_runs_in_its_callers_context(autojump_clock: MockClock) -> None:
+    """The hedge is started from a shared timer's task; it must still see the caller's
+    context (the calculation every log line names)."""
+    seen: list[str] = []
+    delays = iter([5.0, 1.0])
+
+    async def poll() -> str:
+        seen.append(_CALCULATION.get())
+        await trio.sleep(next(delays))
+        return "ok"
+
+    _CALCULATION.set("calc-1")
+    assert await hedged("x", poll, delay=0.5) == "ok"
+    assert seen == ["calc-1", "calc-1"]
