@@ -38,14 +38,17 @@ async def hedged(
     racing = False  # the hedge started: two calls are out
     async with trio.open_nursery() as nursery:
 
-        async def hedge() -> None:
+        async def one() -> None:
             try:
                 value = await call()
             except Exception as exc:
+                # Raised below once no call is left (raised in here it would come out
+                # grouped); while racing, the nursery waits for the other, which may answer.
                 failures.append(exc)
             else:
                 winner.append(value)
-                nursery.cancel_scope.cancel()  # the first call, still out
+                if racing:
+                    nursery.cancel_scope.cancel()  # the other call, still out
 
         def due() -> None:
             nonlocal racing
@@ -55,7 +58,7 @@ async def hedged(
                 # Started from the timer's task, in the caller's context: a task takes the
                 # context of the task that starts it, and the caller's says which calculation
                 # every log line is about.
-                context.run(nursery.start_soon, hedge)
+                context.run(nursery.start_soon, one)
 
         # Why the first call runs here and the hedge starts from a shared timer: most polls
         # answer before the delay, and for them a task of its own and a scope to wait in
@@ -63,15 +66,7 @@ async def hedged(
         context = contextvars.copy_context()
         forget = shared_alarms().call_at(trio.current_time() + delay, due)
         try:
-            value = await call()
-        except Exception as exc:
-            # Raised below once no call is left (raised in here it would come out grouped);
-            # while racing, the nursery first waits for the hedge, which may still answer.
-            failures.append(exc)
-        else:
-            winner.append(value)
-            if racing:
-                nursery.cancel_scope.cancel()  # the hedge
+            await one()
         finally:
             forget()
     if winner:
