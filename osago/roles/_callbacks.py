@@ -43,9 +43,10 @@ def add_callback_routes(
     events_out: Deferred[OutboxMessage] | None,
     answers: Answers | None = None,
 ) -> None:
-    """Accept callbacks; settled events go to ``events_out`` to be published at once (None:
-    the relay publishes them). With ``answers`` (a running api) callbacks that arrive
-    together are read and settled in shared transactions; without, each alone."""
+    """Accept callbacks, served in plain ASGI in front of ``app``; settled events go to
+    ``events_out`` to be published at once (None: the relay publishes them). With
+    ``answers`` (a running api) callbacks that arrive together are read and settled in
+    shared transactions; without, each alone."""
     s = deps.settings
     # Leased to this api while it publishes them at once; else the relay's at once.
     lease = s.outbox_lease if events_out is not None else 0.0
