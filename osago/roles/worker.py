@@ -49,7 +49,7 @@ _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 class Crew:
     """What every job of one worker shares: the guards, and the batchers that let many jobs
     share one transaction: loads (batched as they come), submissions and sent marks (deferred
-    by ``write_linger``)."""
+    by ``write_linger``), and settled events (one ActiveMQ transaction a send)."""
 
     guards: dict[str, GuardedInsurer]
     answers: Answers  # loads (after a linger) and settles (as they come), batched
