@@ -142,17 +142,17 @@ class StompConnection:
         receipt, so a refused SEND fails this call, as it did alone; its committed
         neighbours then go out again with it, and consumers drop the repeats.
         """
+        tx = {"transaction": f"t{self.generation}-{next(self._ids)}"} if len(messages) > 1 else {}
         sends = [
-            ("SEND", {**m.headers, "destination": m.destination, "persistent": "true"}, m.body)
+            (
+                "SEND",
+                {**m.headers, "destination": m.destination, "persistent": "true", **tx},
+                m.body,
+            )
             for m in messages
         ]
-        if len(sends) > 1:
-            tx = {"transaction": f"t{self.generation}-{next(self._ids)}"}
-            sends = [
-                ("BEGIN", tx, b""),
-                *((cmd, {**headers, **tx}, body) for cmd, headers, body in sends),
-                ("COMMIT", tx, b""),
-            ]
+        if tx:
+            sends = [("BEGIN", tx, b""), *sends, ("COMMIT", tx, b"")]
         await self.request(sends)
 
     async def _reader(self) -> None:
