@@ -28,6 +28,7 @@ from osago.models import Exchange, OutboxMessage
 from osago.roles._answers import Answer, Answers
 from osago.roles._deps import ApiDeps
 from osago.roles._exchange import outcome_of
+from osago.roles._replies import MAX_BODY, store_down, too_large
 from osago.web.asgi_route import JSON, plain_post_route
 
 __all__ = ["CALLBACKS_PREFIX", "add_callback_routes"]
@@ -110,7 +111,7 @@ def add_callback_routes(
             return {"error": exc.reason, "message": str(exc)}, exc.status
         except StoreError as exc:  # as the app's handler answers it for every other route
             log.error("api: %s", exc)
-            return {"error": "unavailable", "message": "storage is unavailable, retry later"}, 503
+            return store_down(), 503
         deps.metrics.callbacks.labels(code, "accepted").inc()
         if events_out is not None:
             events_out.add(events)
@@ -121,6 +122,7 @@ def add_callback_routes(
         app.asgi_app,
         prefix=CALLBACKS_PREFIX,
         header=SIGNATURE_HEADER,
-        max_body=app.config["MAX_CONTENT_LENGTH"],
+        max_body=MAX_BODY,
+        too_large=too_large(),
         handle=callback,
     )

@@ -30,6 +30,7 @@ from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
 from osago.roles._ops import add_ops_routes
+from osago.roles._replies import MAX_BODY, store_down, too_large
 from osago.timeline import timeline
 from osago.tokens import verify_token
 from osago.web.server import hypercorn_config
@@ -54,7 +55,7 @@ def create_app(
     (running), callbacks share transactions.
     """
     app = QuartTrio("osago-api")
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a quote request is a few hundred bytes
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     s = deps.settings
     timing = Timing(s.deadline_seconds, s.late_window_seconds)
 
@@ -104,17 +105,17 @@ def create_app(
         }, 422
 
     @app.errorhandler(413)
-    async def too_large(_: Exception) -> Any:
-        return {"error": "too_large", "message": "the body must be at most 64 KiB"}, 413
+    async def body_too_large(_: Exception) -> Any:
+        return too_large(), 413
 
     @app.errorhandler(ConflictError)
     async def conflict(exc: ConflictError) -> Any:
         return {"error": "conflict", "message": str(exc)}, 409
 
     @app.errorhandler(StoreError)
-    async def store_down(exc: StoreError) -> Any:
+    async def storage_unavailable(exc: StoreError) -> Any:
         log.error("api: %s", exc)
-        return {"error": "unavailable", "message": "storage is unavailable, retry later"}, 503
+        return store_down(), 503
 
     @app.post("/api/v1/calculations")
     async def create() -> Any:

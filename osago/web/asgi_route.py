@@ -56,14 +56,11 @@ async def _answer(send: Any, payload: JSON, status: int) -> None:
 
 
 def plain_post_route(
-    app: ASGIApp, *, prefix: str, header: str, max_body: int, handle: Handler
+    app: ASGIApp, *, prefix: str, header: str, max_body: int, too_large: JSON, handle: Handler
 ) -> ASGIApp:
-    """``app`` with ``POST <prefix><name>`` (``name`` without a slash) served by ``handle``."""
+    """``app`` with ``POST <prefix><name>`` (``name`` without a slash) served by ``handle``;
+    a body over ``max_body`` bytes is answered 413 with ``too_large``."""
     wanted = header.lower().encode("latin-1")
-    too_large = {
-        "error": "too_large",
-        "message": f"the body must be at most {max_body // 1024} KiB",
-    }
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")

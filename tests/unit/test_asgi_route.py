@@ -62,7 +62,10 @@ def _route(app: _App, seen: _Seen) -> Any:
         seen.append((name, body, signature))
         return {"status": "accepted"}, 200
 
-    return plain_post_route(app, prefix=PREFIX, header="X-Sig", max_body=1024, handle=handle)
+    too_large = {"error": "too_large", "message": "at most 1 KiB"}
+    return plain_post_route(
+        app, prefix=PREFIX, header="X-Sig", max_body=1024, too_large=too_large, handle=handle
+    )
 
 
 async def test_its_posts_never_reach_the_application_and_carry_body_and_header() -> None:
