@@ -21,6 +21,9 @@ holds has come (a late one arrives after `completed`), then prints one line per 
   repeated (the same calculation and seq twice);
 - overhead p50/p99: frame arrival - ``received_at`` (the worker had the answer -> the user);
 - wait p50/p99: frame arrival - ``ready_at`` (the insurer had it -> the user; adds polling);
+  by the insurer's mode, and by mode over the exchanges that met no insurer fault (no 503,
+  stall or bad body on a poll, no lost callback: the simulator's ``/_control/faulted``):
+  what our schedule and path alone add;
 - with ``calm``, added p50/p99: frame arrival - the calculation's creation - the insurer's
   fixed delay: all the user waits for us, a job queued behind a backlog included;
 - before the insurer has the job, p50/p99 per exchange: the api's publishing, the broker
@@ -68,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.capacity_chart import chart
 from bench.capacity_cpu import Groups, cpu_delta, reference_ms
-from bench.capacity_db import db_offers, db_stages, until_offers_came
+from bench.capacity_db import db_exchanges_of, db_offers, db_stages, until_offers_came
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
 from bench.capacity_report import line
 from osago.insurers import load_insurers
@@ -131,6 +134,13 @@ async def post_at_rate(
 async def simulator_polls(http: httpx.AsyncClient, sim: str) -> int:
     r = await http.get(f"{sim}/_control/stats")
     return int(r.json().get("polls", 0)) if r.status_code == 200 else 0
+
+
+async def simulator_faulted(http: httpx.AsyncClient, sim: str) -> list[str]:
+    """Correlation ids of the exchanges that met a fault: a poll's 503, stall or malformed
+    body, or a lost callback."""
+    r = await http.get(f"{sim}/_control/faulted")
+    return [cid for cids in r.json().values() for cid in cids] if r.status_code == 200 else []
 
 
 async def run_step(
@@ -197,6 +207,7 @@ async def run_step(
         after = groups.snapshot()
         elapsed = time.time() - t0
         polls = await simulator_polls(http, sim) - polls0
+        faulted = await db_exchanges_of(db_url, await simulator_faulted(http, sim))
     host.append(reference_ms())
     cpu = cpu_delta(before, after)
     mine = [(t, e) for t, e in frames.items if e.get("calculation_id") in ids]
@@ -240,6 +251,16 @@ async def run_step(
                 t - ts(e["ready_at"])
                 for t, e in offers.values()
                 if e.get("ready_at") and MODES.get(e["insurer"]) == mode
+            ]
+            for mode in sorted(set(MODES.values()))
+        }
+        | {
+            # what our schedule and path alone add: the insurer answered every poll cleanly
+            # (a 503 carries Retry-After: 1, which we honour) and lost no callback
+            f"{mode}, no fault": [
+                t - ts(e["ready_at"])
+                for k, (t, e) in offers.items()
+                if e.get("ready_at") and MODES.get(e["insurer"]) == mode and k not in faulted
             ]
             for mode in sorted(set(MODES.values()))
         },

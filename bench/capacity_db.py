@@ -11,7 +11,7 @@ import asyncpg
 import trio
 import trio_asyncio
 
-__all__ = ["db_offers", "db_stages", "until_offers_came"]
+__all__ = ["db_exchanges_of", "db_offers", "db_stages", "until_offers_came"]
 
 
 async def _fetchrow(url: str, query: str, ids: list[str]) -> Any:
@@ -33,6 +33,23 @@ async def db_offers(url: str, ids: list[str]) -> tuple[int, int]:
         ids,
     )
     return int(row["offers"]), int(row["n"])
+
+
+async def db_exchanges_of(url: str, correlation_ids: list[str]) -> set[tuple[str, str]]:
+    """(calculation id, insurer) of the exchanges with these correlation ids."""
+    async with trio_asyncio.open_loop() as loop:
+        conn = await loop.run_aio_coroutine(asyncpg.connect(url))
+        try:
+            rows = await loop.run_aio_coroutine(
+                conn.fetch(
+                    "SELECT calculation_id::text AS c, insurer FROM exchanges"
+                    " WHERE correlation_id = ANY($1::uuid[])",
+                    [uuid.UUID(i) for i in correlation_ids],
+                )
+            )
+        finally:
+            await loop.run_aio_coroutine(conn.close())
+    return {(r["c"], r["insurer"]) for r in rows}
 
 
 async def until_offers_came(

@@ -37,7 +37,7 @@ class SchedulePolicy:
     """Bounds and aims of one insurer's poll schedule (seconds; ``target`` a probability)."""
 
     min_interval: float = 1.0  # the contract's rate limit per calculation
-    max_interval: float = 2.0  # the longest gap while the user waits
+    max_interval: float = 1.4  # the longest gap while the user waits
     target: float = 0.25  # the chance of an answer each poll should carry
     margin: float = 0.05  # poll this long after a learned answer time (plus 2 %)
     window: int = 512  # answers remembered per insurer

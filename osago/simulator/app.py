@@ -5,6 +5,8 @@
     GET  /{code}/calculations/{id}[?wait=seconds]                         -> {"status", ...}
     PUT  /_control/{code}              any Behaviour field, or {"down_for": seconds}
     GET  /_control/stats               polls, submits and calculations served so far
+    GET  /_control/faulted             per insurer, the correlation ids that met a fault (a
+                                       poll's 503, stall or bad body; a lost callback)
     GET  /_control                     every insurer's behaviour
 
 Each insurer prices by the Bank of Russia formula with its own base rate inside the legal
@@ -82,6 +84,7 @@ class SimulatedCalc:
     message: str | None
     breakdown: dict[str, Any]
     polls: int = 0
+    faults: int = 0  # polls answered with a 503, a stall or a malformed body; lost callbacks
     callback_url: str | None = None
 
 
@@ -233,8 +236,10 @@ def simulator_handler(sim: Simulator) -> Handler:
         sim.polls += 1
         rng = sim.rng(code, calc.id, calc.polls)
         if (failure := unavailable(code, rng)) is not None:
+            calc.faults += 1
             return failure
         if rng.random() < b.stall_rate:
+            calc.faults += 1
             await trio.sleep(b.stall_seconds)
         try:
             asked = float(request.query.get("wait", 0.0))
@@ -244,6 +249,7 @@ def simulator_handler(sim: Simulator) -> Handler:
         if wait > 0 and sim.clock.now() < calc.ready_at:  # a long poll: hold it until ready
             await trio.sleep(min(wait, calc.ready_at - sim.clock.now()))
         if rng.random() < b.malformed_rate:
+            calc.faults += 1
             page = b"<html><body>Internal gateway page</body></html>"
             return Response(200, page, "text/html; charset=utf-8")
         base = {"id": calc.id, "correlation_id": calc.correlation_id}
@@ -287,6 +293,17 @@ def simulator_handler(sim: Simulator) -> Handler:
             }
         )
 
+    def faulted() -> Response:
+        # Which exchanges met a fault: a bench tells the wait our schedule and path add from
+        # the wait an insurer's own 503s (Retry-After is honoured), stalls, garbage and lost
+        # callbacks (found by the safety poll) add.
+        return _reply(
+            {
+                code: [c.correlation_id for c in calcs.values() if c.faults]
+                for code, calcs in sim.calcs.items()
+            }
+        )
+
     async def handle(request: Request) -> Response:
         parts = request.path.strip("/").split("/")
         match request.method, parts:
@@ -298,6 +315,8 @@ def simulator_handler(sim: Simulator) -> Handler:
                 return control(code, request)
             case "GET", ["_control", "stats"]:
                 return stats()
+            case "GET", ["_control", "faulted"]:
+                return faulted()
             case "GET", ["_control"]:
                 return _reply({code: asdict(b) for code, b in sim.behaviours.items()})
         return _reply({"error": "not found"}, 404)

@@ -71,6 +71,7 @@ class CallbackSender:
     async def _deliver(self, code: str, calc: SimulatedCalc) -> None:
         b = self._sim.behaviours[code]
         if self._sim.rng(code, calc.id, "callback").random() < b.callback_loss_rate:
+            calc.faults += 1
             return  # lost: the worker's safety poll finds it
         assert calc.callback_url is not None
         url = urlsplit(calc.callback_url)
@@ -102,6 +103,7 @@ class CallbackSender:
                 if status < 500:
                     log.warning("callback %s/%s refused: %d %s", code, calc.id, status, detail)
                     return
+            calc.faults += 1
             if attempt < _ATTEMPTS:
                 await trio.sleep(1.0)
         log.warning("callback %s/%s not delivered: %s %s", code, calc.id, status, detail)

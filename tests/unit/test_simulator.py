@@ -16,6 +16,7 @@ from osago.config import Settings
 from osago.domain.request import tariff_input
 from osago.domain.tariff import corridor
 from osago.simulator import REFUSALS, Behaviour, Simulator, default_simulator, simulator_handler
+from osago.simulator.callbacks import CallbackSender
 from tests.factories import new_calculation
 from tests.fakes import HandlerClient
 
@@ -189,3 +190,40 @@ async def test_a_long_poll_is_held_until_the_answer_is_ready(autojump_clock: Moc
     start = trio.current_time()
     r = await plain.http.get(f"/x/calculations/{created['id']}?wait=10")
     assert ((await r.get_json())["status"], trio.current_time() - start) == ("pending", 0.0)
+
+
+async def test_faulted_names_the_exchanges_whose_polls_met_a_fault(
+    autojump_clock: MockClock,
+) -> None:
+    sim = Simulator(
+        TrioWallClock(),
+        {"bad": Behaviour("Bad", malformed_rate=1.0), "good": Behaviour("Good")},
+        seed=7,
+    )
+    client = Client(sim)
+    for code in ("bad", "good"):
+        _, created = await client.submit(code, f"{code}-1")
+        await client.poll(code, created["id"])
+    await client.submit("bad", "bad-unpolled")  # a submit is not a poll
+    r = await client.http.get("/_control/faulted")
+    assert await r.get_json() == {"bad": ["bad-1"], "good": []}
+
+
+async def test_a_lost_callback_is_named_as_faulted(autojump_clock: MockClock) -> None:
+    sim = Simulator(
+        TrioWallClock(), {"x": Behaviour("X", median_delay=1.0, callback_loss_rate=1.0)}, seed=7
+    )
+    sender = CallbackSender(sim, "master-secret")
+    sim.schedule_callback = sender.schedule
+    client = Client(sim)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sender.run)
+        r = await client.http.post(
+            "/x/calculations",
+            json={"correlation_id": "k", "request": REQUEST, "callback_url": "http://127.0.0.1:9/"},
+        )
+        assert r.status_code == 201
+        await trio.sleep(5.0)
+        nursery.cancel_scope.cancel()
+    assert sender.sent == 0
+    assert await (await client.http.get("/_control/faulted")).get_json() == {"x": ["k"]}
