@@ -28,6 +28,7 @@ from osago.insurers._answers import (
 )
 from osago.insurers.config import InsurerConfig
 from osago.insurers.http11 import HttpTransportError, Response
+from osago.models import RawJSON
 
 __all__ = ["HttpInsurerClient", "InsurerClient", "Pending", "Quote", "Transport", "read_answer"]
 
@@ -56,7 +57,7 @@ class Pending:
 class InsurerClient(Protocol):
     """Talks to insurers; one instance serves all of them."""
 
-    async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
+    async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: RawJSON) -> str:
         """Create a calculation (idempotent by correlation id); return the insurer's id."""
         ...
 
@@ -110,13 +111,12 @@ class HttpInsurerClient:
         self._transports = transports
 
     async def _call(
-        self, insurer: InsurerConfig, method: str, path: str, body: Any = None, **headers: str
+        self, insurer: InsurerConfig, method: str, path: str, body: bytes = b"", **headers: str
     ) -> tuple[Any, Mapping[str, str]]:
         target = urlsplit(insurer.base_url).path.rstrip("/") + path
         fields = [(k.replace("_", "-"), v) for k, v in headers.items()]
-        data = b""
-        if body is not None:
-            data = json.dumps(body, separators=(",", ":")).encode()
+        data = body
+        if body:
             fields.append(("content-type", "application/json"))
         try:
             response = await self._transports[insurer.code].request(
@@ -146,15 +146,16 @@ class HttpInsurerClient:
             # insurer: transient, and our calls are idempotent, so it is worth a retry.
             raise InsurerUnavailable(insurer.code, f"{method} {target}: body is not JSON") from exc
 
-    async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
-        data, _ = await self._call(
-            insurer,
-            "POST",
-            "/calculations",
-            {"correlation_id": str(correlation_id), "request": request}
+    async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: RawJSON) -> str:
+        envelope = {"correlation_id": str(correlation_id)} | (
             # Callback mode: where to POST the answer (signed; osago/insurers/callbacks.py).
-            | ({"callback_url": insurer.callback_url} if insurer.callback else {}),
-            Idempotency_Key=str(correlation_id),
+            {"callback_url": insurer.callback_url} if insurer.callback else {}
+        )
+        # The stored request goes in as its text (RawJSON): the envelope's last member.
+        head = json.dumps(envelope, separators=(",", ":"))
+        body = f'{head[:-1]},"request":{request.text}}}'.encode()
+        data, _ = await self._call(
+            insurer, "POST", "/calculations", body, Idempotency_Key=str(correlation_id)
         )
         try:
             return read_remote_id(data)

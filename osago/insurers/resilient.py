@@ -18,13 +18,14 @@ stops the retries at once.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
 from osago.errors import AttemptTimeout, BulkheadFull, InsurerUnavailable, ResultRejected
 from osago.insurers.client import InsurerClient, Pending, Quote
 from osago.insurers.config import FAILURE_KINDS, InsurerConfig
 from osago.insurers.schedule import AnswerTimes
+from osago.models import RawJSON
 from osago.resilience import (
     Bulkhead,
     CircuitBreaker,
@@ -102,7 +103,7 @@ class GuardedInsurer:
 
         return call
 
-    async def submit(self, correlation_id: UUID, request: Any) -> str:
+    async def submit(self, correlation_id: UUID, request: RawJSON) -> str:
         """Create the insurer's calculation. Retried: the correlation id is its idempotency
         key, so a repeated submit returns the same calculation instead of a second one."""
         return await self._call(

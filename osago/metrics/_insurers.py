@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 
 from osago.insurers import InsurerClient, InsurerConfig, Pending, Quote
 from osago.metrics._families import Metrics
+from osago.models import RawJSON
 from osago.resilience import CircuitBreaker, State
 
 __all__ = ["BreakerStates", "MeteredClient"]
@@ -42,7 +43,7 @@ class MeteredClient:
             m.insurer_requests.labels(insurer, operation, result).inc()
             m.insurer_duration.labels(insurer, operation).observe(trio.current_time() - started)
 
-    async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: Any) -> str:
+    async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: RawJSON) -> str:
         remote: str = await self._timed(
             insurer.code, "submit", self._client.submit(insurer, correlation_id, request)
         )

@@ -6,6 +6,7 @@ Used by fast unit tests. It passes the same contract tests as :mod:`osago.storag
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from osago.models import (
     Outcome,
     OutcomeKind,
     Push,
+    RawJSON,
     Step,
     Trail,
 )
@@ -185,7 +187,7 @@ class MemoryStore:
             ex.calculation_id,
             ex.insurer,
             n.user_id,
-            n.request,
+            RawJSON(json.dumps(n.request)),
             n.created_at,
             n.deadline_at,
             n.closing,

@@ -27,6 +27,7 @@ from osago.models import (
     Outcome,
     OutcomeKind,
     Push,
+    RawJSON,
     Step,
     Trail,
 )
@@ -178,22 +179,24 @@ class PostgresStore:
     async def load_exchanges(self, correlation_ids: Sequence[UUID]) -> dict[UUID, Exchange]:
         async def body(conn: Conn) -> dict[UUID, Exchange]:
             rows = await conn.fetch(
-                "SELECT e.*, c.user_id, c.request, c.created_at, c.deadline_at, c.closes_at,"
+                "SELECT e.*, c.user_id, c.request::text AS request, c.created_at, c.deadline_at,"
+                " c.closes_at,"
                 " c.closed_at"
                 " FROM exchanges e JOIN calculations c ON c.id = e.calculation_id"
                 " WHERE e.correlation_id = ANY($1::uuid[])",
                 list(correlation_ids),
             )
-            # One request object per calculation in the batch: a calculation's jobs come
-            # together, and ten copies of its request were most of what an exchange held.
-            requests: dict[UUID, Any] = {}
+            # One request per calculation in the batch: a calculation's jobs come together,
+            # and ten copies of its request were most of what an exchange held. As text: it
+            # goes to the insurer as it is (RawJSON), never decoded here.
+            requests: dict[UUID, RawJSON] = {}
             return {
                 r["correlation_id"]: Exchange(
                     r["correlation_id"],
                     r["calculation_id"],
                     r["insurer"],
                     r["user_id"],
-                    requests.setdefault(r["calculation_id"], r["request"]),
+                    requests.setdefault(r["calculation_id"], RawJSON(r["request"])),
                     r["created_at"],
                     r["deadline_at"],
                     r["closes_at"],

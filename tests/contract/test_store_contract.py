@@ -87,6 +87,8 @@ async def test_submission_is_remembered_for_redelivery(store: Store) -> None:
         False,
     )
     assert ex.deadline_at == calc.deadline_at
+    assert ex.request.value() == calc.request  # as text, to pass on to the insurer
+    assert loaded[other].request == ex.request
 
 
 async def test_orphaned_events_are_relayed_after_their_lease(store: Store) -> None:

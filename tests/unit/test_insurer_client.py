@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 
 import pytest
 
 from osago.errors import InsurerRejected, InsurerUnavailable
 from osago.insurers import HttpInsurerClient, InsurerConfig, Pending
 from osago.insurers.http11 import Response
+from osago.models import RawJSON
 
 INSURER = InsurerConfig(code="x", name="X", base_url="http://insurer.test/x")
 
@@ -41,14 +43,20 @@ async def test_requests_carry_the_path_the_body_and_the_idempotency_key() -> Non
     transport = Canned(201, b'{"id": "r-1", "status": "pending"}', {})
     c = HttpInsurerClient({INSURER.code: transport})
     cid = uuid.uuid4()
-    assert await c.submit(INSURER, cid, {"a": 1}) == "r-1"
+    stored = '{"b": [1, 2], "a": {"c": "\\u0439"}}'  # jsonb's text: spaces, escapes
+    assert await c.submit(INSURER, cid, RawJSON(stored)) == "r-1"
     method, target, headers, body = transport.sent[0]
     assert (method, target) == ("POST", "/x/calculations")
     assert ("Idempotency-Key", str(cid)) in headers
     assert ("content-type", "application/json") in headers
-    assert json.loads(body) == {"correlation_id": str(cid), "request": {"a": 1}}
+    sent = json.loads(body)
+    assert sent == {"correlation_id": str(cid), "request": {"b": [1, 2], "a": {"c": "\u0439"}}}
+    assert stored.encode() in body  # passed on as stored, not decoded and encoded again
+    callback = replace(INSURER, mode="callback", callback_url="http://us.test/cb/x")
+    await c.submit(callback, cid, RawJSON("{}"))
+    assert json.loads(transport.sent[1][3])["callback_url"] == "http://us.test/cb/x"
     await c.poll(INSURER, "r 1/2")
-    assert transport.sent[1][:2] == ("GET", "/x/calculations/r%201/2")
+    assert transport.sent[2][:2] == ("GET", "/x/calculations/r%201/2")
 
 
 async def test_503_is_transient_with_its_retry_after() -> None:
@@ -64,11 +72,11 @@ async def test_a_gateway_page_is_transient() -> None:
 
 async def test_4xx_and_protocol_breaches_are_rejections() -> None:
     with pytest.raises(InsurerRejected):
-        await client(400, b'{"error": "no"}').submit(INSURER, uuid.uuid4(), {})
+        await client(400, b'{"error": "no"}').submit(INSURER, uuid.uuid4(), RawJSON("{}"))
     with pytest.raises(InsurerRejected, match="unreadable"):
         await client(200, b'{"status": "weird"}').poll(INSURER, "1")
     with pytest.raises(InsurerRejected, match="no id"):
-        await client(201, b'{"status": "accepted"}').submit(INSURER, uuid.uuid4(), {})
+        await client(201, b'{"status": "accepted"}').submit(INSURER, uuid.uuid4(), RawJSON("{}"))
 
 
 async def test_a_ready_answer_is_parsed() -> None:
