@@ -2,23 +2,32 @@
 
 Every event carries ``seq``, its order within its calculation; (calculation_id, seq) is its
 identity, which lets the notifier drop the duplicates that at-least-once delivery brings.
+
+On the results topic, one message carries one event or several, one per line (NDJSON:
+:func:`pack`, :func:`unpack`). An event's compact JSON has no raw line break (JSON escapes
+it inside strings), so one event packs to itself: a message of one event is what it always
+was.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from osago.models import Outcome, OutcomeKind, answer_fields, iso
 
 __all__ = [
+    "PACKED_HEADERS",
     "completed_event",
     "encode_event",
     "event_headers",
     "insurer_event",
     "no_offer_event",
     "offer_event",
+    "pack",
+    "unpack",
 ]
 
 
@@ -94,3 +103,17 @@ def event_headers(event: dict[str, Any]) -> dict[str, str]:
         "event-type": event["type"],
         "content-type": "application/json",
     }
+
+
+# A packed message's headers: its events' own (event_headers) differ from line to line.
+PACKED_HEADERS = {"content-type": "application/x-ndjson"}
+
+
+def pack(bodies: Sequence[bytes]) -> bytes:
+    """Several encoded events as the body of one topic message, one per line."""
+    return b"\n".join(bodies)
+
+
+def unpack(body: bytes) -> list[bytes]:
+    """The events of one topic message (a line that is no event is the reader's to refuse)."""
+    return [line for line in body.split(b"\n") if line]

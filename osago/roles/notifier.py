@@ -33,6 +33,7 @@ from trio_websocket import (
 from osago.batching import Deferred
 from osago.broker import Subscription
 from osago.errors import TokenError, TokenExpired
+from osago.events import unpack
 from osago.models import Push, iso
 from osago.roles._deps import NotifierDeps
 from osago.roles._sessions import CLOSE, REFUSE, History, Hub, Session
@@ -55,12 +56,17 @@ async def _pump(deps: NotifierDeps, hub: Hub, history: History, sub: Subscriptio
     # The subscription is durable: events published while we reconnect to the broker wait
     # for us. Each is acked once queued to its sessions (or dropped as unreadable), so one in
     # flight at a disconnect comes again; the hub's (calculation, seq) check drops repeats.
+    # A message carries one event or several, one per line (osago.events.pack); a line that
+    # is not an event is dropped alone, and the message is acked once, after all of them.
     async for delivery in sub:
-        try:
-            event = read_event(delivery.body)
-        except ValueError as exc:
-            log.warning("notifier: event %s dropped: %s", delivery.message_id, exc)
-        else:
+        for line, body in enumerate(unpack(delivery.body), 1):
+            try:
+                event = read_event(body)
+            except ValueError as exc:
+                log.warning(
+                    "notifier: event %s (line %d) dropped: %s", delivery.message_id, line, exc
+                )
+                continue
             try:
                 _push(deps, hub, history, event)
             except Exception:  # a defect here must not stop every user's events

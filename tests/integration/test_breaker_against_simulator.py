@@ -18,6 +18,7 @@ from osago import simulator
 from osago.broker import open_memory_broker
 from osago.clock import SystemClock
 from osago.config import Bind, Settings
+from osago.events import unpack
 from osago.insurers import insurers_for
 from osago.loops import relay
 from osago.resilience.events import BreakerTransition, ResilienceEvent
@@ -131,9 +132,9 @@ async def rig(tmp_path: Path, insurers: str = INSURERS) -> AsyncIterator[Rig]:
             async with broker.subscribe(settings.results_topic) as sub:
                 task_status.started()
                 async for d in sub:
-                    event = json.loads(d.body)
-                    if event["type"] == "completed":
-                        await send.send(event["calculation_id"])
+                    for event in map(json.loads, unpack(d.body)):
+                        if event["type"] == "completed":
+                            await send.send(event["calculation_id"])
 
         await nursery.start(completions)
         await nursery.start(

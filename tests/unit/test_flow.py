@@ -16,6 +16,7 @@ from osago.broker import Outgoing, open_memory_broker
 from osago.broker.memory import MemoryBroker
 from osago.clock import TrioWallClock
 from osago.config import Settings
+from osago.events import unpack
 from osago.insurers import insurers_for
 from osago.insurers.schedule import SchedulePolicy
 from osago.loops import relay
@@ -78,7 +79,7 @@ async def harness(
             async with broker.subscribe(SETTINGS.results_topic) as sub:
                 task_status.started()
                 async for d in sub:
-                    h.events.append((trio.current_time(), json.loads(d.body)))
+                    h.events.extend((trio.current_time(), json.loads(e)) for e in unpack(d.body))
 
         await nursery.start(collect)
         if api_relay:

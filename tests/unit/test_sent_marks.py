@@ -10,6 +10,7 @@ from trio.testing import MockClock
 
 from osago.broker import Outgoing
 from osago.clock import TrioWallClock
+from osago.events import unpack
 from osago.outbox import sent_marks
 from osago.storage import MemoryStore
 from tests.factories import new_calculation
@@ -61,12 +62,15 @@ async def test_events_settled_together_in_a_worker_go_out_in_shared_sends(
     """A worker hands its settled exchanges' events to one publisher: what settles while a
     send is out goes in the next one (one ActiveMQ transaction), not a send per exchange."""
     async with harness({"aurora": 1.0, "borealis": 1.0}) as h:
-        sends: list[int] = []
+        sends: list[int] = []  # events in each send to the topic
+        messages_sent: list[int] = []  # its messages
         send = h.broker.send
 
         async def counted(messages: Sequence[Outgoing]) -> None:
-            if any(m.destination == SETTINGS.results_topic for m in messages):
-                sends.append(len(messages))
+            topic = [m for m in messages if m.destination == SETTINGS.results_topic]
+            if topic:
+                sends.append(sum(len(unpack(m.body)) for m in topic))
+                messages_sent.append(len(topic))
             await send(messages)
 
         h.broker.send = counted  # type: ignore[method-assign]
@@ -79,3 +83,5 @@ async def test_events_settled_together_in_a_worker_go_out_in_shared_sends(
     # A send per exchange was a send per calculation here (its completion carried its
     # offers); now the calculations settled together share one.
     assert len(sends) < len(calcs)
+    # And the events of one send share its messages (osago.outbox.outgoing).
+    assert messages_sent == [1] * len(sends)
