@@ -75,6 +75,7 @@ from bench.capacity_cpu import Groups, cpu_delta, reference_ms
 from bench.capacity_db import db_exchanges_of, db_offers, db_stages, until_offers_came
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
 from bench.capacity_report import line
+from bench.capacity_sim import simulator_faulted, simulator_polls
 from osago.insurers import load_insurers
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
@@ -141,18 +142,6 @@ def delivered_offers(frames: Frames, ids: set[str]) -> int:
             if e["type"] == "offer" and e["calculation_id"] in ids
         }
     )
-
-
-async def simulator_polls(http: httpx.AsyncClient, sim: str) -> int:
-    r = await http.get(f"{sim}/_control/stats")
-    return int(r.json().get("polls", 0)) if r.status_code == 200 else 0
-
-
-async def simulator_faulted(http: httpx.AsyncClient, sim: str) -> list[str]:
-    """Correlation ids of the exchanges that met a fault: a poll's 503, stall or malformed
-    body, or a lost callback."""
-    r = await http.get(f"{sim}/_control/faulted")
-    return [cid for cids in r.json().values() for cid in cids] if r.status_code == 200 else []
 
 
 async def run_step(

@@ -23,7 +23,6 @@ from trio_websocket import (
 
 from osago.broker import Outgoing, open_stomp_broker
 from osago.config import Bind, Settings
-from osago.events import pack
 from osago.roles import notifier
 from osago.roles._deps import NotifierDeps
 from osago.storage import MemoryStore
@@ -399,12 +398,3 @@ async def test_hostile_requests_frames_and_events_never_stop_the_notifier(unique
         await r.publish("ann", calc, 1)
         event = await receive(good)
         assert (event["calculation_id"], event["seq"]) == (calc, 1)  # still serving
-        # Events packed in one message (osago.events.pack): a bad line is dropped alone.
-        lines = [
-            json.dumps({"type": "offer", "user_id": "ann", "calculation_id": calc, "seq": 2}),
-            '{"user_id":"ann","calculation_id":{},"seq":3}',
-            json.dumps({"type": "offer", "user_id": "ann", "calculation_id": calc, "seq": 4}),
-        ]
-        body = pack([line.encode() for line in lines])
-        await r.publish_broker.send([Outgoing(r.settings.results_topic, body)])
-        assert [(await receive(good))["seq"] for _ in range(2)] == [2, 4]
