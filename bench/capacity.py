@@ -248,23 +248,16 @@ async def run_step(
         if calm
         else [],
         "wait": [t - ts(e["ready_at"]) for t, e in offers.values() if e.get("ready_at")],
+        # by mode, and (what our schedule and path alone add) over exchanges the insurer
+        # answered cleanly: no 503 on a poll (its Retry-After: 1 we honour), no lost callback
         "wait_by_mode": {
-            mode: [
-                t - ts(e["ready_at"])
-                for t, e in offers.values()
-                if e.get("ready_at") and MODES.get(e["insurer"]) == mode
-            ]
-            for mode in sorted(set(MODES.values()))
-        }
-        | {
-            # what our schedule and path alone add: the insurer answered every poll cleanly
-            # (a 503 carries Retry-After: 1, which we honour) and lost no callback
-            f"{mode}, no fault": [
+            label: [
                 t - ts(e["ready_at"])
                 for k, (t, e) in offers.items()
-                if e.get("ready_at") and MODES.get(e["insurer"]) == mode and k not in faulted
+                if e.get("ready_at") and MODES.get(e["insurer"]) == mode and k not in skip
             ]
             for mode in sorted(set(MODES.values()))
+            for label, skip in ((mode, frozenset()), (f"{mode}, no fault", faulted))
         },
         "stages": stages,
         "stubs": sum(1 for e in completed if e["stub"]),

@@ -14,14 +14,22 @@ import trio_asyncio
 __all__ = ["db_exchanges_of", "db_offers", "db_stages", "until_offers_came"]
 
 
-async def _fetchrow(url: str, query: str, ids: list[str]) -> Any:
-    """One row of ``query`` over these calculations (``$1``), on a connection of its own."""
+async def _fetch(url: str, query: str, ids: list[str]) -> list[Any]:
+    """The rows of ``query`` over these ids (``$1``, uuids), on a connection of its own."""
     async with trio_asyncio.open_loop() as loop:
         conn = await loop.run_aio_coroutine(asyncpg.connect(url))
         try:
-            return await loop.run_aio_coroutine(conn.fetchrow(query, [uuid.UUID(i) for i in ids]))
+            rows: list[Any] = await loop.run_aio_coroutine(
+                conn.fetch(query, [uuid.UUID(i) for i in ids])
+            )
+            return rows
         finally:
             await loop.run_aio_coroutine(conn.close())
+
+
+async def _fetchrow(url: str, query: str, ids: list[str]) -> Any:
+    """The one row of ``query`` over these ids."""
+    return (await _fetch(url, query, ids))[0]
 
 
 async def db_offers(url: str, ids: list[str]) -> tuple[int, int]:
@@ -37,18 +45,12 @@ async def db_offers(url: str, ids: list[str]) -> tuple[int, int]:
 
 async def db_exchanges_of(url: str, correlation_ids: list[str]) -> set[tuple[str, str]]:
     """(calculation id, insurer) of the exchanges with these correlation ids."""
-    async with trio_asyncio.open_loop() as loop:
-        conn = await loop.run_aio_coroutine(asyncpg.connect(url))
-        try:
-            rows = await loop.run_aio_coroutine(
-                conn.fetch(
-                    "SELECT calculation_id::text AS c, insurer FROM exchanges"
-                    " WHERE correlation_id = ANY($1::uuid[])",
-                    [uuid.UUID(i) for i in correlation_ids],
-                )
-            )
-        finally:
-            await loop.run_aio_coroutine(conn.close())
+    rows = await _fetch(
+        url,
+        "SELECT calculation_id::text AS c, insurer FROM exchanges"
+        " WHERE correlation_id = ANY($1::uuid[])",
+        correlation_ids,
+    )
     return {(r["c"], r["insurer"]) for r in rows}
 
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 
 from osago.batching import Deferred
-from osago.broker import Broker, Outgoing
+from osago.broker import Broker, Outgoing, split_destination
 from osago.clock import Clock
 from osago.errors import BrokerError, StoreError
 from osago.events import PACKED_HEADERS, pack
@@ -39,7 +39,7 @@ def outgoing(messages: Sequence[OutboxMessage]) -> list[Outgoing]:
     while i < n:
         first = messages[i]
         j = i + 1
-        if first.destination.startswith("/topic/"):
+        if split_destination(first.destination)[0] == "topic":
             while j < n and j - i < PACK_MAX and messages[j].destination == first.destination:
                 j += 1
         if j - i == 1:

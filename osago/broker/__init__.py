@@ -3,7 +3,14 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from osago.broker._port import Broker, Delivery, Outgoing, QueueStats, Subscription
+from osago.broker._port import (
+    Broker,
+    Delivery,
+    Outgoing,
+    QueueStats,
+    Subscription,
+    split_destination,
+)
 from osago.broker.memory import MemoryBroker, open_memory_broker
 from osago.broker.stomp import StompBroker, open_stomp_broker
 from osago.errors import ConfigError
@@ -19,6 +26,7 @@ __all__ = [
     "open_broker",
     "open_memory_broker",
     "open_stomp_broker",
+    "split_destination",
 ]
 
 

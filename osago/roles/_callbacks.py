@@ -24,12 +24,12 @@ from osago.insurers._answers import AnswerError
 from osago.insurers.callbacks import SIGNATURE_HEADER, ReplayGuard, insurer_secret, verify
 from osago.logs import about
 from osago.metrics import observe_completed
-from osago.models import Exchange, OutboxMessage
+from osago.models import JSON, Exchange, OutboxMessage
 from osago.roles._answers import Answer, Answers
 from osago.roles._deps import ApiDeps
 from osago.roles._exchange import outcome_of
 from osago.roles._replies import MAX_BODY, store_down, too_large
-from osago.web.asgi_route import JSON, plain_post_route
+from osago.web.asgi_route import plain_post_route
 
 __all__ = ["CALLBACKS_PREFIX", "add_callback_routes"]
 

@@ -17,11 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["JSON", "Handler", "plain_post_route"]
+from osago.models import JSON
+
+__all__ = ["Handler", "plain_post_route"]
 
 log = logging.getLogger("osago.api")
 
-JSON = dict[str, Any]
 # (the path's last segment, the body, the header asked for or None) -> (JSON body, status)
 Handler = Callable[[str, bytes, str | None], Awaitable[tuple[JSON, int]]]
 ASGIApp = Callable[..., Awaitable[None]]  # (scope, receive, send)
