@@ -16,22 +16,24 @@ import trio
 
 from osago.batching import Batcher
 from osago.clock import Clock
-from osago.models import Exchange, OutboxMessage, Outcome
+from osago.models import Exchange, OutboxMessage, Outcome, Step
 from osago.storage import Store
 
-__all__ = ["Answer", "Answers"]
+__all__ = ["Answer", "Answers", "Settle"]
 
 Answer = tuple[UUID, Outcome]  # (correlation id, outcome)
+# An answer and the steps that reached it, kept with it for the timeline (none: keep none).
+Settle = tuple[Answer, tuple[Step, ...]]
 
 
 @dataclass(frozen=True)
 class Answers:
     """``await answers.load(correlation_id)`` (None: no such exchange) and
-    ``await answers.settle((correlation_id, outcome))`` (the events this caller publishes,
-    see :meth:`osago.storage.Store.settle_exchanges`; None: no such exchange)."""
+    ``await answers.settle(((correlation_id, outcome), steps))`` (the events this caller
+    publishes, see :meth:`osago.storage.Store.settle_exchanges`; None: no such exchange)."""
 
     load: Batcher[UUID, Exchange | None]
-    settle: Batcher[Answer, list[OutboxMessage] | None]
+    settle: Batcher[Settle, list[OutboxMessage] | None]
 
     @classmethod
     def of(
@@ -40,13 +42,18 @@ class Answers:
         """Batched on ``store``; settled events are leased ``lease`` seconds to the caller;
         loads wait ``load_linger`` seconds for company (settles never wait: the user does)."""
 
-        async def settle(answers: Sequence[Answer]) -> dict[UUID, list[OutboxMessage]]:
-            now = clock.now()
-            return await store.settle_exchanges(answers, topic=topic, now=now, lease=lease)
+        async def settle(batch: Sequence[Settle]) -> dict[UUID, list[OutboxMessage]]:
+            return await store.settle_exchanges(
+                [answer for answer, _ in batch],
+                topic=topic,
+                now=clock.now(),
+                lease=lease,
+                steps={answer[0]: done for answer, done in batch if done},
+            )
 
         return cls(
             Batcher(store.load_exchanges, default=None, linger=load_linger),
-            Batcher(settle, default=None, key=lambda answer: answer[0]),
+            Batcher(settle, default=None, key=lambda item: item[0][0]),
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -59,7 +59,7 @@ def add_callback_routes(
 
     async def settle(answer: Answer) -> list[OutboxMessage] | None:
         if answers is not None:
-            return await answers.settle(answer)
+            return await answers.settle((answer, ()))
         settled = await deps.store.settle_exchanges(
             [answer], topic=s.results_topic, now=deps.clock.now(), lease=lease
         )

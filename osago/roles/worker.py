@@ -247,8 +247,9 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         crew.steps.add([(ex.correlation_id, tuple(steps.done))])
         await _ack(sub, held, ex, "answered by callback")
         return
-    answer = (ex.correlation_id, outcome)
-    events = await _through_outages(s.store_retry, lambda: crew.answers.settle(answer))
+    # Its steps are written with it (the timeline): it is the last the worker notes.
+    settle = ((ex.correlation_id, outcome), tuple(steps.done))
+    events = await _through_outages(s.store_retry, lambda: crew.answers.settle(settle))
     if events is None:
         raise PoisonMessage(f"exchange {ex.correlation_id} is gone from the store")
     log.info(
@@ -259,7 +260,6 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         f" {outcome.premium:.2f} RUB" if outcome.premium is not None else "",
     )
     m.outcomes.labels(ex.insurer, outcome.kind.value).inc()
-    crew.steps.add([(ex.correlation_id, tuple(steps.done))])
     # The events are in the outbox already: published with what other jobs settled
     # meanwhile, or, if that fails (or this worker dies first), by a relay after the lease;
     # so the job is done either way.

@@ -15,13 +15,14 @@ cannot change under it, so its versions always hold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from osago.errors import StoreError
 from osago.lifecycle import CalcState, ExchangeState, Plan, on_due
-from osago.models import OutboxMessage, Outcome, OutcomeKind
+from osago.models import OutboxMessage, Outcome, OutcomeKind, Step
+from osago.storage._pg_ops import record_steps, steps_text
 from osago.storage._settling import plan_answers
 
 __all__ = [
@@ -138,9 +139,10 @@ _CARRY_OUT = (
     " WHERE c.xmin::text = v.version ORDER BY c.id FOR UPDATE OF c),"
     " st AS (UPDATE exchanges AS e SET outcome = s.outcome, premium = s.premium,"
     " message = s.message, ready_at = s.ready_at, received_at = s.received_at,"
-    " detail = s.detail FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[],"
-    " $5::float8[], $6::float8[], $7::jsonb[], $21::uuid[])"
-    " AS s (cid, outcome, premium, message, ready_at, received_at, detail, calc)"
+    " detail = s.detail, steps = coalesce(s.steps::jsonb, e.steps)"
+    " FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[],"
+    " $5::float8[], $6::float8[], $7::jsonb[], $21::uuid[], $22::text[])"
+    " AS s (cid, outcome, premium, message, ready_at, received_at, detail, calc, steps)"
     " WHERE e.correlation_id = s.cid AND s.calc IN (SELECT id FROM lk)),"
     " tm AS (UPDATE exchanges SET outcome = 'timed_out', received_at = $8"
     " WHERE correlation_id = ANY($9::uuid[]) AND calculation_id IN (SELECT id FROM lk)),"
@@ -173,11 +175,13 @@ async def carry_out(
     topic: str,
     now: float,
     lease: float,
+    steps: Mapping[UUID, str] | None = None,
 ) -> tuple[set[UUID], list[tuple[UUID, list[OutboxMessage]]]]:
     """Apply ``plans`` (see :class:`osago.lifecycle.Plan`), each on its calculation's state,
     where the calculation is still at the version (``versions``) its state was read at.
     Return the calculations carried out, and (calculation id, its events to publish) for
     each of them with any; a calculation left out was written meanwhile: plan it again.
+    An exchange settled here gets its ``steps`` (JSON text, by correlation id), if given.
 
     Why one statement for the whole batch: a worker settles the answers that arrived
     together at once, and each statement is a round trip (a socket write that wakes the
@@ -219,6 +223,7 @@ async def carry_out(
         list({state.id for state, p in plans if p.flush}),
         [versions[calc_id] for calc_id in calcs],
         [calc_id for _, _, calc_id in settles],
+        [steps.get(cid) if steps else None for cid, _, _ in settles],
     )
     applied: set[UUID] = set()
     by_calc: dict[UUID, list[Any]] = {}
@@ -231,19 +236,32 @@ async def carry_out(
 
 
 async def settle_answers(
-    answers: Sequence[tuple[UUID, Outcome]], topic: str, now: float, lease: float, conn: Conn
+    answers: Sequence[tuple[UUID, Outcome]],
+    topic: str,
+    now: float,
+    lease: float,
+    steps: Mapping[UUID, Sequence[Step]],
+    conn: Conn,
 ) -> dict[UUID, list[OutboxMessage]]:
     """Store.settle_exchanges, optimistically: read, plan, write where the version still
     holds; the calculations written meanwhile are read and planned again. Run it outside a
-    transaction (each statement commits alone); a plan is carried out whole or not at all."""
+    transaction (each statement commits alone); a plan is carried out whole or not at all.
+
+    Why the steps ride with the outcomes: written apart, they were a third update of each
+    exchange row and a statement of their own. Those of answers that settle nothing (a
+    repeat, a closed calculation) are written after, as record_steps would."""
     out: dict[UUID, list[OutboxMessage]] = {}
+    texts = {cid: steps_text(done) for cid, done in steps.items()}
     pending = list(answers)
     for _ in range(_SETTLE_ROUNDS):
         states, versions = await read_states(conn, [cid for cid, _ in pending])
         settling = plan_answers(states, pending, now)
         applied, done = await carry_out(
-            conn, settling.plans, versions=versions, topic=topic, now=now, lease=lease
+            conn, settling.plans, versions=versions, topic=topic, now=now, lease=lease, steps=texts
         )
+        for state, plan in settling.plans:
+            if state.id in applied and plan.settle is not None and plan.settled:
+                texts.pop(plan.settled, None)
         again = {s.id for s, p in settling.plans if not p.empty and s.id not in applied}
         calc_of = settling.calc_of
         for cid, events in settling.hand_out(done).items():
@@ -251,6 +269,8 @@ async def settle_answers(
                 out[cid] = events
         pending = [a for a in pending if calc_of.get(a[0]) in again]
         if not pending:
+            if texts:
+                await record_steps([(cid, steps[cid]) for cid in texts], conn)
             return out
     raise StoreError("settle_exchanges", f"still contended after {_SETTLE_ROUNDS} rounds")
 

@@ -29,6 +29,7 @@ __all__ = [
     "record_pushes",
     "record_steps",
     "settled_among",
+    "steps_text",
     "trail_of",
 ]
 
@@ -57,14 +58,20 @@ async def settled_among(correlation_ids: list[UUID], conn: Conn) -> dict[UUID, b
     return {r["correlation_id"]: r["settled"] for r in rows}
 
 
+def steps_text(done: Sequence[Step]) -> str:
+    """An exchange's steps as the JSON text of its ``steps`` column.
+
+    As text, cast in SQL: asyncpg reads nested lists as a multi-dimensional array."""
+    return json.dumps([list(step) for step in done])
+
+
 async def record_steps(steps: Sequence[tuple[UUID, Sequence[Step]]], conn: Conn) -> None:
     await conn.execute(
-        # As text, cast in SQL: asyncpg reads nested lists as a multi-dimensional array.
         "UPDATE exchanges AS e SET steps = s.steps::jsonb"
         " FROM unnest($1::uuid[], $2::text[]) AS s (correlation_id, steps)"
         " WHERE e.correlation_id = s.correlation_id",
         [c for c, _ in steps],
-        [json.dumps([list(step) for step in done]) for _, done in steps],
+        [steps_text(done) for _, done in steps],
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 from uuid import UUID
@@ -95,12 +95,21 @@ class Store(Protocol):
         ...
 
     async def settle_exchanges(
-        self, answers: Sequence[tuple[UUID, Outcome]], *, topic: str, now: float, lease: float
+        self,
+        answers: Sequence[tuple[UUID, Outcome]],
+        *,
+        topic: str,
+        now: float,
+        lease: float,
+        steps: Mapping[UUID, Sequence[Step]] | None = None,
     ) -> dict[UUID, list[OutboxMessage]]:
         """:meth:`settle_exchange` for many answers (correlation id, outcome) in one
         transaction; each answer's leased events to publish. An unknown correlation id gets
         no entry. Every event of one calculation goes to its last answer here, in order
         (``osago.storage._settling``), so each is published by one caller.
+
+        ``steps`` (by correlation id) are kept as :meth:`record_steps` keeps them, whether
+        or not the answer settles: the worker's steps to its answer, written with it.
         """
         ...
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -273,9 +273,16 @@ class MemoryStore:
         return self._carry_out(calc, plan, topic=topic, now=now, lease=lease)
 
     async def settle_exchanges(
-        self, answers: Sequence[tuple[UUID, Outcome]], *, topic: str, now: float, lease: float
+        self,
+        answers: Sequence[tuple[UUID, Outcome]],
+        *,
+        topic: str,
+        now: float,
+        lease: float,
+        steps: Mapping[UUID, Sequence[Step]] | None = None,
     ) -> dict[UUID, list[OutboxMessage]]:
         self._check("settle_exchanges")
+        self._keep_steps((steps or {}).items())
         calcs = {
             ex.calculation_id: self.calcs[ex.calculation_id]
             for cid, _ in answers
@@ -309,6 +316,9 @@ class MemoryStore:
 
     async def record_steps(self, steps: Sequence[tuple[UUID, Sequence[Step]]]) -> None:
         self._check("record_steps")
+        self._keep_steps(steps)
+
+    def _keep_steps(self, steps: Iterable[tuple[UUID, Sequence[Step]]]) -> None:
         for correlation_id, done in steps:
             if (ex := self.exchanges.get(correlation_id)) is not None:
                 ex.steps = tuple(done)

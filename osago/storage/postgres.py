@@ -7,7 +7,7 @@ asyncpg errors are translated to :class:`StoreError` here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
@@ -237,12 +237,18 @@ class PostgresStore:
         return events[correlation_id]
 
     async def settle_exchanges(
-        self, answers: Sequence[tuple[UUID, Outcome]], *, topic: str, now: float, lease: float
+        self,
+        answers: Sequence[tuple[UUID, Outcome]],
+        *,
+        topic: str,
+        now: float,
+        lease: float,
+        steps: Mapping[UUID, Sequence[Step]] | None = None,
     ) -> dict[UUID, list[OutboxMessage]]:
         if not answers:
             return {}
         # Optimistic (see _pg_lifecycle): each statement commits alone.
-        body = partial(_lifecycle.settle_answers, answers, topic, now, lease)
+        body = partial(_lifecycle.settle_answers, answers, topic, now, lease, steps or {})
         return await self._tx("settle_exchanges", body, alone=True)
 
     async def complete_due(

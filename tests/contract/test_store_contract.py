@@ -196,6 +196,40 @@ async def test_steps_and_pushes_are_a_calculations_trail_until_it_is_purged(stor
     assert (gone.steps, list(gone.pushes)) == ({}, [])
 
 
+async def test_steps_given_with_answers_are_kept_whether_or_not_they_settle(
+    store: Store,
+) -> None:
+    calc = new_calculation(created_at=1000.0, deadline=60.0, insurers=("aurora", "borealis"))
+    await store.create_calculation(calc, queue=Q)
+    aurora, borealis = (x.correlation_id for x in calc.exchanges)
+    await store.record_steps([(borealis, [(1000.1, "picked up")])])
+
+    await store.settle_exchanges(
+        [(aurora, offer(1002.0))],
+        topic=T,
+        now=1002.0,
+        lease=30.0,
+        steps={aurora: [(1000.1, "picked up"), (1002.0, "polled: answered")]},
+    )
+    # A repeat settles nothing; its steps are still the exchange's latest.
+    await store.settle_exchanges(
+        [(aurora, offer(1003.0, 1.0)), (borealis, offer(1003.0))],
+        topic=T,
+        now=1003.0,
+        lease=30.0,
+        steps={aurora: [(1003.0, "answered again")]},
+    )
+
+    trail = await store.trail_of(calc.id)
+    assert trail.steps == {
+        "aurora": [(1003.0, "answered again")],
+        "borealis": [(1000.1, "picked up")],  # given no steps: its own stay
+    }
+    view = await store.get_calculation(calc.id)
+    assert view is not None
+    assert [x.outcome.premium for x in view.exchanges if x.outcome] == [5000.0, 5000.0]
+
+
 async def test_which_exchanges_are_settled_is_a_light_read(store: Store) -> None:
     calc = new_calculation(created_at=1000.0, deadline=60.0, insurers=("aurora", "borealis"))
     await store.create_calculation(calc, queue=Q)
