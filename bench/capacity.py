@@ -23,7 +23,8 @@ holds has come (a late one arrives after `completed`), then prints one line per 
 - wait p50/p99: frame arrival - ``ready_at`` (the insurer had it -> the user; adds polling);
   by the insurer's mode, and by mode over the exchanges that met no insurer fault (no 503,
   stall or bad body on a poll, no lost callback: the simulator's ``/_control/faulted``):
-  what our schedule and path alone add;
+  what our schedule and path alone add; a callback's no-fault wait in two: the simulator's
+  send lag (ready -> its POST left, ``/_control/callbacks``) and ours (-> the frame);
 - with ``calm``, added p50/p99: frame arrival - the calculation's creation - the insurer's
   fixed delay: all the user waits for us, a job queued behind a backlog included;
 - before the insurer has the job, p50/p99 per exchange: the api's publishing, the broker
@@ -75,7 +76,12 @@ from bench.capacity_cpu import Groups, cpu_delta, reference_ms
 from bench.capacity_db import db_exchanges_of, db_offers, db_stages, until_offers_came
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
 from bench.capacity_report import line
-from bench.capacity_sim import simulator_faulted, simulator_polls
+from bench.capacity_sim import (
+    callback_split,
+    simulator_callbacks,
+    simulator_faulted,
+    simulator_polls,
+)
 from osago.insurers import load_insurers
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
@@ -202,7 +208,9 @@ async def run_step(
         after = groups.snapshot()
         elapsed = time.time() - t0
         polls = await simulator_polls(http, sim) - polls0
-        faulted = await db_exchanges_of(db_url, await simulator_faulted(http, sim))
+        faulted = set((await db_exchanges_of(db_url, await simulator_faulted(http, sim))).values())
+        called_back = await simulator_callbacks(http, sim)
+        callback_keys = await db_exchanges_of(db_url, list(called_back))
     host.append(reference_ms())
     cpu = cpu_delta(before, after)
     # The offers stored first, then the frames: a late offer stored while this step was
@@ -259,6 +267,8 @@ async def run_step(
             for mode in sorted(set(MODES.values()))
             for label, skip in ((mode, frozenset()), (f"{mode}, no fault", faulted))
         },
+        # A callback's wait in two: the simulator's lag, and ours.
+        "callback_split": callback_split(called_back, callback_keys, offers, faulted),
         "stages": stages,
         "stubs": sum(1 for e in completed if e["stub"]),
         "completed": len({e["calculation_id"] for e in completed}),

@@ -43,15 +43,15 @@ async def db_offers(url: str, ids: list[str]) -> tuple[int, int]:
     return int(row["offers"]), int(row["n"])
 
 
-async def db_exchanges_of(url: str, correlation_ids: list[str]) -> set[tuple[str, str]]:
-    """(calculation id, insurer) of the exchanges with these correlation ids."""
+async def db_exchanges_of(url: str, correlation_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """(calculation id, insurer) of the exchanges with these correlation ids, by id."""
     rows = await _fetch(
         url,
-        "SELECT calculation_id::text AS c, insurer FROM exchanges"
+        "SELECT correlation_id::text AS x, calculation_id::text AS c, insurer FROM exchanges"
         " WHERE correlation_id = ANY($1::uuid[])",
         correlation_ids,
     )
-    return {(r["c"], r["insurer"]) for r in rows}
+    return {r["x"]: (r["c"], r["insurer"]) for r in rows}
 
 
 async def until_offers_came(

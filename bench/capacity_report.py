@@ -52,7 +52,17 @@ def line(r: dict[str, Any]) -> str:
             if w
         )
         + "\n"
-        f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts});"
+        + (
+            "      callbacks, no fault, p50/p99: "
+            + ", ".join(
+                f"{name} {ms(xs, 50):.0f}/{ms(xs, 99):.0f} ms"
+                for name, xs in r["callback_split"].items()
+            )
+            + "\n"
+            if r.get("callback_split", {}).get("sent -> frame")
+            else ""
+        )
+        + f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts});"
         f" {r['cores']:.2f} cores busy over the step's {r['elapsed']:.0f} s;"
         " host reference workload {:.0f}/{:.0f} ms before/after (bench/capacity_cpu.py)".format(
             *r["reference_ms"]

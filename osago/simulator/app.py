@@ -7,6 +7,8 @@
     GET  /_control/stats               polls, submits and calculations served so far
     GET  /_control/faulted             per insurer, the correlation ids that met a fault (a
                                        poll's 503, stall or bad body; a lost callback)
+    GET  /_control/callbacks           per insurer, each delivered callback's correlation id:
+                                       [ready_at, sent_at] (the delivering attempt's start)
     GET  /_control                     every insurer's behaviour
 
 Each insurer prices by the Bank of Russia formula with its own base rate inside the legal
@@ -86,6 +88,7 @@ class SimulatedCalc:
     polls: int = 0
     faults: int = 0  # polls answered with a 503, a stall or a malformed body; lost callbacks
     callback_url: str | None = None
+    called_back_at: float | None = None  # when the delivered callback's attempt started
 
 
 @dataclass
@@ -304,6 +307,20 @@ def simulator_handler(sim: Simulator) -> Handler:
             }
         )
 
+    def callbacks() -> Response:
+        # When each delivered callback left, against when its answer was ready: a bench
+        # tells the simulator's own lag (its loop is busy serving polls) from ours.
+        return _reply(
+            {
+                code: {
+                    c.correlation_id: [c.ready_at, c.called_back_at]
+                    for c in calcs.values()
+                    if c.called_back_at is not None
+                }
+                for code, calcs in sim.calcs.items()
+            }
+        )
+
     async def handle(request: Request) -> Response:
         parts = request.path.strip("/").split("/")
         match request.method, parts:
@@ -317,6 +334,8 @@ def simulator_handler(sim: Simulator) -> Handler:
                 return stats()
             case "GET", ["_control", "faulted"]:
                 return faulted()
+            case "GET", ["_control", "callbacks"]:
+                return callbacks()
             case "GET", ["_control"]:
                 return _reply({code: asdict(b) for code, b in sim.behaviours.items()})
         return _reply({"error": "not found"}, 404)

@@ -86,6 +86,7 @@ class CallbackSender:
         body = json.dumps(answer, separators=(",", ":")).encode()
         secret = insurer_secret(self._master, code)
         for attempt in range(1, _ATTEMPTS + 1):
+            started = self._sim.clock.now()
             headers = [
                 ("content-type", "application/json"),
                 (SIGNATURE_HEADER, sign(secret, body, self._sim.clock.now())),
@@ -99,6 +100,7 @@ class CallbackSender:
                 status, detail = response.status, response.body[:200].decode(errors="replace")
                 if status < 300:
                     self.sent += 1
+                    calc.called_back_at = started
                     return
                 if status < 500:
                     log.warning("callback %s/%s refused: %d %s", code, calc.id, status, detail)

@@ -17,6 +17,7 @@ from osago.domain.request import tariff_input
 from osago.domain.tariff import corridor
 from osago.simulator import REFUSALS, Behaviour, Simulator, default_simulator, simulator_handler
 from osago.simulator.callbacks import CallbackSender
+from osago.web.http1 import Request, Response, json_response, serve_http
 from tests.factories import new_calculation
 from tests.fakes import HandlerClient
 
@@ -227,3 +228,41 @@ async def test_a_lost_callback_is_named_as_faulted(autojump_clock: MockClock) ->
         nursery.cancel_scope.cancel()
     assert sender.sent == 0
     assert await (await client.http.get("/_control/faulted")).get_json() == {"x": ["k"]}
+
+
+async def test_a_delivered_callback_is_listed_with_when_its_answer_was_ready_and_left() -> None:
+    """Real sockets, so the real clock: the answer is ready 0.05 s after the submit."""
+    sim = Simulator(TrioWallClock(), {"x": Behaviour("X", median_delay=0.05)}, seed=7)
+    sender = CallbackSender(sim, "master-secret")
+    sim.schedule_callback = sender.schedule
+    client = Client(sim)
+    arrived: list[float] = []
+    got = trio.Event()
+
+    async def api(request: Request) -> Response:
+        arrived.append(sim.clock.now())
+        got.set()
+        return json_response({"status": "accepted"})
+
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(serve_http, api, listeners)
+        await nursery.start(sender.run)
+        submitted = sim.clock.now()
+        r = await client.http.post(
+            "/x/calculations",
+            json={
+                "correlation_id": "k",
+                "request": REQUEST,
+                "callback_url": f"http://127.0.0.1:{port}/cb",
+            },
+        )
+        assert r.status_code == 201
+        with trio.fail_after(5):
+            await got.wait()
+        nursery.cancel_scope.cancel()
+    listed = await (await client.http.get("/_control/callbacks")).get_json()
+    assert list(listed) == ["x"]
+    ready_at, sent_at = listed["x"]["k"]
+    assert submitted < ready_at <= sent_at <= arrived[0]
