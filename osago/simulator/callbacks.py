@@ -89,7 +89,7 @@ class CallbackSender:
             started = self._sim.clock.now()
             headers = [
                 ("content-type", "application/json"),
-                (SIGNATURE_HEADER, sign(secret, body, self._sim.clock.now())),
+                (SIGNATURE_HEADER, sign(secret, body, started)),
             ]
             try:
                 with trio.fail_after(5):
