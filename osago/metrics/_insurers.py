@@ -44,13 +44,8 @@ class MeteredClient:
             raise
         finally:
             m = self._metrics
-            count = self._counts.get(key := (insurer, operation, result))
-            if count is None:
-                count = self._counts[key] = m.insurer_requests.labels(*key)
-            duration = self._durations.get(op := (insurer, operation))
-            if duration is None:
-                duration = self._durations[op] = m.insurer_duration.labels(*op)
-            count.inc()
+            _child(self._counts, m.insurer_requests, (insurer, operation, result)).inc()
+            duration = _child(self._durations, m.insurer_duration, (insurer, operation))
             duration.observe(trio.current_time() - started)
 
     async def submit(self, insurer: InsurerConfig, correlation_id: UUID, request: RawJSON) -> str:
@@ -64,6 +59,14 @@ class MeteredClient:
             insurer.code, "poll", self._client.poll(insurer, remote_id)
         )
         return answer
+
+
+def _child(cache: dict[Any, Any], family: Any, labels: tuple[str, ...]) -> Any:
+    """``family.labels(*labels)``, looked up once per label set."""
+    child = cache.get(labels)
+    if child is None:
+        child = cache[labels] = family.labels(*labels)
+    return child
 
 
 class BreakerStates(Collector):

@@ -22,7 +22,7 @@ from uuid import UUID
 from osago.errors import StoreError
 from osago.lifecycle import CalcState, ExchangeState, Plan, on_due
 from osago.models import OutboxMessage, Outcome, OutcomeKind, Step
-from osago.storage._pg_ops import record_steps, steps_text
+from osago.storage._pg_ops import record_steps_text, steps_text
 from osago.storage._settling import plan_answers
 
 __all__ = [
@@ -270,7 +270,7 @@ async def settle_answers(
         pending = [a for a in pending if calc_of.get(a[0]) in again]
         if not pending:
             if texts:
-                await record_steps([(cid, steps[cid]) for cid in texts], conn)
+                await record_steps_text(texts, conn)
             return out
     raise StoreError("settle_exchanges", f"still contended after {_SETTLE_ROUNDS} rounds")
 

@@ -5,7 +5,7 @@ Each is the body of one transaction (``PostgresStore._tx``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -28,6 +28,7 @@ __all__ = [
     "record_failure",
     "record_pushes",
     "record_steps",
+    "record_steps_text",
     "settled_among",
     "steps_text",
     "trail_of",
@@ -66,12 +67,17 @@ def steps_text(done: Sequence[Step]) -> str:
 
 
 async def record_steps(steps: Sequence[tuple[UUID, Sequence[Step]]], conn: Conn) -> None:
+    await record_steps_text({c: steps_text(done) for c, done in steps}, conn)
+
+
+async def record_steps_text(texts: Mapping[UUID, str], conn: Conn) -> None:
+    """Each exchange's steps, already as :func:`steps_text`, by correlation id."""
     await conn.execute(
         "UPDATE exchanges AS e SET steps = s.steps::jsonb"
         " FROM unnest($1::uuid[], $2::text[]) AS s (correlation_id, steps)"
         " WHERE e.correlation_id = s.correlation_id",
-        [c for c, _ in steps],
-        [steps_text(done) for _, done in steps],
+        list(texts),
+        list(texts.values()),
     )
 
 
