@@ -65,3 +65,22 @@ async def test_a_batch_goes_in_one_transaction_and_a_refused_send_fails_all_of_i
         with pytest.raises(BrokerProtocolError):
             await conn.send_messages(refused)
         assert not conn.dead.is_set()
+
+
+async def test_a_send_the_broker_refuses_rolls_its_whole_batch_back(unique: str) -> None:
+    """Only a batch's COMMIT asks for a receipt. What makes that safe: ActiveMQ marks the
+    transaction of a refused SEND rollback-only, so none of the batch is delivered."""
+    inbox = _Inbox()
+    q = f"/queue/test.tx.{unique}"
+    refused = [Outgoing(q, b"a", {}), Outgoing("/remote-temp-queue/gone", b"bad", {})]
+    stomp = ("127.0.0.1", 61613)
+    async with open_stomp_connection(*stomp, on_message=inbox.on_message) as consumer:
+        await consumer.request([("SUBSCRIBE", {"id": "s1", "destination": q, "ack": "auto"}, b"")])
+        async with open_stomp_connection(*stomp, on_message=inbox.on_message) as conn:
+            with pytest.raises(BrokerProtocolError):
+                await conn.send_messages([*refused, Outgoing(q, b"b", {})])
+        # (From another connection: ActiveMQ may report the refusal once more, naming no
+        # receipt, and on that one it would fail whatever batch is waiting then.)
+        async with open_stomp_connection(*stomp, on_message=inbox.on_message) as conn:
+            await conn.send_messages([Outgoing(q, b"c", {}), Outgoing(q, b"d", {})])
+        assert await inbox.wait_for(2) == [b"c", b"d"]  # a and b would have come first

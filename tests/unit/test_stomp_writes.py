@@ -12,7 +12,7 @@ import trio.testing
 from osago.broker import Outgoing
 from osago.broker._connection import WRITE_TIMEOUT, StompConnection
 from osago.broker._framing import Frame, FrameParser
-from osago.errors import BrokerUnavailable
+from osago.errors import BrokerProtocolError, BrokerUnavailable
 
 
 class _Wire(trio.abc.Stream):
@@ -152,7 +152,8 @@ async def test_a_batch_of_sends_is_one_transaction_a_single_send_is_plain(count:
         parser = FrameParser()
         parser.feed(b"".join(wire.writes))
         frames = list(parser)
-        for f in frames:  # every frame asked for a receipt: the broker answers each
+        asked = [f for f in frames if "receipt" in f.headers]
+        for f in asked:
             conn._dispatch(Frame("RECEIPT", {"receipt-id": f.headers["receipt"]}, b""))
     sends = [f for f in frames if f.cmd == "SEND"]
     assert [(f.body, f.headers["persistent"], f.headers["h"]) for f in sends] == [
@@ -164,3 +165,45 @@ async def test_a_batch_of_sends_is_one_transaction_a_single_send_is_plain(count:
     else:
         assert [f.cmd for f in frames] == ["BEGIN", "SEND", "SEND", "SEND", "COMMIT"]
         assert len({f.headers["transaction"] for f in frames}) == 1
+    # A single SEND and a batch's COMMIT ask for a receipt; a batch's SENDs do not.
+    assert [f.cmd for f in asked] == ["SEND" if count == 1 else "COMMIT"]
+
+
+async def _waiting_batch(conn: StompConnection, wire: _Wire, nursery: trio.Nursery) -> list[Any]:
+    """Start a batch of two SENDs; return [the error it raised] once it ends, else []."""
+    raised: list[Any] = []
+
+    async def send() -> None:
+        try:
+            await conn.send_messages([Outgoing("/queue/q", b"a", {}), Outgoing("/queue/q", b"b")])
+        except BrokerProtocolError as exc:
+            raised.append(exc)
+
+    nursery.start_soon(send)
+    await trio.testing.wait_all_tasks_blocked()
+    return raised
+
+
+def _commit_receipt(wire: _Wire) -> str:
+    parser = FrameParser()
+    parser.feed(b"".join(wire.writes))
+    return [f for f in parser if f.cmd == "COMMIT"][-1].headers["receipt"]
+
+
+async def test_an_error_that_names_no_receipt_fails_the_batches_waiting() -> None:
+    """A SEND ActiveMQ refuses as it reads the frame is answered by an ERROR without a
+    receipt id, and its transaction commits without it: the batch must not succeed."""
+    wire = _Wire()
+    conn = _connection(wire)
+    async with trio.open_nursery() as nursery:
+        failed = await _waiting_batch(conn, wire, nursery)
+        commit = _commit_receipt(wire)
+        conn._dispatch(Frame("ERROR", {"message": "SEND received without a Destination"}, b""))
+        conn._dispatch(Frame("RECEIPT", {"receipt-id": commit}, b""))  # late: ignored
+        await trio.testing.wait_all_tasks_blocked()
+        assert [str(e) for e in failed] == ["SEND received without a Destination"]
+        # The next batch is not failed by it; its COMMIT's receipt ends it.
+        ok = await _waiting_batch(conn, wire, nursery)
+        conn._dispatch(Frame("RECEIPT", {"receipt-id": _commit_receipt(wire)}, b""))
+    assert ok == []
+    assert not conn.dead.is_set()
