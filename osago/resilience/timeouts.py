@@ -9,8 +9,8 @@ overall deadline cancels everything, retries included.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from types import TracebackType
 
 import trio
 
@@ -25,11 +25,31 @@ def time_left() -> float:
     return trio.current_effective_deadline() - trio.current_time()
 
 
-@contextmanager
-def attempt_timeout(name: str, seconds: float, hooks: Sequence[Hook] = ()) -> Iterator[None]:
-    """Run the block for at most ``seconds``; raise AttemptTimeout if it takes longer."""
-    with trio.move_on_after(seconds) as scope:
-        yield
-    if scope.cancelled_caught:
-        emit(hooks, AttemptTimedOut(name, trio.current_time(), seconds))
-        raise AttemptTimeout(name, seconds)
+class attempt_timeout:  # lower case: it is used, and reads, as the function it was
+    """Run the block for at most ``seconds``; raise AttemptTimeout if it takes longer.
+
+    A class, not a ``@contextmanager`` generator: it wraps every insurer call, and the
+    generator's machinery cost as much as the cancel scope itself."""
+
+    __slots__ = ("_hooks", "_name", "_scope", "_seconds")
+
+    def __init__(self, name: str, seconds: float, hooks: Sequence[Hook] = ()) -> None:
+        self._name = name
+        self._seconds = seconds
+        self._hooks = hooks
+        self._scope = trio.CancelScope(deadline=trio.current_time() + seconds)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        swallowed = self._scope.__exit__(exc_type, exc, tb)
+        if self._scope.cancelled_caught:
+            emit(self._hooks, AttemptTimedOut(self._name, trio.current_time(), self._seconds))
+            raise AttemptTimeout(self._name, self._seconds)
+        return bool(swallowed)
