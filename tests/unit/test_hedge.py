@@ -158,3 +158,13 @@ async def test_the_hedge_runs_in_its_callers_context(autojump_clock: MockClock) 
     _CALCULATION.set("calc-1")
     assert await hedged("x", poll, delay=0.5) == "ok"
     assert seen == ["calc-1", "calc-1"]
+
+
+async def test_a_caller_cancelled_mid_race_leaves_no_call_behind(autojump_clock: MockClock) -> None:
+    """The hedge runs in a task of its own, not in a nursery of the caller's: still, a caller
+    cancelled while both calls are out returns only once both are cancelled."""
+    poll, cancelled = _polls_taking(5.0, 5.0)
+    with trio.move_on_after(2.0) as scope:
+        await hedged("x", poll, delay=0.5)
+    assert scope.cancelled_caught
+    assert cancelled == [pytest.approx(2.0), pytest.approx(2.0)]
