@@ -75,9 +75,8 @@ class Alarms:
         return a function that cancels the call if it has not run yet.
 
         ``fn`` must not block and should not raise: it runs inside :meth:`run` (a raise is
-        logged and dropped). To start work, it starts a task in a nursery it knows; that
-        task takes the timer's context, unless ``fn`` starts it in the caller's
-        (``contextvars.copy_context().run``, as :func:`osago.resilience.hedged` does)."""
+        logged and dropped). To start work, it starts a task: one started plainly takes the
+        timer's context, so :func:`osago.resilience.hedged` passes a copy of its caller's."""
         entry = [when, next(self._order), fn]
         heapq.heappush(self._heap, entry)
         if self._timer is not None and when < self._timer.deadline:
