@@ -141,5 +141,8 @@ def applied(state: CalcState, plan: Plan, now: float) -> CalcState:
         seq=plan.seq,
         completed_at=now if plan.complete else state.completed_at,
         closed_at=now if plan.close else state.closed_at,
-        exchanges=tuple(replace(x, outcome=outcome(x)) for x in state.exchanges),
+        exchanges=tuple(
+            x if (kind := outcome(x)) is x.outcome else replace(x, outcome=kind)
+            for x in state.exchanges
+        ),
     )

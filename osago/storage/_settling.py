@@ -51,14 +51,20 @@ def plan_answers(
     current = {s.id: s for s in states}
     calc_of = {x.correlation_id: s.id for s in current.values() for x in s.exchanges}
     settling = Settling(calc_of=calc_of)
+    # Why the previous plan is applied only when another answer of its calculation comes:
+    # most batches hold one answer per calculation, and nothing reads the state after it.
+    unapplied: dict[UUID, Plan] = {}
     for correlation_id, outcome in answers:
         calc_id = calc_of.get(correlation_id)
         if calc_id is None:
             continue
         state = current[calc_id]
+        before = unapplied.pop(calc_id, None)
+        if before is not None:
+            state = current[calc_id] = applied(state, before, now)
         plan = on_answer(state, correlation_id, outcome, now)
         settling.plans.append((state, plan))
         settling.answered.append(correlation_id)
-        current[calc_id] = applied(state, plan, now)
+        unapplied[calc_id] = plan
         settling.last[calc_id] = correlation_id
     return settling
