@@ -30,7 +30,7 @@ class _Race(Generic[T]):
         self.hedge_done: trio.Event | None = None
         self.has_winner = False
         self.winner: T | None = None
-        self.failures: list[Exception] = []
+        self.failures: list[BaseException] = []
 
     def win(self, value: T, loser: trio.CancelScope | None) -> None:
         if not self.has_winner:
@@ -46,7 +46,9 @@ class _Race(Generic[T]):
             with self.hedge:
                 try:
                     value = await call()
-                except Exception as exc:
+                except trio.Cancelled:
+                    raise
+                except BaseException as exc:  # (a defect's too: the caller raises it)
                     self.failures.append(exc)
                 else:
                     self.win(value, self.first)

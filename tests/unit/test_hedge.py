@@ -168,3 +168,22 @@ async def test_a_caller_cancelled_mid_race_leaves_no_call_behind(autojump_clock:
         await hedged("x", poll, delay=0.5)
     assert scope.cancelled_caught
     assert cancelled == [pytest.approx(2.0), pytest.approx(2.0)]
+
+
+class _Defect(BaseException):
+    """Not an Exception: what a defect deep in a call might raise."""
+
+
+async def test_whatever_the_hedge_raises_reaches_the_caller(autojump_clock: MockClock) -> None:
+    """The hedge runs as a task of the run, where an uncaught error would end the run: what
+    its call raises goes to the caller instead, as it would out of a nursery."""
+    plans = iter([(0.8, ValueError("first")), (1.0, _Defect("hedge"))])
+
+    async def poll() -> str:
+        after, error = next(plans)
+        await trio.sleep(after)
+        raise error
+
+    with pytest.raises(_Defect, match="hedge"):
+        await hedged("x", poll, delay=0.5)
+    assert trio.current_time() == pytest.approx(1.5)
