@@ -36,6 +36,12 @@ class _Receipt:
         self.done = trio.Event()
         self.error: BrokerError | None = None
 
+    async def answered(self) -> None:
+        """Wait for the broker's answer; raise the error it answered with."""
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+
 
 class StompConnection:
     """A live connection. ``on_message(frame, generation)`` receives every MESSAGE frame."""
@@ -125,15 +131,18 @@ class StompConnection:
         waits = []
         data = []
         for cmd, headers, body in frames:
-            rid = f"r{self.generation}-{next(self._ids)}"
-            receipt = self._receipts[rid] = _Receipt()
+            rid, receipt = self._expect()
             waits.append(receipt)
             data.append(encode_frame(cmd, {**headers, "receipt": rid}, body))
         await self._write(b"".join(data))
         for receipt in waits:
-            await receipt.done.wait()
-            if receipt.error is not None:
-                raise receipt.error
+            await receipt.answered()
+
+    def _expect(self) -> tuple[str, _Receipt]:
+        """A new receipt id, and what its RECEIPT (or ERROR) will set."""
+        rid = f"r{self.generation}-{next(self._ids)}"
+        receipt = self._receipts[rid] = _Receipt()
+        return rid, receipt
 
     async def send_messages(self, messages: Sequence[Outgoing]) -> None:
         """Persistent SENDs, durable when this returns; several go in one transaction.
@@ -172,15 +181,12 @@ class StompConnection:
             )
             for m in messages
         )
-        rid = f"r{self.generation}-{next(self._ids)}"
-        receipt = self._receipts[rid] = _Receipt()
+        rid, receipt = self._expect()
         self._commits.add(rid)
         try:
             sends.append(encode_frame("COMMIT", {**tx, "receipt": rid}))
             await self._write(b"".join(sends))
-            await receipt.done.wait()
-            if receipt.error is not None:
-                raise receipt.error
+            await receipt.answered()
         finally:
             self._receipts.pop(rid, None)
             self._commits.discard(rid)
