@@ -9,31 +9,32 @@ writes the row). Settling an answer was BEGIN, a row lock, a read, the write and
 five round trips, most of what a worker spent on PostgreSQL. Now it is one read (its own
 snapshot, no lock) and one write that locks the rows still at the version read, in id
 order, and changes only those; a calculation written meanwhile (another answer, the
-keeper) is read and planned again. The keeper still locks first (SKIP LOCKED): its rows
-cannot change under it, so its versions always hold.
+keeper) comes back from that write as it is now, and is planned again. The read is skipped
+when the store already knows the calculation's state (see :mod:`osago.storage._known`).
+The keeper still locks first (SKIP LOCKED): its rows cannot change under it, so its
+versions always hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from osago.errors import StoreError
 from osago.lifecycle import CalcState, ExchangeState, Plan, on_due
-from osago.models import OutboxMessage, Outcome, OutcomeKind, Step
-from osago.storage._pg_ops import record_steps_text, steps_text
-from osago.storage._settling import plan_answers
+from osago.models import OutboxMessage, OutcomeKind
 
 __all__ = [
     "CALC_COLUMNS",
     "OUTBOX_COLUMNS",
+    "Carried",
+    "Versions",
     "carry_out",
     "complete_due",
     "load_states",
     "messages",
     "read_states",
-    "settle_answers",
 ]
 
 Conn = Any  # asyncpg.Connection (untyped library)
@@ -45,10 +46,6 @@ CALC_COLUMNS = (
 )
 # A calculation's version, as read with it: what carry_out writes only if it still holds.
 Versions = dict[UUID, str]
-# A settle whose calculations keep changing under it (their other answers, the keeper) is
-# read and planned again. A round is lost only to another writer's success, so a
-# calculation of n insurers loses at most about n rounds to its own answers.
-_SETTLE_ROUNDS = 30
 
 
 def messages(rows: Sequence[Any]) -> list[OutboxMessage]:
@@ -57,9 +54,9 @@ def messages(rows: Sequence[Any]) -> list[OutboxMessage]:
     return sorted(msgs, key=lambda m: m.id)
 
 
-def _state(c: Any, exchanges: Sequence[ExchangeState]) -> CalcState:
+def _state(c: Any, calc_id: UUID, exchanges: Sequence[ExchangeState]) -> CalcState:
     return CalcState(
-        c["id"],
+        calc_id,
         c["user_id"],
         c["stub"],
         c["deadline_at"],
@@ -90,21 +87,38 @@ async def load_states(conn: Conn, calcs: Sequence[Any]) -> list[CalcState]:
                 OutcomeKind(r["outcome"]) if r["outcome"] else None,
             )
         )
-    return [_state(c, by_calc.get(c["id"], ())) for c in calcs]
+    return [_state(c, c["id"], by_calc.get(c["id"], ())) for c in calcs]
 
 
-# One snapshot, no lock: each calculation with its exchanges (in insurer order) and version.
-_READ_STATES = (
-    "SELECT c.id, c.user_id, c.stub, c.deadline_at, c.closes_at, c.completed_at, c.closed_at,"
-    " c.event_seq, c.xmin::text AS version,"
-    " array_agg(e.correlation_id ORDER BY e.insurer) AS cids,"
+# A calculation's state as one row: its exchanges (in insurer order) as arrays, its version.
+_STATE_COLUMNS = (
+    "c.user_id, c.stub, c.deadline_at, c.closes_at, c.completed_at, c.closed_at,"
+    " c.event_seq, array_agg(e.correlation_id ORDER BY e.insurer) AS cids,"
     " array_agg(e.insurer ORDER BY e.insurer) AS insurers,"
     " array_agg(e.insurer_name ORDER BY e.insurer) AS names,"
     " array_agg(e.outcome ORDER BY e.insurer) AS outcomes"
+)
+# One snapshot, no lock.
+_READ_STATES = (
+    f"SELECT c.id, c.xmin::text AS version, {_STATE_COLUMNS}"
     " FROM calculations c JOIN exchanges e ON e.calculation_id = c.id"
     " WHERE c.id IN (SELECT calculation_id FROM exchanges WHERE correlation_id = ANY($1::uuid[]))"
     " GROUP BY c.id"
 )
+
+
+def _read_state(r: Any, calc_id: UUID) -> CalcState:
+    """A row of _STATE_COLUMNS as a state."""
+    return _state(
+        r,
+        calc_id,
+        [
+            ExchangeState(cid, code, name, OutcomeKind(o) if o else None)
+            for cid, code, name, o in zip(
+                r["cids"], r["insurers"], r["names"], r["outcomes"], strict=True
+            )
+        ],
+    )
 
 
 async def read_states(
@@ -112,19 +126,7 @@ async def read_states(
 ) -> tuple[list[CalcState], Versions]:
     """The states (and versions) of the calculations these exchanges belong to, unlocked."""
     rows = await conn.fetch(_READ_STATES, list(correlation_ids))
-    states = [
-        _state(
-            r,
-            [
-                ExchangeState(cid, code, name, OutcomeKind(o) if o else None)
-                for cid, code, name, o in zip(
-                    r["cids"], r["insurers"], r["names"], r["outcomes"], strict=True
-                )
-            ],
-        )
-        for r in rows
-    ]
-    return states, {r["id"]: r["version"] for r in rows}
+    return [_read_state(r, r["id"]) for r in rows], {r["id"]: r["version"] for r in rows}
 
 
 # Every change a batch of plans makes, as one statement over arrays. `lk` locks, in id order
@@ -133,6 +135,16 @@ async def read_states(
 # run, on one snapshot: `fl` (a completion's unsent events) cannot see the rows `ins` adds,
 # so the events to publish are both. No row is changed twice: a batch either settles
 # answers (on_answer) or times exchanges out (on_due), never both to one exchange.
+# Why the calculations not carried out come back as they are: their plans were made on a
+# version since overwritten (or a guess, see _known), and this is the read that planning
+# them again needs, without a statement of its own. It reads this statement's snapshot,
+# which may already be behind the row `lk` found changed: then one more round.
+_NO_STATE = (
+    "NULL::text AS user_id, NULL::jsonb AS stub, NULL::float8 AS deadline_at,"
+    " NULL::float8 AS closes_at, NULL::float8 AS completed_at, NULL::float8 AS closed_at,"
+    " NULL::int AS event_seq, NULL::uuid[] AS cids, NULL::text[] AS insurers,"
+    " NULL::text[] AS names, NULL::text[] AS outcomes"
+)
 _CARRY_OUT = (
     "WITH lk AS MATERIALIZED (SELECT c.id FROM calculations AS c"
     " JOIN unnest($10::uuid[], $20::text[]) AS v (id, version) ON c.id = v.id"
@@ -150,7 +162,8 @@ _CARRY_OUT = (
     " completed_at = CASE WHEN v.complete THEN $8 ELSE c.completed_at END,"
     " closed_at = CASE WHEN v.close THEN $8 ELSE c.closed_at END"
     " FROM unnest($10::uuid[], $11::int[], $12::bool[], $13::bool[])"
-    " AS v (id, seq, complete, close) WHERE c.id = v.id AND c.id IN (SELECT id FROM lk)),"
+    " AS v (id, seq, complete, close) WHERE c.id = v.id AND c.id IN (SELECT id FROM lk)"
+    " RETURNING c.id, c.xmin::text AS version),"
     # ORDER BY the arrays' order: ids (the publishing order) follow the plans' events.
     " ins AS (INSERT INTO outbox (destination, body, headers, calculation_id, created_at,"
     " leased_until) SELECT $14, e.body, e.headers, e.calc, $8, $15"
@@ -160,11 +173,27 @@ _CARRY_OUT = (
     " fl AS (UPDATE outbox SET leased_until = $15 WHERE calculation_id = ANY($19::uuid[])"
     " AND calculation_id IN (SELECT id FROM lk) AND sent_at IS NULL AND destination = $14"
     f" RETURNING calculation_id, {OUTBOX_COLUMNS})"
-    # A row per calculation carried out (id NULL), then its events.
+    # A row per calculation carried out (its new version), one per calculation not carried
+    # out (its state and version now; none if it is gone), then the events.
     " SELECT id AS calculation_id, NULL::bigint AS id, NULL::text AS destination,"
-    " NULL::bytea AS body, NULL::jsonb AS headers FROM lk"
-    " UNION ALL SELECT * FROM ins UNION ALL SELECT * FROM fl"
+    f" NULL::bytea AS body, NULL::jsonb AS headers, version, {_NO_STATE} FROM cu"
+    " UNION ALL SELECT c.id, NULL, NULL, NULL, NULL, c.xmin::text, "
+    f" {_STATE_COLUMNS} FROM calculations c JOIN exchanges e ON e.calculation_id = c.id"
+    " WHERE c.id = ANY($10::uuid[]) AND c.id NOT IN (SELECT id FROM lk) GROUP BY c.id"
+    f" UNION ALL SELECT *, NULL, {_NO_STATE} FROM ins"
+    f" UNION ALL SELECT *, NULL, {_NO_STATE} FROM fl"
 )
+
+
+@dataclass
+class Carried:
+    """What :func:`carry_out` did: the calculations carried out (with their new versions)
+    and their events; and those left out, as they are now (with their versions)."""
+
+    versions: Versions = field(default_factory=dict)
+    events: list[tuple[UUID, list[OutboxMessage]]] = field(default_factory=list)
+    current: list[CalcState] = field(default_factory=list)
+    current_versions: Versions = field(default_factory=dict)
 
 
 async def carry_out(
@@ -176,12 +205,12 @@ async def carry_out(
     now: float,
     lease: float,
     steps: Mapping[UUID, str] | None = None,
-) -> tuple[set[UUID], list[tuple[UUID, list[OutboxMessage]]]]:
+) -> Carried:
     """Apply ``plans`` (see :class:`osago.lifecycle.Plan`), each on its calculation's state,
     where the calculation is still at the version (``versions``) its state was read at.
-    Return the calculations carried out, and (calculation id, its events to publish) for
-    each of them with any; a calculation left out was written meanwhile: plan it again.
-    An exchange settled here gets its ``steps`` (JSON text, by correlation id), if given.
+    A calculation left out was written meanwhile: it comes back as it is now, to plan
+    again (none comes back for a calculation that is gone). An exchange settled here gets
+    its ``steps`` (JSON text, by correlation id), if given.
 
     Why one statement for the whole batch: a worker settles the answers that arrived
     together at once, and each statement is a round trip (a socket write that wakes the
@@ -191,7 +220,7 @@ async def carry_out(
     """
     plans = [(state, plan) for state, plan in plans if not plan.empty]
     if not plans:
-        return set(), []
+        return Carried()
     settles = [
         (p.settled, o, state.id) for state, p in plans if (o := p.settle) is not None and p.settled
     ]
@@ -225,54 +254,19 @@ async def carry_out(
         [calc_id for _, _, calc_id in settles],
         [steps.get(cid) if steps else None for cid, _, _ in settles],
     )
-    applied: set[UUID] = set()
+    carried = Carried()
     by_calc: dict[UUID, list[Any]] = {}
     for r in rows:
-        if r["id"] is None:
-            applied.add(r["calculation_id"])
+        calc_id = r["calculation_id"]
+        if r["id"] is not None:
+            by_calc.setdefault(calc_id, []).append(r)
+        elif r["user_id"] is None:
+            carried.versions[calc_id] = r["version"]
         else:
-            by_calc.setdefault(r["calculation_id"], []).append(r)
-    return applied, [(calc_id, messages(rows)) for calc_id, rows in by_calc.items()]
-
-
-async def settle_answers(
-    answers: Sequence[tuple[UUID, Outcome]],
-    topic: str,
-    now: float,
-    lease: float,
-    steps: Mapping[UUID, Sequence[Step]],
-    conn: Conn,
-) -> dict[UUID, list[OutboxMessage]]:
-    """Store.settle_exchanges, optimistically: read, plan, write where the version still
-    holds; the calculations written meanwhile are read and planned again. Run it outside a
-    transaction (each statement commits alone); a plan is carried out whole or not at all.
-
-    Why the steps ride with the outcomes: written apart, they were a third update of each
-    exchange row and a statement of their own. Those of answers that settle nothing (a
-    repeat, a closed calculation) are written after, as record_steps would."""
-    out: dict[UUID, list[OutboxMessage]] = {}
-    texts = {cid: steps_text(done) for cid, done in steps.items()}
-    pending = list(answers)
-    for _ in range(_SETTLE_ROUNDS):
-        states, versions = await read_states(conn, [cid for cid, _ in pending])
-        settling = plan_answers(states, pending, now)
-        applied, done = await carry_out(
-            conn, settling.plans, versions=versions, topic=topic, now=now, lease=lease, steps=texts
-        )
-        for state, plan in settling.plans:
-            if state.id in applied and plan.settle is not None and plan.settled:
-                texts.pop(plan.settled, None)
-        again = {s.id for s, p in settling.plans if not p.empty and s.id not in applied}
-        calc_of = settling.calc_of
-        for cid, events in settling.hand_out(done).items():
-            if calc_of[cid] not in again:
-                out[cid] = events
-        pending = [a for a in pending if calc_of.get(a[0]) in again]
-        if not pending:
-            if texts:
-                await record_steps_text(texts, conn)
-            return out
-    raise StoreError("settle_exchanges", f"still contended after {_SETTLE_ROUNDS} rounds")
+            carried.current.append(_read_state(r, calc_id))
+            carried.current_versions[calc_id] = r["version"]
+    carried.events = [(calc_id, messages(rows)) for calc_id, rows in by_calc.items()]
+    return carried
 
 
 async def complete_due(
@@ -291,5 +285,5 @@ async def complete_due(
     plans = [(state, on_due(state, now)) for state in await load_states(conn, due)]
     # Locked: every version read holds, every plan is carried out.
     versions = {r["id"]: r["version"] for r in due}
-    _, done = await carry_out(conn, plans, versions=versions, topic=topic, now=now, lease=lease)
-    return sorted((m for _, msgs in done for m in msgs), key=lambda m: m.id)
+    carried = await carry_out(conn, plans, versions=versions, topic=topic, now=now, lease=lease)
+    return sorted((m for _, msgs in carried.events for m in msgs), key=lambda m: m.id)

@@ -17,6 +17,7 @@ import asyncpg
 import trio
 
 from osago.errors import ConflictError, StoreError
+from osago.lifecycle import CalcState, ExchangeState
 from osago.models import (
     CalculationView,
     Exchange,
@@ -34,11 +35,13 @@ from osago.models import (
 from osago.storage import _pg_lifecycle as _lifecycle
 from osago.storage import _pg_ops as _ops
 from osago.storage._bridge import DRIVER_ERRORS, run_abandonable
+from osago.storage._known import KnownStates
 from osago.storage._loop import open_batching_loop
 from osago.storage._migrate import migrate
 from osago.storage._pg_lifecycle import OUTBOX_COLUMNS, messages
 from osago.storage._pg_listen import keep_listening
 from osago.storage._pg_session import SESSION_SETTINGS, init_connection, keep_session
+from osago.storage._pg_settle import settle_answers
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
 from osago.storage._wakeup import Flag
 
@@ -65,6 +68,8 @@ class PostgresStore:
         self._operation_timeout = operation_timeout
         self._pool = pool
         self._url = url
+        # What this process last wrote or read of each calculation: settles plan on it.
+        self._known = KnownStates()
 
     async def _tx(
         self, operation: str, body: Callable[[Conn], Awaitable[T]], *, alone: bool = False
@@ -112,7 +117,7 @@ class PostgresStore:
             rows = await conn.fetch(
                 "WITH calc AS (INSERT INTO calculations (id, user_id, request, stub, created_at,"
                 " deadline_at, request_hash, closes_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT (id) DO NOTHING RETURNING id),"
+                " ON CONFLICT (id) DO NOTHING RETURNING id, xmin::text AS version),"
                 " ex AS (INSERT INTO exchanges (correlation_id, calculation_id, insurer,"
                 " insurer_name) SELECT x.c, calc.id, x.i, x.n FROM calc,"
                 " unnest($9::uuid[], $10::text[], $11::text[]) AS x (c, i, n)),"
@@ -120,7 +125,7 @@ class PostgresStore:
                 " created_at, leased_until) SELECT $12, j.b, j.h, calc.id, $5, $13 FROM calc,"
                 f" unnest($14::bytea[], $15::jsonb[]) AS j (b, h) RETURNING {OUTBOX_COLUMNS}),"
                 " nt AS (SELECT count(pg_notify(ch, '')) AS n FROM calc, unnest($16::text[]) ch)"
-                f" SELECT calc.id IS NOT NULL AS created, job.* FROM nt"
+                f" SELECT calc.id IS NOT NULL AS created, calc.version, job.* FROM nt"
                 " LEFT JOIN calc ON true LEFT JOIN job ON true",
                 calc.id,
                 calc.user_id,
@@ -140,6 +145,7 @@ class PostgresStore:
                 channels,
             )
             if rows[0]["created"]:
+                self._known.put(_created(calc), rows[0]["version"])
                 return messages([r for r in rows if r["id"] is not None])
             existing = await conn.fetchval(
                 "SELECT request_hash FROM calculations WHERE id = $1", calc.id
@@ -248,7 +254,7 @@ class PostgresStore:
         if not answers:
             return {}
         # Optimistic (see _pg_lifecycle): each statement commits alone.
-        body = partial(_lifecycle.settle_answers, answers, topic, now, lease, steps or {})
+        body = partial(settle_answers, answers, topic, now, lease, steps or {}, self._known)
         return await self._tx("settle_exchanges", body, alone=True)
 
     async def complete_due(
@@ -318,6 +324,22 @@ class PostgresStore:
                 yield flag
             finally:
                 nursery.cancel_scope.cancel()
+
+
+def _created(calc: NewCalculation) -> CalcState:
+    """A calculation's state as just created: what a read of it would return."""
+    exchanges = (ExchangeState(x.correlation_id, x.insurer, x.insurer_name) for x in calc.exchanges)
+    return CalcState(
+        calc.id,
+        calc.user_id,
+        calc.stub,
+        calc.deadline_at,
+        calc.closing,
+        None,
+        None,
+        0,
+        tuple(exchanges),
+    )
 
 
 @asynccontextmanager
