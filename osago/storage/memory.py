@@ -115,10 +115,8 @@ class MemoryStore:
             return None
         if len({x.insurer for x in calc.exchanges}) != len(calc.exchanges):
             raise StoreError("create_calculation", "one exchange per insurer")
-        rows = [
-            (queue, Job(x.correlation_id, calc.id, x.insurer).encode(), {"insurer": x.insurer})
-            for x in calc.exchanges
-        ]
+        jobs = [Job(x.correlation_id, calc.id, x.insurer) for x in calc.exchanges]
+        rows = [(queue, job.encode(), job.headers()) for job in jobs]
         self._check("create_calculation")  # fails before anything is visible: atomic
         self.calcs[calc.id] = _Calc(calc)
         for x in calc.exchanges:

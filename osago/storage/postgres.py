@@ -110,6 +110,8 @@ class PostgresStore:
         # Leased jobs are the caller's to publish: no relay needs waking for them.
         channels = [CALCULATIONS_CHANNEL] if lease else [CALCULATIONS_CHANNEL, OUTBOX_CHANNEL]
 
+        jobs = [Job(x.correlation_id, calc.id, x.insurer) for x in calc.exchanges]
+
         async def body(conn: Conn) -> list[OutboxMessage] | None:
             # Why one statement: it is a transaction of its own, one round trip where BEGIN,
             # four statements and COMMIT were six. Each insert below the first reads the
@@ -140,8 +142,8 @@ class PostgresStore:
                 [x.insurer_name for x in calc.exchanges],
                 queue,
                 calc.created_at + lease if lease else None,
-                [Job(x.correlation_id, calc.id, x.insurer).encode() for x in calc.exchanges],
-                [{"insurer": x.insurer} for x in calc.exchanges],
+                [job.encode() for job in jobs],
+                [job.headers() for job in jobs],
                 channels,
             )
             if rows[0]["created"]:
