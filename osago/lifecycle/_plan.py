@@ -12,7 +12,7 @@ from osago.models import Outcome, OutcomeKind
 __all__ = ["CalcState", "ExchangeState", "NewEvent", "Plan"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExchangeState:
     """One insurer's exchange as far as the lifecycle cares: who, and whether it ended."""
 
@@ -22,7 +22,7 @@ class ExchangeState:
     outcome: OutcomeKind | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CalcState:
     """A calculation as stored, read under its row lock by the store that asks for a plan.
 
@@ -61,7 +61,7 @@ class CalcState:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event for the user, encoded: stores append it to the outbox as it is."""
 
@@ -69,7 +69,7 @@ class NewEvent:
     headers: Mapping[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What a store carries out, all of it in the transaction that read the state.
 
