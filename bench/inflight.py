@@ -35,7 +35,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.capacity import INSURERS, cpu_seconds, post_at_rate
+from bench.capacity import INSURERS, post_at_rate
+from bench.capacity_cpu import cpu_seconds
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
 from tests.factories import MINIMAL_BODY
