@@ -15,14 +15,23 @@ from osago.errors import BrokerProtocolError
 
 __all__ = ["Frame", "FrameParser", "encode_frame", "escape"]
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", ":": "\\c"})
 _UNESCAPES = {"\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\c": ":"}
 _MAX_FRAME = 16 * 1024 * 1024
 
 
 def escape(value: str) -> str:
     """STOMP 1.2 header escaping (not applied to CONNECT / CONNECTED)."""
-    return value.translate(_ESCAPES)
+    # Why not str.translate: it maps character by character, 1-4 us a value, and most
+    # values (ids, codes, destinations) need no escape: four scans cost 0.3 us. The
+    # backslash goes first, so that no escape made here is escaped again.
+    if "\\" in value or ":" in value or "\n" in value or "\r" in value:
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+            .replace(":", "\\c")
+        )
+    return value
 
 
 def encode_frame(cmd: str, headers: Mapping[str, str], body: bytes = b"") -> bytes:

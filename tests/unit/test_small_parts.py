@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stomp.utils import parse_headers
 
-from osago.broker._framing import FrameParser, _headers, encode_frame
+from osago.broker._framing import FrameParser, _headers, encode_frame, escape
 from osago.broker._urls import parse_stomp_url
 from osago.config import Settings
 from osago.errors import ConfigError, TokenExpired, TokenInvalid
@@ -72,6 +72,17 @@ def test_header_reading_matches_stomp_py(lines: list[str]) -> None:
 def test_any_head_is_read_as_stomp_py_reads_it(lines: list[str]) -> None:
     head = ["MESSAGE", *lines]
     assert _headers(head) == parse_headers(head, 1)
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="ab:\\\n\rcnr", min_size=1, max_size=12))
+def test_an_escaped_value_is_read_back_as_it_was(value: str) -> None:
+    """Escaping (with its shortcut for values that need none) and our head reading agree,
+    and stomp.py reads what we write the same way."""
+    head = ["MESSAGE", f"{escape(value)}:{escape(value)}"]
+    assert _headers(head) == parse_headers(head, 1) == {value: value}
+    assert escape("ID:vm-1:2") == "ID\\cvm-1\\c2"
+    assert escape("a\\b\nc") == "a\\\\b\\nc"
 
 
 async def test_hub_delivers_per_user_once_and_drops_slow_readers() -> None:
