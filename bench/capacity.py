@@ -401,7 +401,9 @@ if __name__ == "__main__":
     parser.add_argument("--png", default=None, help="write the chart here")
     parser.add_argument("--warnings", type=int, default=3, help="commonest warnings shown")
     parser.add_argument("--log", default=None, help="append every process's log lines here")
-    parser.add_argument("--log-level", default="WARNING", help="of every role")
+    parser.add_argument(
+        "--log-level", default="INFO", help="of every role (INFO: the roles' own default)"
+    )
     parser.add_argument("--frames", default=None, help="append every offer frame here (JSON)")
     parser.add_argument("--keep-going", action="store_true", help="go on past saturation")
     trio.run(main, parser.parse_args())

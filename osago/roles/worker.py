@@ -195,8 +195,10 @@ async def _nack(deps: WorkerDeps, sub: Subscription, delivery: Delivery, reason:
         await deps.store.record_failure(delivery.message_id, reason[:500], now=deps.clock.now())
 
 
-async def _ack(sub: Subscription, held: _Held, ex: Exchange, why: str) -> None:
-    log.info("calculation %s: %s %s", ex.calculation_id, ex.insurer, why)
+async def _ack(
+    sub: Subscription, held: _Held, ex: Exchange, why: str, *, level: int = logging.INFO
+) -> None:
+    log.log(level, "calculation %s: %s %s", ex.calculation_id, ex.insurer, why)
     await sub.ack(held.delivery)
 
 
@@ -245,7 +247,8 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         return
     if outcome is None:  # its callback reached the api, which settled and published it
         crew.steps.add([(ex.correlation_id, tuple(steps.done))])
-        await _ack(sub, held, ex, "answered by callback")
+        # DEBUG: the api logged the answer as it came ("called back -> offer").
+        await _ack(sub, held, ex, "answered by callback", level=logging.DEBUG)
         return
     # Its steps are written with it (the timeline): it is the last the worker notes.
     settle = ((ex.correlation_id, outcome), tuple(steps.done))
