@@ -119,6 +119,10 @@ def _binds(role: str, settings: Settings) -> str:
         "OSAGO_NOTIFIER_BIND": (settings.notifier_bind, role in ("notifier", "all")),
         "OSAGO_INSURERS_BIND": (settings.insurers_bind, role in ("insurers", "all")),
         "OSAGO_METRICS_BIND": (settings.metrics_bind, settings.metrics_bind is not None),
+        "OSAGO_CALLBACKS_BIND": (
+            settings.callbacks_bind,
+            settings.callbacks_bind is not None and role in ("api", "all"),
+        ),
     }
     return ", ".join(f"{name}={bind}" for name, (bind, used) in named.items() if used)
 

@@ -82,6 +82,9 @@ class Settings:
     # The api's address as insurers reach it: insurers in callback mode POST answers under it
     # (osago/insurers/callbacks.py); None: they are polled. `--role all`: its own api.
     callback_url: str | None = None
+    # Where the api also serves insurers' callbacks, on a listener of their own (the lean
+    # HTTP/1.1 server: osago/roles/_callbacks.py); None: on the api's port only.
+    callbacks_bind: Bind | None = None
     # Each insurer's callback secret derives from this one; the public one only in the demo.
     callback_secret: str = DEV_SECRET
     callback_tolerance: float = 300.0  # a signature's timestamp may be this far from now
@@ -212,6 +215,9 @@ class Settings:
             metrics_bind=parse_bind(bind, name="OSAGO_METRICS_BIND")
             if (bind := get("OSAGO_METRICS_BIND"))
             else s.metrics_bind,
+            callbacks_bind=parse_bind(cb, name="OSAGO_CALLBACKS_BIND")
+            if (cb := get("OSAGO_CALLBACKS_BIND"))
+            else s.callbacks_bind,
             insurers_url=get("OSAGO_INSURERS_URL") or None,
             insurer_codes=tuple(c.strip() for c in codes.split(",") if c.strip())
             if codes

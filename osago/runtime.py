@@ -227,7 +227,7 @@ async def run_role(
                     # The demo page and its stand-in for the core application, unless
                     # OSAGO_DEV_ENDPOINTS=0 said otherwise.
                     settings = settings.with_overrides(dev_endpoints=True)
-                urls["api"] = await nursery.start(
+                served = await nursery.start(
                     api.run,
                     ApiDeps(
                         settings,
@@ -241,9 +241,12 @@ async def run_role(
                         backlog=backlog,
                     ),
                 )
+                urls["api"] = served.api
+                if served.callbacks is not None:
+                    urls["callbacks"] = served.callbacks
             if role == "all" and settings.callback_url is None:
                 # Insurers in callback mode call this process's own api back.
-                settings = settings.with_overrides(callback_url=urls["api"])
+                settings = settings.with_overrides(callback_url=urls.get("callbacks", urls["api"]))
                 catalog = insurers_for(settings)
             if role in ("worker", "all"):
                 for c in catalog:

@@ -180,6 +180,7 @@ def all_role_env(**settings: str) -> dict[str, str]:
         OSAGO_API_BIND="127.0.0.1:0",
         OSAGO_NOTIFIER_BIND="127.0.0.1:0",
         OSAGO_INSURERS_BIND="127.0.0.1:0",
+        OSAGO_CALLBACKS_BIND="127.0.0.1:0",
         OSAGO_WS_SECRET=SECRET,
         OSAGO_CALLBACK_SECRET=CALLBACK_SECRET,
         PYTHONWARNINGS="ignore",
@@ -204,8 +205,9 @@ async def start_cluster(
 ) -> AsyncIterator[Cluster]:
     """Simulator, api (with relay), N workers and N notifiers, each its own process.
 
-    ``callbacks``: insurers in callback mode (the insurers file's) call the api back; else
-    the workers poll them (no OSAGO_CALLBACK_URL)."""
+    ``callbacks``: insurers in callback mode (the insurers file's) call the api back, on
+    its callbacks listener (OSAGO_CALLBACKS_BIND, as a deployment exposes it to insurers);
+    else the workers poll them (no OSAGO_CALLBACK_URL)."""
     env = {
         **os.environ,
         "OSAGO_DATABASE_URL": database_url,
@@ -221,6 +223,7 @@ async def start_cluster(
         "OSAGO_API_BIND": "127.0.0.1:0",
         "OSAGO_NOTIFIER_BIND": "127.0.0.1:0",
         "OSAGO_INSURERS_BIND": "127.0.0.1:0",
+        "OSAGO_CALLBACKS_BIND": "127.0.0.1:0",
         "PYTHONWARNINGS": "ignore",
         **(extra_env or {}),
     }
@@ -231,7 +234,7 @@ async def start_cluster(
             cluster.env["OSAGO_INSURERS_URL"] = sim.urls["insurers"]
             api = await cluster.start("api", "api")
             if callbacks:
-                cluster.env["OSAGO_CALLBACK_URL"] = api.urls["api"]
+                cluster.env["OSAGO_CALLBACK_URL"] = api.urls["callbacks"]
             for i in range(1, workers + 1):
                 await cluster.start(f"worker{i}", "worker")
             for i in range(1, notifiers + 1):

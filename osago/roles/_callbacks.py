@@ -7,17 +7,29 @@ answer by the protocol, a final one (400, 422); its correlation id names one of 
 exchanges (404) that is not settled yet (409). Then it is stored through the same lifecycle
 rule as a polled answer (so a callback racing a safety poll, or arriving twice through two api
 instances, stores one outcome) and its events are published at once.
+
+Served in one of two places, by the same handler (:func:`callback_handler`):
+
+- on the api's own port, in plain ASGI in front of Quart (:func:`add_callback_routes`);
+- with ``OSAGO_CALLBACKS_BIND``, also on a listener of their own, on our lean HTTP/1.1 server
+  (:func:`serve_callbacks`). Why: insurers are partners on the internet, the REST api is
+  for the core application, so a port of their own is what a deployment exposes; and
+  Hypercorn's own work per request was most of a callback's CPU: 1 157 against 416 us a
+  callback, client included (``bench/api_callbacks.py``, 2026-12-07).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
+import trio
 from quart_trio import QuartTrio
 
 from osago.batching import Deferred
+from osago.config import Bind
 from osago.errors import CallbackRefused, StoreError
 from osago.insurers import Pending, read_answer
 from osago.insurers._answers import AnswerError
@@ -29,25 +41,32 @@ from osago.roles._answers import Answer, Answers
 from osago.roles._deps import ApiDeps
 from osago.roles._exchange import outcome_of
 from osago.roles._replies import MAX_BODY, store_down, too_large
-from osago.web.asgi_route import plain_post_route
+from osago.web.asgi_route import Handler, plain_post_route
+from osago.web.http1 import Request, Response, json_response, serve_http
 
-__all__ = ["CALLBACKS_PREFIX", "add_callback_routes"]
+__all__ = [
+    "CALLBACKS_PREFIX",
+    "add_callback_routes",
+    "callback_handler",
+    "callbacks_http",
+    "serve_callbacks",
+]
 
 CALLBACKS_PREFIX = "/api/v1/callbacks/"
 
 log = logging.getLogger("osago.api")
 
 
-def add_callback_routes(
-    app: QuartTrio,
+def callback_handler(
     deps: ApiDeps,
     events_out: Deferred[OutboxMessage] | None,
     answers: Answers | None = None,
-) -> None:
-    """Accept callbacks, served in plain ASGI in front of ``app``; settled events go to
-    ``events_out`` to be published at once (None: the relay publishes them). With
-    ``answers`` (a running api) callbacks that arrive together are read and settled in
-    shared transactions; without, each alone."""
+) -> Handler:
+    """``(insurer code, body, signature) -> (JSON body, status)``: accept one callback.
+    Settled events go to ``events_out`` to be published at once (None: the relay publishes
+    them). With ``answers`` (a running api) callbacks that arrive together are read and
+    settled in shared transactions; without, each alone. One handler serves both places a
+    callback may come in, so that they share one replay guard."""
     s = deps.settings
     # Leased to this api while it publishes them at once; else the relay's at once.
     lease = s.outbox_lease if events_out is not None else 0.0
@@ -117,12 +136,52 @@ def add_callback_routes(
             events_out.add(events)
         return {"status": "accepted"}, 200
 
-    # Served before Quart (two of every three api requests; osago/web/asgi_route.py).
+    return callback
+
+
+def add_callback_routes(app: QuartTrio, handle: Handler) -> None:
+    """Callbacks on ``app``'s port, served in plain ASGI before Quart (two of every three
+    api requests; osago/web/asgi_route.py)."""
     app.asgi_app = plain_post_route(  # type: ignore[method-assign,assignment]
         app.asgi_app,
         prefix=CALLBACKS_PREFIX,
         header=SIGNATURE_HEADER,
         max_body=MAX_BODY,
         too_large=too_large(),
-        handle=callback,
+        handle=handle,
     )
+
+
+def callbacks_http(handle: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """The lean server's handler: ``POST /api/v1/callbacks/{insurer}`` and nothing else
+    (404; another method on that path: 405)."""
+    header = SIGNATURE_HEADER.lower()
+
+    async def answer(request: Request) -> Response:
+        code = request.path.removeprefix(CALLBACKS_PREFIX)
+        if code == request.path or not code or "/" in code:
+            return json_response(_ONLY_CALLBACKS, 404)
+        if request.method != "POST":
+            return json_response(_POST_ONLY, 405, headers=[("allow", "POST")])
+        payload, status = await handle(code, request.body, request.headers.get(header))
+        return json_response(payload, status)
+
+    return answer
+
+
+async def serve_callbacks(
+    handle: Handler, bind: Bind, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve callbacks on ``bind`` until cancelled; started() gives the base URL there."""
+    listeners = await trio.open_tcp_listeners(bind.port, host=bind.host)
+    url = f"http://{bind.host}:{listeners[0].socket.getsockname()[1]}"
+    log.info("insurers' callbacks on %s%s{insurer}", url, CALLBACKS_PREFIX)
+    task_status.started(url)
+    await serve_http(callbacks_http(handle), listeners, max_body=MAX_BODY)
+
+
+_ONLY_CALLBACKS = {
+    "error": "not_found",
+    "message": f"this port serves insurers' callbacks only: POST {CALLBACKS_PREFIX}{{insurer}}",
+}
+_POST_ONLY = {"error": "method_not_allowed", "message": "a callback is a POST"}

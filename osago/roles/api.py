@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -25,7 +26,12 @@ from osago.loops import relay
 from osago.models import CalculationView, OutboxMessage, iso
 from osago.outbox import publisher, sent_marks
 from osago.roles._answers import Answers
-from osago.roles._callbacks import CALLBACKS_PREFIX, add_callback_routes
+from osago.roles._callbacks import (
+    CALLBACKS_PREFIX,
+    add_callback_routes,
+    callback_handler,
+    serve_callbacks,
+)
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
@@ -33,12 +39,23 @@ from osago.roles._ops import add_ops_routes
 from osago.roles._replies import MAX_BODY, store_down, too_large
 from osago.timeline import timeline
 from osago.tokens import verify_token
+from osago.web.asgi_route import Handler
 from osago.web.server import hypercorn_config
 from osago.workload import WorkerLoads, watch_workers
 
-__all__ = ["create_app", "run", "watch_pickup", "watch_publishing"]
+__all__ = ["Served", "create_app", "run", "watch_pickup", "watch_publishing"]
 
 log = logging.getLogger("osago.api")
+
+
+@dataclass(frozen=True)
+class Served:
+    """Where a running api listens: its base URL, and where it serves insurers' callbacks
+    on a listener of their own (None: under ``api`` only)."""
+
+    api: str
+    callbacks: str | None = None
+
 
 _MISSING = {"error": "not_found", "message": "no such calculation"}, 404
 # Seconds a refused caller is asked to wait: about one refresh of the backlog's reading.
@@ -46,13 +63,17 @@ _OVERLOADED_RETRY_AFTER = 5
 
 
 def create_app(
-    deps: ApiDeps, jobs: Deferred[OutboxMessage] | None = None, answers: Answers | None = None
+    deps: ApiDeps,
+    jobs: Deferred[OutboxMessage] | None = None,
+    answers: Answers | None = None,
+    callbacks: Handler | None = None,
 ) -> QuartTrio:
     """The Quart-Trio application of the api role.
 
     With ``jobs`` each calculation's jobs are leased to this api and handed to ``jobs`` to
     publish at once; without, they wait in the outbox for a relay. With ``answers``
-    (running), callbacks share transactions.
+    (running), callbacks share transactions. ``callbacks``: the handler of insurers'
+    callbacks, when the api serves them elsewhere too (None: one made here).
     """
     app = QuartTrio("osago-api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
@@ -202,7 +223,7 @@ def create_app(
             "timeline": timeline(view, traces, trail, queue=s.requests_queue),
         }
 
-    add_callback_routes(app, deps, jobs, answers)
+    add_callback_routes(app, callbacks or callback_handler(deps, jobs, answers))
     if s.dev_endpoints:
         add_dev_routes(app, deps)
     if s.dev_endpoints or s.ops_page:
@@ -228,12 +249,14 @@ def watch_pickup(deps: ApiDeps, loads: WorkerLoads) -> None:
 
 
 async def run(
-    deps: ApiDeps, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+    deps: ApiDeps, *, task_status: trio.TaskStatus[Served] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve the api until ``deps.stop``; started() gives the base URL.
+    """Serve the api until ``deps.stop``; started() gives where (:class:`Served`).
 
-    Beside it: the publisher of the jobs it accepts, and a relay on its safety tick for rows
-    whose lease ran out (a crash between commit and publish, or the broker away).
+    Beside it: the publisher of the jobs it accepts, a relay on its safety tick for rows
+    whose lease ran out (a crash between commit and publish, or the broker away), and with
+    ``callbacks_bind`` insurers' callbacks on a listener of their own. That one stops after
+    the api has drained: a callback during the drain is still taken.
     """
     s = deps.settings
     config = hypercorn_config(str(s.api_bind), s.shutdown_grace)
@@ -254,7 +277,12 @@ async def run(
             await background.start(answers.run)
             await background.start(watch_workers, deps.broker, s.load_topic, loads)
             await background.start(partial(relay.run, deps, listen=False))
-            await _serve(deps, create_app(deps, jobs, answers), config, task_status=task_status)
+            callbacks = callback_handler(deps, jobs, answers)
+            apart = None
+            if s.callbacks_bind is not None:
+                apart = await background.start(serve_callbacks, callbacks, s.callbacks_bind)
+            app = create_app(deps, jobs, answers, callbacks)
+            await _serve(deps, app, config, apart, task_status=task_status)
             # Served and drained: publish what is queued, then stop.
             background.cancel_scope.cancel()
         marking.cancel_scope.cancel()
@@ -264,8 +292,9 @@ async def _serve(
     deps: ApiDeps,
     app: QuartTrio,
     config: Config,
+    callbacks: str | None,
     *,
-    task_status: trio.TaskStatus[str],
+    task_status: trio.TaskStatus[Served],
 ) -> None:
     """Hypercorn until ``deps.stop``, in-flight requests drained."""
     async with trio.open_nursery() as nursery:
@@ -278,4 +307,4 @@ async def _serve(
             )
         )
         log.info("api listening on %s", binds[0])
-        task_status.started(binds[0])
+        task_status.started(Served(binds[0], callbacks))

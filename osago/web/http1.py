@@ -75,6 +75,14 @@ def json_response(
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+_ERRORS = {400: "bad_request", 413: "too_large", 500: "internal"}
+
+
+def _refusal(status: int, why: object) -> Response:
+    """What the server answers itself, as JSON like every handler's answer."""
+    return json_response({"error": _ERRORS[status], "message": str(why)}, status)
+
+
 def _request(head: h11.Request, body: bytes) -> Request:
     target = urlsplit(head.target.decode("latin-1"))
     return Request(
@@ -119,7 +127,7 @@ async def _next_request(
         elif isinstance(event, h11.Data):
             body += event.data
             if len(body) > max_body:
-                raise ValueError("body too large")
+                raise ValueError(f"the body must be at most {max_body} bytes")
         elif isinstance(event, h11.EndOfMessage) and head is not None:
             return head, bytes(body)
         else:  # ConnectionClosed, or PAUSED without a request
@@ -136,11 +144,11 @@ async def _connection(
             with trio.move_on_after(keep_alive):  # idle, or a head that never ends
                 try:
                     got = await _next_request(conn, stream, max_body)
-                except h11.RemoteProtocolError:
-                    await stream.send_all(_encode(conn, Response(400), close=True))
+                except h11.RemoteProtocolError as exc:
+                    await stream.send_all(_encode(conn, _refusal(400, exc), close=True))
                     return
-                except ValueError:
-                    await stream.send_all(_encode(conn, Response(413), close=True))
+                except ValueError as exc:
+                    await stream.send_all(_encode(conn, _refusal(413, exc), close=True))
                     return
             if not got:
                 return
@@ -148,7 +156,8 @@ async def _connection(
                 response = await handler(_request(*got))
             except Exception:
                 log.exception("%s %s failed", got[0].method, got[0].target)
-                await stream.send_all(_encode(conn, Response(500), close=True))
+                failed = _refusal(500, "the request failed")
+                await stream.send_all(_encode(conn, failed, close=True))
                 return
             await stream.send_all(_encode(conn, response))
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:

@@ -52,10 +52,11 @@ async def test_failed_request_transaction_leaves_no_rows_and_no_message(
         open_stomp_broker(STOMP_URL) as broker,
         trio.open_nursery() as nursery,
     ):
-        base = await nursery.start(
+        served = await nursery.start(
             api.run,
             ApiDeps(settings, stop, store=store, broker=broker, insurers=insurers_for(settings)),
         )
+        base = served.api
         async with httpx.AsyncClient() as http:
             r = await http.post(f"{base}/api/v1/calculations", json=MINIMAL_BODY)
         assert r.status_code == 503

@@ -77,6 +77,7 @@ async def test_garbage_is_a_400_and_the_connection_closes() -> None:
         answer = await exchange(stream, b"NOT HTTP AT ALL\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
     assert b"connection: close" in answer.lower()
+    assert b'"error": "bad_request"' in answer
 
 
 async def test_a_body_past_the_limit_is_a_413() -> None:
@@ -86,6 +87,8 @@ async def test_a_body_past_the_limit_is_a_413() -> None:
         async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
             answer = await exchange(stream, raw)
     assert answer.startswith(b"HTTP/1.1 413")
+    refusal = b'{"error": "too_large", "message": "the body must be at most 16 bytes"}'
+    assert answer.endswith(refusal)
 
 
 async def test_a_handler_defect_is_a_500_and_the_server_goes_on() -> None:
@@ -93,6 +96,7 @@ async def test_a_handler_defect_is_a_500_and_the_server_goes_on() -> None:
         async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
             answer = await exchange(stream, b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 500")
+        assert b'"error": "internal"' in answer
         async with await trio.open_tcp_stream("127.0.0.1", port) as again:
             answer = await exchange(again, b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 200")
