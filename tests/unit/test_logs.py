@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import UTC, datetime
 
 import trio
 import trio.lowlevel
 
-from osago.logs import ContextFilter, JsonFormatter, about
+from osago.logs import ContextFilter, JsonFormatter, TextFormatter, about
 
 
 def json_logger() -> tuple[logging.Logger, io.StringIO]:
@@ -63,3 +64,16 @@ def test_an_exception_is_one_json_line_with_its_traceback() -> None:
     record = json.loads(line)
     assert record["calculation_id"] == "c9"
     assert "ValueError: bad" in record["error"]
+
+
+def test_timestamps_made_once_a_second_read_as_logging_and_datetime_make_them() -> None:
+    """The formatters keep the text of the current second; each line still shows its own
+    time, as logging's ``asctime`` and ``isoformat`` would."""
+    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    text, as_json = TextFormatter(), JsonFormatter()
+    for created in (1_796_617_965.0, 1_796_617_965.25, 1_796_617_965.875, 1_796_617_966.5, 5.125):
+        record = logging.LogRecord("osago.t", logging.INFO, __file__, 1, "m %s", ("x",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert text.format(record) == plain.format(record)
+        iso = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert json.loads(as_json.format(record))["ts"] == iso
