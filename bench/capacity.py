@@ -61,7 +61,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +74,7 @@ from bench.capacity_chart import chart
 from bench.capacity_cpu import Groups, cpu_delta, reference_ms
 from bench.capacity_db import db_exchanges_of, db_offers, db_stages, until_offers_came
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
+from bench.capacity_load import Frames, delivered_offers, listen, post_at_rate
 from bench.capacity_report import line
 from bench.capacity_sim import (
     callback_split,
@@ -83,10 +83,8 @@ from bench.capacity_sim import (
     simulator_polls,
 )
 from osago.insurers import load_insurers
-from osago.insurers.http11 import Http11Pool
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
-from tests.factories import MINIMAL_BODY
 
 INSURERS = "aurora,borealis,cedar,delta,ember,fjord,granite,harbor,iris,juniper"
 CALM_DELAYS = ",".join(f"{c}={1 + 7 * i / 9:.2f}" for i, c in enumerate(INSURERS.split(",")))
@@ -99,64 +97,6 @@ MODES = {c.code: c.mode for c in load_insurers(None, default_base="")}
 
 def ts(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-@dataclass
-class Frames:
-    """Every frame the users' sockets received, with its arrival time."""
-
-    items: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
-
-
-async def listen(cluster: Cluster, user: str, frames: Frames, task_status: Any) -> None:
-    async with cluster.websocket("notifier1", user) as ws:
-        task_status.started()
-        while True:
-            text = await ws.get_message()
-            frames.items.append((time.time(), json.loads(text)))
-
-
-async def post_at_rate(
-    api: str, rate: float, seconds: float, users: list[str]
-) -> list[dict[str, Any] | None]:
-    """POST at ``rate``/s for ``seconds`` (drift-free schedule); the 202 bodies, and a None
-    for each calculation refused as overloaded (503).
-
-    Why not httpx: the load generator shares the box's two cores with the system it loads,
-    and httpx's pool cost it about 3 ms of CPU per POST at 50/s (py-spy, 2026-12-07): the
-    bench process took a quarter of a core, taken from the roles. The workers' own lean
-    client (osago/insurers/http11.py) is the core application's stand-in here."""
-    accepted: list[dict[str, Any] | None] = []
-    start = trio.current_time()
-    n = int(rate * seconds)
-    pool = Http11Pool(api, max_idle=1000)
-    content = [("content-type", "application/json")]
-
-    async def one(i: int) -> None:
-        body = json.dumps({**MINIMAL_BODY, "user_id": users[i % len(users)]}).encode()
-        with trio.fail_after(30):
-            r = await pool.request("POST", "/api/v1/calculations", headers=content, body=body)
-        if r.status == 202:
-            accepted.append(json.loads(r.body))
-        elif r.status == 503:
-            accepted.append(None)
-
-    async with trio.open_nursery() as nursery:
-        for i in range(n):
-            await trio.sleep_until(start + i / rate)
-            nursery.start_soon(one, i)
-    return accepted
-
-
-def delivered_offers(frames: Frames, ids: set[str]) -> int:
-    """Distinct offers (calculation, insurer) of these calculations that reached a user."""
-    return len(
-        {
-            (e["calculation_id"], e["insurer"])
-            for _, e in frames.items
-            if e["type"] == "offer" and e["calculation_id"] in ids
-        }
-    )
 
 
 async def run_step(
