@@ -14,8 +14,8 @@ Served in one of two places, by the same handler (:func:`callback_handler`):
 - with ``OSAGO_CALLBACKS_BIND``, also on a listener of their own, on our lean HTTP/1.1 server
   (:func:`serve_callbacks`). Why: insurers are partners on the internet, the REST api is
   for the core application, so a port of their own is what a deployment exposes; and
-  Hypercorn's own work per request was most of a callback's CPU: 1 157 against 416 us a
-  callback, client included (``bench/api_callbacks.py``, 2026-12-07).
+  Hypercorn's own work per request was most of a callback's CPU: 1 157-1 300 against
+  416-574 us a callback, client included (``bench/api_callbacks.py``, 2026-12-07).
 """
 
 from __future__ import annotations
