@@ -153,11 +153,14 @@ def add_callback_routes(app: QuartTrio, handle: Handler) -> None:
 
 
 def callbacks_http(handle: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """The lean server's handler: ``POST /api/v1/callbacks/{insurer}`` and nothing else
-    (404; another method on that path: 405)."""
+    """The lean server's handler: ``POST /api/v1/callbacks/{insurer}``, and ``GET /healthz``
+    for the load balancer in front of this port; nothing else (404; another method on the
+    callbacks' path: 405)."""
     header = SIGNATURE_HEADER.lower()
 
     async def answer(request: Request) -> Response:
+        if request.path == "/healthz" and request.method == "GET":
+            return json_response({"status": "ok"})
         code = request.path.removeprefix(CALLBACKS_PREFIX)
         if code == request.path or not code or "/" in code:
             return json_response(_ONLY_CALLBACKS, 404)
@@ -182,6 +185,6 @@ async def serve_callbacks(
 
 _ONLY_CALLBACKS = {
     "error": "not_found",
-    "message": f"this port serves insurers' callbacks only: POST {CALLBACKS_PREFIX}{{insurer}}",
+    "message": f"this port serves insurers' callbacks: POST {CALLBACKS_PREFIX}{{insurer}}",
 }
 _POST_ONLY = {"error": "method_not_allowed", "message": "a callback is a POST"}

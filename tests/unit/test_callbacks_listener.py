@@ -68,7 +68,9 @@ async def test_callbacks_are_served_on_their_own_listener_and_share_the_replay_g
             huge = await http.post(url, content=b"x" * (MAX_BODY + 1), headers=headers)
             assert (huge.status_code, huge.json()["error"]) == (413, "too_large")
 
-            # Nothing but callbacks on this port.
+            # Nothing but callbacks on this port, and a health check for what fronts it.
+            health = await http.get(f"{served.callbacks}/healthz")
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})
             read = await http.get(url)
             assert (read.status_code, read.json()["error"]) == (405, "method_not_allowed")
             assert read.headers["allow"] == "POST"
