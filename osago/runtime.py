@@ -105,14 +105,18 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 
 
 @asynccontextmanager
-async def open_http(insurers: Sequence[InsurerConfig]) -> AsyncIterator[HttpInsurerClient]:
+async def open_http(
+    insurers: Sequence[InsurerConfig], drains: trio.Nursery | None = None
+) -> AsyncIterator[HttpInsurerClient]:
     """A keep-alive pool per insurer (its bulkhead bounds the connections in use, hedges
-    included). Timeouts are our cancel scopes. Idle connections are closed at the end."""
+    included). With ``drains``, a cancelled call's connection is saved where it can be, by
+    a task there (osago/insurers/http11.py). Timeouts are our cancel scopes. Idle
+    connections are closed at the end (and any a drain saves later)."""
     pools = {}
     for c in insurers:
         parts = urlsplit(c.base_url)
         pools[c.code] = Http11Pool(
-            f"{parts.scheme}://{parts.netloc}", max_idle=c.bulkhead.max_concurrent
+            f"{parts.scheme}://{parts.netloc}", max_idle=c.bulkhead.max_concurrent, drains=drains
         )
     try:
         yield HttpInsurerClient(pools)
@@ -164,6 +168,10 @@ async def run_role(
             except StoreError as exc:
                 log.warning("notifier: pushes will not be noted for timelines: %s", exc)
         metrics = Metrics()
+        # Where the insurers' pools drain cancelled calls' connections: opened before the
+        # roles' nursery and stopped (by the callback, first) after it, as the stack unwinds.
+        drains = await stack.enter_async_context(trio.open_nursery())
+        stack.callback(drains.cancel_scope.cancel)
         async with trio.open_nursery() as nursery:
             if settings.metrics_bind is not None:
                 checks: dict[str, Check] = {}
@@ -208,7 +216,7 @@ async def run_role(
             # Loaded once, when the simulator's address is known; api and worker share it.
             catalog = insurers_for(settings) if role in ("api", "worker", "all") else ()
             if role in ("worker", "all"):  # closed by the stack, after every role drained
-                client = await stack.enter_async_context(open_http(catalog))
+                client = await stack.enter_async_context(open_http(catalog, drains))
             if role in ("notifier", "all"):
                 port = await nursery.start(
                     notifier.run,

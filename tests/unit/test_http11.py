@@ -128,6 +128,52 @@ async def test_a_cancelled_request_closes_its_connection() -> None:
         await pool.aclose()
 
 
+async def test_a_cancelled_request_that_was_not_answered_yet_is_drained_and_reused() -> None:
+    """A hedge cancels the slower call, most often while it waits for its answer: with a
+    drains nursery that connection is read to the end of its answer and kept."""
+
+    async def slow_first(stream: trio.SocketStream, n: int) -> None:
+        await read_request(stream)
+        await trio.sleep(0.2)
+        await stream.send_all(OK)
+        await keep_alive(stream, n)
+
+    async with server(slow_first) as url, trio.open_nursery() as drains:
+        pool = Http11Pool(url, drains=drains)
+        with trio.move_on_after(0.05) as cancelled:
+            await pool.request("GET", "/slow")
+        assert cancelled.cancelled_caught
+        await trio.sleep(0.4)  # the answer came and was read
+        assert (await pool.request("GET", "/x")).status == 200
+        assert pool.opened == 1
+        await pool.aclose()
+
+
+async def test_a_drain_gives_up_on_a_begun_answer_a_silent_server_or_a_closed_pool() -> None:
+    async def begun_then_silent(stream: trio.SocketStream, n: int) -> None:
+        await read_request(stream)
+        if n == 1:  # the answer begins before the cancel, and ends after it
+            await stream.send_all(OK[:10])
+            await trio.sleep(0.2)
+            await stream.send_all(OK[10:])
+            await keep_alive(stream, n)
+        await trio.sleep(10)  # the others never answer
+
+    async with server(begun_then_silent) as url, trio.open_nursery() as drains:
+        pool = Http11Pool(url, drains=drains, drain_timeout=0.5)
+        for _ in range(2):  # begun: closed at once; silent: drained, given up after 0.5 s
+            with trio.move_on_after(0.1) as cancelled:
+                await pool.request("GET", "/x")
+            assert cancelled.cancelled_caught
+            await trio.sleep(0.7)
+        assert (pool.opened, pool._idle) == (2, [])
+        with trio.move_on_after(0.1):
+            await pool.request("GET", "/x")
+        await pool.aclose()  # while the third one drains: it is closed, not kept
+        drains.cancel_scope.cancel()
+    assert (pool.opened, pool._idle) == (3, [])
+
+
 async def test_failures_are_one_error() -> None:
     async def hang_up(stream: trio.SocketStream, n: int) -> None:
         await read_request(stream)
