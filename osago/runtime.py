@@ -108,10 +108,11 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 async def open_http(
     insurers: Sequence[InsurerConfig], drains: trio.Nursery | None = None
 ) -> AsyncIterator[HttpInsurerClient]:
-    """A keep-alive pool per insurer (its bulkhead bounds the connections in use, hedges
-    included). With ``drains``, a cancelled call's connection is saved where it can be, by
-    a task there (osago/insurers/http11.py). Timeouts are our cancel scopes. Idle
-    connections are closed at the end (and any a drain saves later)."""
+    """A keep-alive pool per insurer: its bulkhead bounds the calls in flight, hedges
+    included. With ``drains``, a cancelled call's connection is saved where it can be, by a
+    task there, at most as many at once as the bulkhead's bound (osago/insurers/http11.py).
+    Timeouts are our cancel scopes. Idle connections are closed at the end (and any a drain
+    saves later)."""
     pools = {}
     for c in insurers:
         parts = urlsplit(c.base_url)
