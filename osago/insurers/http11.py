@@ -323,18 +323,17 @@ class Http11Pool:
         return True
 
     async def _drain(self, conn: _Connection, method: str) -> None:
+        # ``keep`` is set only by an answer read whole: a timeout or an error leaves it False.
         try:
-            with trio.move_on_after(self._drain_timeout) as waited:
+            with trio.move_on_after(self._drain_timeout):
                 await conn.answer(method)
-            saved = not waited.cancelled_caught
         except (*_ERRORS, _Dropped):
-            saved = False
+            pass
         except BaseException:  # the drains' nursery is cancelled: the pool is closing
             await conn.aclose()
             raise
         finally:
             self._draining -= 1
-        conn.keep = conn.keep and saved
         await self._checkin(conn)
 
     def _fields(
