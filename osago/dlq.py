@@ -1,7 +1,7 @@
 """``osago dlq list | replay | purge``: the dead letters of the requests queue, over
 OSAGO_BROKER_URL (ActiveMQ), with the reason each failed (kept by the worker, by message id).
 
-    osago dlq list                  a line per message: id, calculation, insurer, reason, time
+    osago dlq list                  a line per message: id, calculation, insurers, reason, time
     osago dlq replay --all | ID...  back to the queue they came from, processed as usual
     osago dlq purge --all | ID...   deleted
 """
@@ -9,7 +9,6 @@ OSAGO_BROKER_URL (ActiveMQ), with the reason each failed (kept by the worker, by
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from datetime import UTC, datetime
@@ -19,7 +18,8 @@ import trio
 from osago.broker import Delivery, Outgoing
 from osago.broker.stomp import StompBroker, open_stomp_broker
 from osago.config import Settings
-from osago.errors import ConfigError, StoreError
+from osago.errors import ConfigError, PoisonMessage, StoreError
+from osago.models import Job
 from osago.storage import Store
 
 __all__ = ["main"]
@@ -33,10 +33,10 @@ def dlq_name(queue: str) -> str:
 
 
 def _line(d: Delivery, reasons: dict[str, tuple[str, float]]) -> str:
-    try:
-        job = json.loads(d.body)
-        calc, insurer = str(job.get("calculation_id", "?")), str(job.get("insurer", "?"))
-    except (ValueError, AttributeError):
+    try:  # one job, or a calculation's (osago.outbox.outgoing): its insurers, comma-separated
+        jobs = Job.decode_all(d.body)
+        calc, insurer = str(jobs[0].calculation_id), ",".join(j.insurer for j in jobs)
+    except PoisonMessage:
         calc, insurer = "?", "?"
     reason, _ = reasons.get(d.message_id, ("unknown (no reason recorded)", 0.0))
     ms = d.headers.get("timestamp", "")

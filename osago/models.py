@@ -150,6 +150,16 @@ class Job:
         return {"insurer": self.insurer, "JMSXGroupID": str(self.calculation_id)}
 
     @classmethod
+    def decode_all(cls, body: bytes) -> list[Job]:
+        """The jobs of one queue message: one, or a calculation's, one per line
+        (osago.outbox.outgoing); :class:`PoisonMessage` if any line can never be processed
+        (the message came from no api of ours), or none is there."""
+        jobs = [cls.decode(line) for line in body.split(b"\n") if line.strip()]
+        if not jobs:
+            raise PoisonMessage("a job message with no job")
+        return jobs
+
+    @classmethod
     def decode(cls, body: bytes) -> Job:
         """Parse a queue message; raise :class:`PoisonMessage` if it can never be processed."""
         try:

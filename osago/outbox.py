@@ -21,34 +21,54 @@ __all__ = ["PACK_MAX", "outgoing", "publish", "publisher", "sent_marks"]
 
 log = logging.getLogger("osago.outbox")
 
-# The most events one topic message carries (a calculation has about a dozen).
+# The most rows one message carries (a calculation has about a dozen events, a job an insurer).
 PACK_MAX = 64
+
+GROUP = "JMSXGroupID"  # ActiveMQ's message group: a calculation's jobs (Job.headers)
 
 
 def outgoing(messages: Sequence[OutboxMessage]) -> list[Outgoing]:
-    """The broker messages for these rows, in order: consecutive events for one topic share
-    a message (:func:`osago.events.pack`, at most ``PACK_MAX``); a job is always alone.
+    """The broker messages for these rows, in order. Consecutive rows share a message, one
+    per line (:func:`osago.events.pack`, at most ``PACK_MAX``): events for one topic, and
+    jobs of one calculation (one ``JMSXGroupID``, :meth:`osago.models.Job.headers`).
 
     Why pack events: ActiveMQ's work is per message (journal, dispatch to the notifier's
     durable subscription, its ack), and so is the notifier's (a frame in, an ACK out); a
     worker hands about three events to each send at load, so a message each tripled it.
-    Why never jobs: a queue message goes to one consumer, and each job must be free to go to
-    whichever worker is idle, be redelivered or dead-lettered alone."""
+
+    Why pack a calculation's jobs: they went to one worker anyway (one message group), and
+    ten persistent messages and ten ACKs a calculation were most of ActiveMQ's work and a
+    good part of a worker's. The worker runs each job of a message as its own exchange and
+    acks the message once all are done; a job that failed NACKs it once the others end, and
+    its redelivery (or its replay from the DLQ) runs again only the jobs not settled meanwhile
+    (osago/roles/_held.py). Jobs of different calculations never share a message: a
+    message is one calculation's, as a group is."""
     out: list[Outgoing] = []
     i, n = 0, len(messages)
     while i < n:
         first = messages[i]
+        key = _pack_key(first)
         j = i + 1
-        if split_destination(first.destination)[0] == "topic":
-            while j < n and j - i < PACK_MAX and messages[j].destination == first.destination:
+        if key is not None:
+            while j < n and j - i < PACK_MAX and _pack_key(messages[j]) == key:
                 j += 1
         if j - i == 1:
             out.append(Outgoing(first.destination, first.body, first.headers))
         else:
             body = pack([m.body for m in messages[i:j]])
-            out.append(Outgoing(first.destination, body, PACKED_HEADERS))
+            group = key[1] if key is not None else None
+            headers = PACKED_HEADERS if group is None else {**PACKED_HEADERS, GROUP: group}
+            out.append(Outgoing(first.destination, body, headers))
         i = j
     return out
+
+
+def _pack_key(m: OutboxMessage) -> tuple[str, str | None] | None:
+    """Rows with the same key may share a message; None: this row goes alone."""
+    if split_destination(m.destination)[0] == "topic":
+        return (m.destination, None)
+    group = m.headers.get(GROUP)
+    return None if group is None else (m.destination, group)
 
 
 def sent_marks(

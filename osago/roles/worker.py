@@ -1,10 +1,12 @@
 """The worker role: consume the request queue, run each insurer exchange as a task.
 
-Ack discipline (client-individual): a message is acked only after its outcome is stored and
-its event is in the outbox; so a crash at any point means redelivery, and a redelivered job
-resumes (polls the insurer's existing calculation, with the time left to the deadline). A job
-that cannot be processed is NACKed; the broker redelivers it and, after the last attempt,
-dead-letters it to ``DLQ.<queue>``.
+Ack discipline (client-individual): a message carries one job or a calculation's jobs
+(osago/roles/_held.py); it is acked only after the outcome of each is stored and its event is
+in the outbox; so a crash at any point means redelivery, and a redelivered job resumes (polls
+the insurer's existing calculation, with the time left to the deadline) while a settled one
+is only acked. A job that cannot be processed NACKs its message once the message's other jobs
+are done; the broker redelivers it and, after the last attempt, dead-letters it to
+``DLQ.<queue>``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from osago.resilience import RetryPolicy, log_hook, retrying
 from osago.roles._answers import Answers
 from osago.roles._deps import WorkerDeps
 from osago.roles._exchange import Aids, Steps, run_exchange
+from osago.roles._held import Held, Running
 from osago.workload import PickupWaits, report_load
 
 __all__ = ["Crew", "handle", "run"]
@@ -58,7 +61,7 @@ class Crew:
     marks: Deferred[int]
     events: Deferred[OutboxMessage]  # settled exchanges' events, published together
     steps: Deferred[tuple[UUID, tuple[Step, ...]]]
-    running: dict[UUID, _Held] = field(default_factory=dict)  # exchanges running here
+    running: dict[UUID, Running] = field(default_factory=dict)  # exchanges running here
     waits: PickupWaits = field(default_factory=PickupWaits)  # reported for admission
     alarms: Alarms = field(default_factory=Alarms)  # what waiting exchanges sleep on
 
@@ -137,49 +140,76 @@ async def _through_outages(policy: RetryPolicy, call: Callable[[], Awaitable[T]]
     return result
 
 
-@dataclass(eq=False, slots=True)
-class _Held:
-    """The job message an exchange running here answers for: the latest copy delivered."""
-
-    delivery: Delivery
-
-
 async def handle(deps: WorkerDeps, crew: Crew, sub: Subscription, delivery: Delivery) -> None:
-    """Process one job message to ack or nack."""
-    held: _Held | None = None
-    job: Job | None = None
+    """Process one job message to ack or nack: each of its jobs as an exchange of its own
+    (osago/roles/_held.py)."""
     try:
-        job = Job.decode(delivery.body)
-        # Held for its ack, maybe for minutes: only what an ack or a nack reads. Its body and
-        # its dozen headers were a good part of what a waiting exchange kept.
-        delivery = replace(delivery, body=b"", headers=_NO_HEADERS)
-        running = crew.running.get(job.correlation_id)
-        if running is not None:
-            # Why: after a reconnect the broker redelivers what the old connection held,
-            # while its exchange still runs here. A second exchange would poll the insurer
-            # twice; instead the running one answers for the new copy (acks it when done).
-            running.delivery = delivery
-            log.info(
-                "message %s: exchange %s already runs here; it will ack this copy",
-                delivery.message_id,
-                job.correlation_id,
-            )
-            return
-        held = crew.running[job.correlation_id] = _Held(delivery)
-        await _process(deps, crew, sub, held, job)
-    except (PoisonMessage, StoreError, BrokerError) as exc:
+        jobs = Job.decode_all(delivery.body)
+    except PoisonMessage as exc:
         log.error(
             "message %s failed (redelivered=%s): %s", delivery.message_id, delivery.redelivered, exc
         )
-        await _nack(deps, sub, held.delivery if held else delivery, str(exc))
+        await _nack(deps, sub, delivery, str(exc))
+        return
+    # Held for its ack, maybe for minutes: only what an ack or a nack reads. Its body and
+    # its dozen headers were a good part of what a waiting exchange kept.
+    held = Held(replace(delivery, body=b"", headers=_NO_HEADERS), len(jobs))
+    if len(jobs) == 1:
+        await _job(deps, crew, sub, held, jobs[0])
+        return
+    async with trio.open_nursery() as nursery:
+        for job in jobs:
+            nursery.start_soon(_job, deps, crew, sub, held, job)
+
+
+async def _job(deps: WorkerDeps, crew: Crew, sub: Subscription, held: Held, job: Job) -> None:
+    """Run one job of ``held``; its message is acked or nacked after its last job."""
+    running = crew.running.get(job.correlation_id)
+    if running is not None:
+        # Why: after a reconnect the broker redelivers what the old connection held,
+        # while its exchange still runs here. A second exchange would poll the insurer
+        # twice; instead the running one answers for the new copy (finishes it when done).
+        running.helds.append(held)
+        log.info(
+            "message %s: exchange %s already runs here; it will answer for this copy",
+            held.delivery.message_id,
+            job.correlation_id,
+        )
+        return
+    slot = crew.running[job.correlation_id] = Running([held])
+    failure: str | None = None
+    try:
+        await _process(deps, crew, slot, job)
+    except (PoisonMessage, StoreError, BrokerError) as exc:
+        d = slot.helds[-1].delivery
+        log.error(
+            "message %s, job %s failed (redelivered=%s): %s",
+            d.message_id,
+            job.correlation_id,
+            d.redelivered,
+            exc,
+        )
+        failure = str(exc)
     except Exception as exc:
-        # A defect met by one job: logged with its message, NACKed (after the broker's
-        # redeliveries it lands in the DLQ), and the worker goes on with every other job.
-        log.exception("message %s: unexpected failure; nacked", delivery.message_id)
-        await _nack(deps, sub, held.delivery if held else delivery, f"defect: {exc!r}")
+        # A defect met by one job: logged with its message, which is NACKed once its other
+        # jobs are done (after the broker's redeliveries it lands in the DLQ); the worker
+        # goes on with every other job.
+        log.exception(
+            "message %s, job %s: unexpected failure",
+            slot.helds[-1].delivery.message_id,
+            job.correlation_id,
+        )
+        failure = f"defect: {exc!r}"
     finally:
-        if held is not None and job is not None:
-            del crew.running[job.correlation_id]
+        del crew.running[job.correlation_id]
+    # Not reached when cancelled (shutdown): the messages stay unacked, for another worker.
+    for done in slot.helds:
+        if not done.finish(failure):
+            continue
+        if done.failures:
+            await _nack(deps, sub, done.delivery, "; ".join(done.failures))
+        else:
+            await sub.ack(done.delivery)
 
 
 async def _nack(deps: WorkerDeps, sub: Subscription, delivery: Delivery, reason: str) -> None:
@@ -195,27 +225,26 @@ async def _nack(deps: WorkerDeps, sub: Subscription, delivery: Delivery, reason:
         await deps.store.record_failure(delivery.message_id, reason[:500], now=deps.clock.now())
 
 
-async def _ack(
-    sub: Subscription, held: _Held, ex: Exchange, why: str, *, level: int = logging.INFO
-) -> None:
+def _done(ex: Exchange, why: str, *, level: int = logging.INFO) -> None:
     log.log(level, "calculation %s: %s %s", ex.calculation_id, ex.insurer, why)
-    await sub.ack(held.delivery)
 
 
-async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held, job: Job) -> None:
+async def _process(deps: WorkerDeps, crew: Crew, slot: Running, job: Job) -> None:
+    """Run one exchange to its end; returns when its job may be acked (raises if it failed)."""
     s = deps.settings
     about(job.calculation_id, job.insurer)  # every line of this job says which
     ex = await _through_outages(s.store_retry, lambda: crew.answers.load(job.correlation_id))
     if ex is None:
         raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
     if ex.settled:
-        await _ack(sub, held, ex, "already settled; duplicate message acked")
+        _done(ex, "already settled; duplicate message acked")
         return
     guard = crew.guards.get(ex.insurer)
     if guard is None:
         raise PoisonMessage(f"insurer {ex.insurer} is not configured on this worker")
     m = deps.metrics
-    if not held.delivery.redelivered:  # how fast the queue drains: commit -> picked up
+    redelivered = slot.helds[0].delivery.redelivered
+    if not redelivered:  # how fast the queue drains: commit -> picked up
         waited = max(0.0, deps.clock.now() - ex.created_at)
         m.job_wait.observe(waited)
         crew.waits.observe(waited)
@@ -224,7 +253,7 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
     in_flight = m.in_flight.labels(ex.insurer)
     in_flight.inc()
     steps = Steps(deps.clock)
-    steps.note("picked up again" if held.delivery.redelivered else "picked up")
+    steps.note("picked up again" if redelivered else "picked up")
     try:
 
         async def settled() -> bool:
@@ -243,12 +272,12 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
         # The keeper closes the calculation at closes_at and marks every exchange still
         # pending as timed out, in one transaction; settling each here would only queue
         # behind its row lock.
-        await _ack(sub, held, ex, "did not answer by the end of the late window")
+        _done(ex, "did not answer by the end of the late window")
         return
     if outcome is None:  # its callback reached the api, which settled and published it
         crew.steps.add([(ex.correlation_id, tuple(steps.done))])
         # DEBUG: the api logged the answer as it came ("called back -> offer").
-        await _ack(sub, held, ex, "answered by callback", level=logging.DEBUG)
+        _done(ex, "answered by callback", level=logging.DEBUG)
         return
     # Its steps are written with it (the timeline): it is the last the worker notes.
     settle = ((ex.correlation_id, outcome), tuple(steps.done))
@@ -268,7 +297,6 @@ async def _process(deps: WorkerDeps, crew: Crew, sub: Subscription, held: _Held,
     # so the job is done either way.
     crew.events.add(events)
     observe_completed(m, events, deps.clock.now())
-    await sub.ack(held.delivery)
 
 
 async def run(

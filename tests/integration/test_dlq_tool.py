@@ -41,28 +41,33 @@ async def test_list_purge_one_replay_the_rest_and_the_user_gets_the_offers(
     ) as cluster:
         # A worker that does not know borealis: its jobs are poison there, and dead-lettered.
         await cluster.start("worker1", "worker", OSAGO_INSURERS="aurora")
+        calcs = [
+            (await cluster.post({**MINIMAL_BODY, "user_id": "dana"}))["calculation_id"]
+            for _ in range(3)
+        ]
+        lines: list[str] = []
+        # Three attempts ~1.1 s apart, then the DLQ. Each waits for aurora's job in the same
+        # message, which aurora (callback mode) ends at its first safety check, 10 s in.
+        for _ in range(80):
+            await trio.sleep(0.5)
+            if len(lines := await dlq(cluster, "list")) == 3:
+                break
+        rows = [line.split("\t") for line in lines]
+        assert {r[1] for r in rows} == set(calcs)
+        # Each dead letter is its calculation's message, both jobs (aurora's was answered,
+        # so a replay runs only borealis's).
+        assert {r[2] for r in rows} == {"aurora,borealis"}
+        assert all("insurer borealis is not configured" in r[3] for r in rows)
+
+        purged = rows[0]
+        assert await dlq(cluster, "purge", purged[0]) == ["purged 1"]
+        assert len(await dlq(cluster, "list")) == 2
+
+        cluster.procs["worker1"].process.terminate()
+        await cluster.procs["worker1"].process.wait()
+        await cluster.start("worker2", "worker")  # knows both
+        # Opened now: a session nobody reads stops answering pings, and is dropped.
         async with cluster.websocket("notifier1", "dana") as ws:
-            calcs = [
-                (await cluster.post({**MINIMAL_BODY, "user_id": "dana"}))["calculation_id"]
-                for _ in range(3)
-            ]
-            lines: list[str] = []
-            for _ in range(40):  # three attempts ~1.1 s apart, then the DLQ
-                await trio.sleep(0.5)
-                if len(lines := await dlq(cluster, "list")) == 3:
-                    break
-            rows = [line.split("\t") for line in lines]
-            assert {r[1] for r in rows} == set(calcs)
-            assert {r[2] for r in rows} == {"borealis"}
-            assert all("insurer borealis is not configured" in r[3] for r in rows)
-
-            purged = rows[0]
-            assert await dlq(cluster, "purge", purged[0]) == ["purged 1"]
-            assert len(await dlq(cluster, "list")) == 2
-
-            cluster.procs["worker1"].process.terminate()
-            await cluster.procs["worker1"].process.wait()
-            await cluster.start("worker2", "worker")  # knows both
             assert await dlq(cluster, "replay", "--all") == ["replayed 2"]
             assert await dlq(cluster, "list") == []
 

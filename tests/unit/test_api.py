@@ -149,7 +149,8 @@ async def test_new_calculations_are_refused_while_accepted_jobs_wait_to_be_publi
         assert deps.metrics.registry.get_sample_value(gauge) == pytest.approx(1.1)
         broker.release.set()  # the broker takes them
         await trio.sleep(0.1)
-        assert len(broker.sent) == 2 * 3  # two calculations, three insurers
+        # Two calculations, a message each, with its three insurers' jobs.
+        assert [len(Job.decode_all(m.body)) for m in broker.sent] == [3, 3]
         assert jobs.oldest_wait() == 0.0
         assert deps.metrics.registry.get_sample_value(gauge) == 0.0
         r = await client.post("/api/v1/calculations", json={**body, "user_id": "user-44"})
@@ -283,8 +284,13 @@ async def test_the_api_publishes_its_jobs_itself_and_marks_them_sent() -> None:
             )
             assert r.status_code == 202
             with trio.fail_after(5):
-                got = [Job.decode((await sub.receive()).body) for _ in range(3)]
+                message = await sub.receive()
+            got = Job.decode_all(message.body)  # a calculation's jobs: one message
         assert sorted(j.insurer for j in got) == ["aurora", "borealis", "cedar"]
+        assert {j.calculation_id for j in got} == {
+            uuid.UUID((await r.get_json())["calculation_id"])
+        }
+        assert message.headers["JMSXGroupID"] == str(got[0].calculation_id)
         await trio.sleep(0.1)
         # Leased to the api, published, marked: no relay ever takes them, even after the lease.
         assert await store.claim_outbox(now=2e9, lease=1, limit=10) == []

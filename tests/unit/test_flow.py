@@ -56,11 +56,9 @@ class Harness:
         )
 
     async def submit(self, late_window: float = 0.0, **kw: Any) -> Any:
+        kw.setdefault("insurers", SETTINGS.insurer_codes)
         calc = new_calculation(
-            insurers=SETTINGS.insurer_codes,
-            created_at=self.clock.now(),
-            deadline=SETTINGS.deadline_seconds,
-            **kw,
+            created_at=self.clock.now(), deadline=SETTINGS.deadline_seconds, **kw
         )
         calc = replace(calc, closes_at=calc.deadline_at + late_window)
         await self.store.create_calculation(calc, queue=SETTINGS.requests_queue)

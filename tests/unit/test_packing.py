@@ -1,4 +1,4 @@
-"""Events share topic messages (one per line); jobs never share a queue message."""
+"""Events share topic messages (one per line); a calculation's jobs share a queue message."""
 
 from __future__ import annotations
 
@@ -38,6 +38,24 @@ def test_consecutive_events_share_a_message_and_jobs_go_alone_in_order() -> None
     assert [m.body for m in sent if m.destination == Q] == [
         r.body for r in rows if r.destination == Q
     ]
+
+
+def grouped(i: int, calc: str) -> OutboxMessage:
+    return OutboxMessage(i, Q, b'{"job": %d}' % i, {"insurer": "x", "JMSXGroupID": calc})
+
+
+def test_consecutive_jobs_of_one_calculation_share_a_message_in_its_group() -> None:
+    rows = [grouped(1, "a"), grouped(2, "a"), grouped(3, "b"), event(4), grouped(5, "b"), job(6)]
+    sent = outgoing(rows)
+    assert [(m.destination, m.headers.get("JMSXGroupID"), unpack(m.body)) for m in sent] == [
+        (Q, "a", [rows[0].body, rows[1].body]),
+        (Q, "b", [rows[2].body]),  # alone: itself, headers and all
+        (T, None, [rows[3].body]),
+        (Q, "b", [rows[4].body]),  # not next to its calculation's other job
+        (Q, None, [rows[5].body]),
+    ]
+    assert sent[1].headers == rows[2].headers
+    assert sent[0].headers == {**PACKED_HEADERS, "JMSXGroupID": "a"}
 
 
 def test_a_message_carries_at_most_pack_max_events() -> None:
