@@ -208,8 +208,11 @@ async def _job(deps: WorkerDeps, crew: Crew, sub: Subscription, held: Held, job:
             continue
         if done.failures:
             await _nack(deps, sub, done.delivery, "; ".join(done.failures))
-        else:
+            continue
+        try:
             await sub.ack(done.delivery)
+        except BrokerError as exc:  # it comes again, and its jobs are found settled
+            log.warning("message %s: not acked (%s)", done.delivery.message_id, exc)
 
 
 async def _nack(deps: WorkerDeps, sub: Subscription, delivery: Delivery, reason: str) -> None:

@@ -4,10 +4,13 @@ failed; a redelivery runs again only the jobs not settled meanwhile (osago/roles
 
 from __future__ import annotations
 
+import pytest
 import trio
 from trio.testing import MockClock
 
-from osago.broker import Outgoing
+from osago.broker import Delivery, Outgoing
+from osago.broker.memory import _Consumer
+from osago.errors import BrokerUnavailable
 from osago.events import pack
 from osago.models import Job
 from tests.unit.test_flow import SETTINGS, harness, kinds
@@ -85,3 +88,27 @@ async def test_a_copy_of_a_message_whose_jobs_run_here_is_answered_by_them(
     assert len(polls) == len(set(polls))  # never two polls at once
     assert len(h.insurers.submits) == 2
     assert [k for _, k, _ in kinds(h)] == ["offer", "offer", "completed"]
+
+
+async def test_an_ack_the_broker_refuses_ends_nothing_but_that_ack(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message stays unacked (the broker delivers it again, its jobs found settled);
+    the worker goes on with the next calculation."""
+    acks: list[str] = []
+    real_ack = _Consumer.ack
+
+    async def refused_once(self: _Consumer, delivery: Delivery) -> None:
+        acks.append(delivery.message_id)
+        if len(acks) == 1:
+            raise BrokerUnavailable("connection lost")
+        await real_ack(self, delivery)
+
+    monkeypatch.setattr(_Consumer, "ack", refused_once)
+    async with harness({"aurora": 0.5, "borealis": 1.0}) as h:
+        await h.submit()
+        await trio.sleep(3)
+        await h.submit()
+        await trio.sleep(3)
+    assert len(acks) == 2
+    assert [k for _, k, _ in kinds(h)] == ["offer", "offer", "completed"] * 2
