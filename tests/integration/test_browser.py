@@ -133,8 +133,9 @@ async def test_the_operations_page_shows_queues_breakers_and_recent_stubs(
         ".map(r => [r.dataset.insurer, r.cells[1].textContent, r.cells[2].textContent])"
     )
     # The stubbed calculation's insurers still work through the late window: one exchange
-    # each in flight, whose job is unacked (ActiveMQ counts those in the queue's size too).
+    # each in flight, whose jobs' message (one, the calculation's) is unacked (ActiveMQ
+    # counts those in the queue's size too).
     assert sorted(rows) == [[c, "closed", "1"] for c in ("aurora", "borealis", "cedar")]
-    assert await p.js("document.querySelector('#depth').textContent") == "3"
+    assert await p.js("document.querySelector('#depth').textContent") == "1"
     stub = await p.js("document.querySelector('.stub').textContent")
     assert cluster.procs["all"].grep(stub.split(" · ")[1])  # the calculation the page names
