@@ -139,6 +139,11 @@ class Settings:
     # trip; and nothing the user waits for has started yet (an insurer's answer time counts
     # from the submit, which follows the read).
     load_linger: float = 0.02
+    # Answers are settled (one statement, one ActiveMQ message for their events) in batches:
+    # while they come faster than one per this long, what came within this long of the
+    # first (idle, each at once). At calm 50/s, 10 ms cut 8 settles per calculation to
+    # about 4, and CPU (and so queueing: overhead p99) more than it adds (bench/capacity.py).
+    settle_linger: float = 0.01
     # The timeline's trail (exchanges' steps, pushes) is gathered this long: support reads it
     # seconds later, and one batch a second costs a fraction of ten.
     trail_linger: float = 1.0

@@ -3,7 +3,8 @@
 The worker's jobs and the api's callbacks both load an exchange and later settle its answer;
 each was a transaction of its own (a crossing into asyncio and several round trips to
 PostgreSQL). :class:`Answers` batches both, as :class:`osago.batching.Batcher` does: a call
-alone runs at once, calls that queue while one runs share the next transaction.
+alone runs at once, calls that queue while one runs share the next transaction; under load
+(answers faster than one per ``settle_linger``) a settle waits that long for company.
 """
 
 from __future__ import annotations
@@ -37,10 +38,18 @@ class Answers:
 
     @classmethod
     def of(
-        cls, store: Store, clock: Clock, *, topic: str, lease: float, load_linger: float = 0.0
+        cls,
+        store: Store,
+        clock: Clock,
+        *,
+        topic: str,
+        lease: float,
+        load_linger: float = 0.0,
+        settle_linger: float = 0.0,
     ) -> Answers:
         """Batched on ``store``; settled events are leased ``lease`` seconds to the caller;
-        loads wait ``load_linger`` seconds for company (settles never wait: the user does)."""
+        loads wait ``load_linger`` seconds for company; settles wait ``settle_linger`` only
+        while answers come faster than one per that long (the user waits: when idle, never)."""
 
         async def settle(batch: Sequence[Settle]) -> dict[UUID, list[OutboxMessage]]:
             return await store.settle_exchanges(
@@ -53,7 +62,7 @@ class Answers:
 
         return cls(
             Batcher(store.load_exchanges, default=None, linger=load_linger),
-            Batcher(settle, default=None, key=lambda item: item[0][0]),
+            Batcher(settle, default=None, key=lambda item: item[0][0], busy_linger=settle_linger),
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

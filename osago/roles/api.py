@@ -269,7 +269,13 @@ async def run(
     watch_publishing(deps, jobs)
     loads = WorkerLoads()
     watch_pickup(deps, loads)
-    answers = Answers.of(deps.store, deps.clock, topic=s.results_topic, lease=s.outbox_lease)
+    answers = Answers.of(
+        deps.store,
+        deps.clock,
+        topic=s.results_topic,
+        lease=s.outbox_lease,
+        settle_linger=s.settle_linger,
+    )
     async with trio.open_nursery() as marking:  # outlives the publishers: their marks land
         await marking.start(marks.run)
         async with trio.open_nursery() as background:

@@ -93,6 +93,7 @@ class Crew:
                 topic=s.results_topic,
                 lease=s.outbox_lease,
                 load_linger=s.load_linger,
+                settle_linger=s.settle_linger,
             ),
             # Gone from the store: nothing to do. A safety check may wait as a write does.
             Batcher(store.settled_among, default=True, linger=s.write_linger),

@@ -105,3 +105,46 @@ async def test_a_deferred_says_how_long_its_oldest_unwritten_item_has_waited(
         assert written[-1] == [5]
         assert deferred.oldest_wait() == 0.0
         nursery.cancel_scope.cancel()
+
+
+async def test_a_busy_linger_waits_for_company_only_while_calls_come_faster_than_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    batches: list[tuple[float, list[int]]] = []
+
+    async def many(items: Sequence[int]) -> dict[int, int]:
+        batches.append((trio.current_time(), list(items)))
+        return {n: n for n in items}
+
+    batcher: Batcher[int, int | None] = Batcher(many, default=None, busy_linger=0.01)
+    answered: dict[int, float] = {}
+
+    async def call(n: int, at: float) -> None:
+        await trio.sleep_until(at)
+        assert await batcher(n) == n
+        answered[n] = trio.current_time()
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        # Idle: a call every 100 ms, each answered at once, alone.
+        idle = [start + 0.1 * k for k in range(5)]
+        # Busy: a call every 2 ms from 1 s on.
+        busy = [start + 1.0 + 0.002 * k for k in range(60)]
+        # Idle again after a pause.
+        late = [start + 2.0, start + 2.5]
+        async with trio.open_nursery() as calls:
+            for n, at in enumerate(idle + busy + late):
+                calls.start_soon(call, n, at)
+        nursery.cancel_scope.cancel()
+
+    at = idle + busy + late
+    for n in range(5):
+        assert answered[n] == at[n]  # no wait while idle
+    # Once the gaps' average is under the linger (about ten calls in), ~5 calls a batch.
+    last_busy = set(range(5 + 30, 5 + 60))
+    busy_batches = [items for _, items in batches if last_busy & set(items)]
+    assert len(busy_batches) <= 8
+    assert all(answered[n] - at[n] <= 0.01 + 1e-9 for n in range(len(at)))
+    for n in (65, 66):
+        assert answered[n] == at[n]  # one long pause: at once again
