@@ -244,6 +244,7 @@ async def main(a: argparse.Namespace) -> None:
     url = await _fresh_database(db)
     rates = [float(x) for x in a.rates.split(",")]
     extra = {"OSAGO_LOG_LEVEL": a.log_level, "OSAGO_SIMULATOR_PROFILE": a.profile}
+    extra |= dict(item.split("=", 1) for item in a.env)
     title = (
         f"{a.profile} profile, 10 insurers, {a.workers} workers, "
         f"every role its own process, ActiveMQ + PostgreSQL, {os.cpu_count()} cores"
@@ -346,4 +347,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("--frames", default=None, help="append every offer frame here (JSON)")
     parser.add_argument("--keep-going", action="store_true", help="go on past saturation")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="OSAGO_X=VALUE",
+        help="a setting for every role (repeatable), e.g. OSAGO_SETTLE_LINGER=0.02",
+    )
     trio.run(main, parser.parse_args())

@@ -249,6 +249,7 @@ class Settings:
                 "OSAGO_MAX_UNPUBLISHED_WAIT", s.max_unpublished_wait, allow_zero=True
             ),
             max_pickup_wait=number("OSAGO_MAX_PICKUP_WAIT", s.max_pickup_wait, allow_zero=True),
+            settle_linger=number("OSAGO_SETTLE_LINGER", s.settle_linger, allow_zero=True),
             relay_tick=number("OSAGO_RELAY_TICK", s.relay_tick),
             keeper_tick=number("OSAGO_KEEPER_TICK", s.keeper_tick),
             store_timeout=number("OSAGO_STORE_TIMEOUT", s.store_timeout),
