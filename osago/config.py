@@ -141,9 +141,10 @@ class Settings:
     load_linger: float = 0.02
     # Answers are settled (one statement, one ActiveMQ message for their events) in batches:
     # while they come faster than one per this long, what came within this long of the
-    # first (idle, each at once). At calm 50/s, 10 ms cut 8 settles per calculation to
-    # about 4, and CPU (and so queueing: overhead p99) more than it adds (bench/capacity.py).
-    settle_linger: float = 0.01
+    # first (idle, each at once). Calm 50/s, 2 workers, alternating runs: 0 s 31.8 and 30.6
+    # ms of CPU a calculation, 10 ms 29.2 and 28.8, 20 ms 25.4 and 24.7; overhead p99 about
+    # the same (the CPU saved is queueing saved), p50 10-15 ms more (bench/capacity.py).
+    settle_linger: float = 0.02
     # The timeline's trail (exchanges' steps, pushes) is gathered this long: support reads it
     # seconds later, and one batch a second costs a fraction of ten.
     trail_linger: float = 1.0

@@ -141,8 +141,8 @@ def test_settings_from_env_and_role_checks() -> None:
     assert Settings.from_env({"OSAGO_LOAD_TOPIC": "/topic/x"}).load_topic == "/topic/x"
     with pytest.raises(ConfigError, match="OSAGO_MAX_PICKUP_WAIT"):
         Settings.from_env({"OSAGO_MAX_PICKUP_WAIT": "-1"})
-    assert Settings().settle_linger == 0.01
-    assert Settings.from_env({"OSAGO_SETTLE_LINGER": "0.02"}).settle_linger == 0.02
+    assert Settings().settle_linger == 0.02
+    assert Settings.from_env({"OSAGO_SETTLE_LINGER": "0.01"}).settle_linger == 0.01
     assert Settings.from_env({"OSAGO_SETTLE_LINGER": "0"}).settle_linger == 0  # never wait
     with pytest.raises(ConfigError, match="OSAGO_SETTLE_LINGER"):
         Settings.from_env({"OSAGO_SETTLE_LINGER": "-0.01"})
