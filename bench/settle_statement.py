@@ -13,7 +13,8 @@ unsent events).
     .venv/bin/python bench/settle_statement.py --calcs 1500
 
 On a server without autovacuum (this box), the partial index of unsent outbox rows keeps an
-entry for every row version ever unsent; a statement that read it grew from 0.4 to 1.3 ms.
+entry for every row version ever unsent; the statement that read it (before a63b30d) grew
+from 0.37 to 1.72 ms of PostgreSQL's CPU over 15 000 settles; the one now stays near 0.3.
 """
 
 from __future__ import annotations
