@@ -54,6 +54,7 @@ def _itself(item: Any) -> Hashable:
 @dataclass(eq=False)
 class _Call(Generic[Q, R]):
     item: Q
+    at: float  # trio time of the call: its linger counts from here
     done: trio.Event = field(default_factory=trio.Event)
     result: R | None = None
     error: Exception | None = None
@@ -64,9 +65,10 @@ class Batcher(Generic[Q, R]):
 
     ``many`` returns each item's result by ``key(item)`` (the item itself by default; an
     item it leaves out gets ``default``); an exception it raises is raised to every caller
-    of that batch. ``linger`` seconds after the first call of a batch the runner takes what
-    has queued (0: at once); or ``busy_linger`` seconds, but only while the average gap
-    between calls is shorter than that. Start :meth:`run` in a nursery.
+    of that batch. ``linger`` seconds after the first call of a batch came the runner takes
+    what has queued (0: at once, or as soon as the batch before it ends); or
+    ``busy_linger`` seconds, but only while the average gap between calls is shorter than
+    that. Start :meth:`run` in a nursery.
 
     Why wait only when busy: a batch's cost is mostly per batch (a crossing into asyncio, a
     statement's set-up in PostgreSQL, the ActiveMQ message its events become, the notifier's
@@ -95,9 +97,9 @@ class Batcher(Generic[Q, R]):
         self._send, self._recv = trio.open_memory_channel[_Call[Q, R]](math.inf)
 
     async def __call__(self, item: Q) -> R:
-        call: _Call[Q, R] = _Call(item)
+        now = trio.current_time()
+        call: _Call[Q, R] = _Call(item, now)
         if self._busy_linger > 0:
-            now = trio.current_time()
             gap = now - self._last_call
             self._last_call = now
             # One gap of five lingers turns waiting off at once; after gaps of ten lingers it
@@ -115,10 +117,13 @@ class Batcher(Generic[Q, R]):
         """Serve batches until cancelled."""
         task_status.started()
         async for first in self._recv:
+            # From the first call's arrival, not from now: one that queued while the last
+            # batch ran has waited part of its linger already, and its caller (an answer's
+            # user) is waiting too. So no call waits longer than its linger for company.
             if self._linger > 0:
-                await trio.sleep(self._linger)
+                await trio.sleep_until(first.at + self._linger)
             elif self._gap < self._busy_linger:
-                await trio.sleep(self._busy_linger)
+                await trio.sleep_until(first.at + self._busy_linger)
             batch = _queued(self._recv, [first], self._max_batch)
             try:
                 results = await self._many([c.item for c in batch])

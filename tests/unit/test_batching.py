@@ -72,6 +72,39 @@ async def test_a_lingering_batcher_gathers_calls_that_come_within_its_linger(
     ]
 
 
+async def test_a_call_that_queued_while_a_batch_ran_waits_its_linger_from_its_own_arrival(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The linger bounds how long a call waits for company: one that came while the runner
+    # was busy has waited part of it already (an answer's user is waiting too).
+    batches: list[tuple[float, list[int]]] = []
+
+    async def many(items: Sequence[int]) -> dict[int, int]:
+        batches.append((trio.current_time(), list(items)))
+        await trio.sleep(0.008)  # the statement
+        return {n: n for n in items}
+
+    batcher: Batcher[int, int | None] = Batcher(many, default=None, linger=0.01)
+
+    async def call(n: int, after: float) -> None:
+        await trio.sleep(after)
+        await batcher(n)
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        # 2 comes at 0.012, while 1's batch runs (0.01 to 0.018): its linger ends at 0.022.
+        for n, after in [(1, 0.0), (2, 0.012)]:
+            nursery.start_soon(call, n, after)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+
+    assert [(round(at - start, 3), items) for at, items in batches] == [
+        (0.01, [1]),
+        (0.022, [2]),
+    ]
+
+
 async def test_a_deferred_says_how_long_its_oldest_unwritten_item_has_waited(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
