@@ -274,7 +274,7 @@ async def run(
         deps.clock,
         topic=s.results_topic,
         lease=s.outbox_lease,
-        settle_linger=s.settle_linger,
+        settle_linger=s.callback_settle_linger,
     )
     async with trio.open_nursery() as marking:  # outlives the publishers: their marks land
         await marking.start(marks.run)

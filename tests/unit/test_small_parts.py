@@ -146,6 +146,9 @@ def test_settings_from_env_and_role_checks() -> None:
     assert Settings.from_env({"OSAGO_SETTLE_LINGER": "0"}).settle_linger == 0  # never wait
     with pytest.raises(ConfigError, match="OSAGO_SETTLE_LINGER"):
         Settings.from_env({"OSAGO_SETTLE_LINGER": "-0.01"})
+    assert Settings().callback_settle_linger == 0  # a callback's answer is settled at once
+    custom = Settings.from_env({"OSAGO_CALLBACK_SETTLE_LINGER": "0.005"})
+    assert custom.callback_settle_linger == 0.005
     with pytest.raises(ConfigError, match="shared"):
         check_role("worker", Settings())
     check_role("worker", Settings(broker_url="stomp://127.0.0.1:61613"))
