@@ -241,7 +241,7 @@ async def _process(deps: WorkerDeps, crew: Crew, slot: Running, job: Job) -> Non
     if ex is None:
         raise PoisonMessage(f"no exchange {job.correlation_id} in the store")
     if ex.settled:
-        _done(ex, "already settled; duplicate message acked")
+        _done(ex, "already settled (answered or closed): nothing to do")
         return
     guard = crew.guards.get(ex.insurer)
     if guard is None:
