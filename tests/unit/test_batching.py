@@ -40,16 +40,20 @@ async def test_calls_queued_together_share_one_batch_and_each_gets_its_result_by
     assert sorted(i for b in batches for i in b) == [("a", 1), ("b", 2), ("c", 4), ("gone", 3)]
 
 
-async def test_a_lingering_batcher_gathers_calls_that_come_within_its_linger(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+async def _lingering(
+    linger: float, calls: Sequence[tuple[int, float]], *, statement: float = 0.0
+) -> tuple[list[tuple[float, list[int]]], dict[int, int | None]]:
+    """Calls ``(n, after)`` of a ``Batcher(linger=linger)`` whose batches take ``statement``
+    seconds: each batch (its start, from the first call, and its items) and each result."""
     batches: list[tuple[float, list[int]]] = []
 
     async def many(items: Sequence[int]) -> dict[int, int]:
         batches.append((trio.current_time(), list(items)))
+        if statement:
+            await trio.sleep(statement)
         return {n: -n for n in items}
 
-    batcher: Batcher[int, int | None] = Batcher(many, default=None, linger=0.02)
+    batcher: Batcher[int, int | None] = Batcher(many, default=None, linger=linger)
     results: dict[int, int | None] = {}
 
     async def call(n: int, after: float) -> None:
@@ -59,17 +63,20 @@ async def test_a_lingering_batcher_gathers_calls_that_come_within_its_linger(
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         await nursery.start(batcher.run)
-        # Three within the linger of the first, one after it.
-        for n, after in [(1, 0.0), (2, 0.005), (3, 0.015), (4, 0.05)]:
+        for n, after in calls:
             nursery.start_soon(call, n, after)
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
+    return [(round(at - start, 3), items) for at, items in batches], results
 
+
+async def test_a_lingering_batcher_gathers_calls_that_come_within_its_linger(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Three within the linger of the first, one after it.
+    batches, results = await _lingering(0.02, [(1, 0.0), (2, 0.005), (3, 0.015), (4, 0.05)])
     assert results == {1: -1, 2: -2, 3: -3, 4: -4}
-    assert [(round(at - start, 3), items) for at, items in batches] == [
-        (0.02, [1, 2, 3]),
-        (0.07, [4]),
-    ]
+    assert batches == [(0.02, [1, 2, 3]), (0.07, [4])]
 
 
 async def test_a_call_that_queued_while_a_batch_ran_waits_its_linger_from_its_own_arrival(
@@ -77,32 +84,9 @@ async def test_a_call_that_queued_while_a_batch_ran_waits_its_linger_from_its_ow
 ) -> None:
     # The linger bounds how long a call waits for company: one that came while the runner
     # was busy has waited part of it already (an answer's user is waiting too).
-    batches: list[tuple[float, list[int]]] = []
-
-    async def many(items: Sequence[int]) -> dict[int, int]:
-        batches.append((trio.current_time(), list(items)))
-        await trio.sleep(0.008)  # the statement
-        return {n: n for n in items}
-
-    batcher: Batcher[int, int | None] = Batcher(many, default=None, linger=0.01)
-
-    async def call(n: int, after: float) -> None:
-        await trio.sleep(after)
-        await batcher(n)
-
-    start = trio.current_time()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(batcher.run)
-        # 2 comes at 0.012, while 1's batch runs (0.01 to 0.018): its linger ends at 0.022.
-        for n, after in [(1, 0.0), (2, 0.012)]:
-            nursery.start_soon(call, n, after)
-        await trio.sleep(1)
-        nursery.cancel_scope.cancel()
-
-    assert [(round(at - start, 3), items) for at, items in batches] == [
-        (0.01, [1]),
-        (0.022, [2]),
-    ]
+    # 2 comes at 0.012, while 1's batch runs (0.01 to 0.018): its linger ends at 0.022.
+    batches, _ = await _lingering(0.01, [(1, 0.0), (2, 0.012)], statement=0.008)
+    assert batches == [(0.01, [1]), (0.022, [2])]
 
 
 async def test_a_deferred_says_how_long_its_oldest_unwritten_item_has_waited(
