@@ -11,6 +11,14 @@ tenth answer completes its calculation (the statement then also flushes the calc
 unsent events).
 
     .venv/bin/python bench/settle_statement.py --calcs 1500
+    .venv/bin/python bench/settle_statement.py --calcs 1500 --ops
+
+``--ops`` also closes each calculation after its last answer (as the keeper does at the end
+of its late window) and, per tenth, prints PostgreSQL's CPU per call of each statement the
+roles run on a timer rather than per answer (the relay's claim, the keeper's look for due
+calculations and for the next deadline, the outbox gauge): they read partial indexes of
+open or unsent rows, which without VACUUM keep an entry for every row that ever was.
+``--vacuum`` runs ``VACUUM outbox`` after each tenth (and prints how long it took).
 
 On a server without autovacuum (this box), the partial index of unsent outbox rows keeps an
 entry for every row version ever unsent; the statement that read it (before a63b30d) grew
@@ -25,6 +33,8 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -32,7 +42,8 @@ import asyncpg
 from osago.lifecycle import CalcState, NewEvent, Plan
 from osago.models import Outcome, OutcomeKind
 from osago.storage._migrate import migrate
-from osago.storage._pg_lifecycle import carry_out
+from osago.storage._pg_lifecycle import carry_out, complete_due
+from osago.storage._pg_ops import claim_outbox, next_deadline, outbox_backlog
 from osago.storage._pg_session import SESSION_SETTINGS, init_connection
 
 ADMIN = os.environ.get("OSAGO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -62,7 +73,36 @@ async def fill(conn: Any, n: int, now: float) -> list[tuple[uuid.UUID, list[uuid
     return calcs
 
 
-async def run(calcs_n: int, marked: bool) -> None:
+OPS_CALLS = 500  # of each periodic statement per tenth: /proc counts CPU in 10 ms ticks
+
+
+def periodic(now: float) -> dict[str, Callable[[Any], Awaitable[Any]]]:
+    """The statements the roles run on timers, each as its store runs it."""
+
+    async def keeper_look(conn: Any) -> Any:
+        async with conn.transaction():
+            return await complete_due("/topic/t", now, 10.0, 100, conn)
+
+    return {
+        "claim": partial(claim_outbox, now, 10.0, 100),
+        "due": keeper_look,
+        "next": next_deadline,
+        "backlog": outbox_backlog,
+    }
+
+
+async def ops_cpu(conn: Any, pid: int, now: float) -> list[float]:
+    """PostgreSQL's CPU per call, µs, of each periodic statement."""
+    out = []
+    for statement in periodic(now).values():
+        cpu0 = backend_cpu(pid)
+        for _ in range(OPS_CALLS):
+            await statement(conn)
+        out.append(1e6 * (backend_cpu(pid) - cpu0) / OPS_CALLS)
+    return out
+
+
+async def run(calcs_n: int, marked: bool, ops: bool, vacuum: bool) -> None:
     name = "osago_settle_" + uuid.uuid4().hex[:8]
     admin = await asyncpg.connect(ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -86,7 +126,10 @@ async def run(calcs_n: int, marked: bool) -> None:
             tenth = max(1, calcs_n // 10)
             never = "" if marked else "never "
             print(f"{calcs_n} calculations, one answer a statement, events {never}marked sent")
-            print("part  statements  PostgreSQL CPU µs/statement  wall µs/statement")
+            head = "part  statements  PostgreSQL CPU µs/statement  wall µs/statement"
+            if ops:
+                head += "  | periodic, CPU µs/call: " + "  ".join(periodic(now))
+            print(head)
             cpu0, wall0, done = backend_cpu(pid), time.perf_counter(), 0
             for i, (calc_id, exchanges) in enumerate(calcs):
                 for k, x in enumerate(exchanges):
@@ -115,11 +158,23 @@ async def run(calcs_n: int, marked: bool) -> None:
                     await conn.execute(
                         "UPDATE outbox SET sent_at = $1 WHERE calculation_id = $2", now, calc_id
                     )
+                if ops:  # its late window over: the keeper closes it
+                    await conn.execute(
+                        "UPDATE calculations SET closed_at = $1 WHERE id = $2", now, calc_id
+                    )
                 if (i + 1) % tenth == 0:
                     cpu1, wall1 = backend_cpu(pid), time.perf_counter()
                     cpu_us, wall_us = 1e6 * (cpu1 - cpu0) / done, 1e6 * (wall1 - wall0) / done
-                    print(f"{(i + 1) // tenth:4d}  {done:10d}  {cpu_us:27.0f}  {wall_us:17.0f}")
-                    cpu0, wall0, done = cpu1, wall1, 0
+                    line = f"{(i + 1) // tenth:4d}  {done:10d}  {cpu_us:27.0f}  {wall_us:17.0f}"
+                    if ops:
+                        costs = await ops_cpu(conn, pid, now)
+                        line += "  | " + "  ".join(f"{c:6.0f}" for c in costs)
+                    if vacuum:
+                        began = time.perf_counter()
+                        await conn.execute("VACUUM outbox")
+                        line += f"  | VACUUM outbox {1e3 * (time.perf_counter() - began):.0f} ms"
+                    print(line)
+                    cpu0, wall0, done = backend_cpu(pid), time.perf_counter(), 0
         await pool.close()
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
@@ -130,8 +185,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calcs", type=int, default=1500)
     parser.add_argument("--unmarked", action="store_true", help="never mark events sent")
+    parser.add_argument(
+        "--ops", action="store_true", help="close calculations; time the periodic statements"
+    )
+    parser.add_argument("--vacuum", action="store_true", help="VACUUM the outbox every tenth")
     args = parser.parse_args()
-    asyncio.run(run(args.calcs, not args.unmarked))
+    asyncio.run(run(args.calcs, not args.unmarked, args.ops, args.vacuum))
 
 
 if __name__ == "__main__":

@@ -12,16 +12,20 @@ from uuid import UUID
 from osago.models import (
     CalculationView,
     ExchangeView,
+    OutboxMessage,
     OutboxTrace,
     Outcome,
     Push,
     Step,
     Trail,
 )
+from osago.storage._pg_lifecycle import OUTBOX_COLUMNS, messages
 
 __all__ = [
+    "claim_outbox",
     "failures",
     "get_calculation",
+    "next_deadline",
     "outbox_backlog",
     "outbox_of",
     "purge_closed",
@@ -105,6 +109,33 @@ async def trail_of(calculation_id: UUID, conn: Conn) -> Trail:
         {r["insurer"]: [(float(t), str(what)) for t, what in r["steps"]] for r in steps},
         [Push(calculation_id, r["seq"], r["type"], r["at"]) for r in pushes],
     )
+
+
+async def claim_outbox(now: float, lease: float, limit: int, conn: Conn) -> list[OutboxMessage]:
+    # SKIP LOCKED: concurrent relays each take different rows instead of queueing on locks;
+    # the lease (not the row lock) is what keeps a row claimed while it is being published.
+    rows = await conn.fetch(
+        f"UPDATE outbox SET leased_until = $1 + $2 WHERE id IN ("
+        f" SELECT id FROM outbox WHERE sent_at IS NULL"
+        f" AND (leased_until IS NULL OR leased_until < $1)"
+        f" ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {OUTBOX_COLUMNS}",
+        now,
+        lease,
+        limit,
+    )
+    return messages(rows)
+
+
+async def next_deadline(conn: Conn) -> float | None:
+    # LEAST ignores NULLs: the next completion or closing, whichever comes first. Two
+    # subqueries, because each min() is then read off its partial index (open rows
+    # only); min() ... FILTER over the table scanned every calculation ever made.
+    value: float | None = await conn.fetchval(
+        "SELECT least("
+        "(SELECT min(deadline_at) FROM calculations WHERE completed_at IS NULL),"
+        " (SELECT min(closes_at) FROM calculations WHERE closed_at IS NULL))"
+    )
+    return value
 
 
 async def outbox_backlog(conn: Conn) -> tuple[int, float | None]:

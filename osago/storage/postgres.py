@@ -7,6 +7,7 @@ asyncpg errors are translated to :class:`StoreError` here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -40,12 +41,15 @@ from osago.storage._loop import open_batching_loop
 from osago.storage._migrate import migrate
 from osago.storage._pg_lifecycle import OUTBOX_COLUMNS, messages
 from osago.storage._pg_listen import keep_listening
+from osago.storage._pg_server import SETTINGS_READ, server_warnings
 from osago.storage._pg_session import SESSION_SETTINGS, init_connection, keep_session
 from osago.storage._pg_settle import settle_answers
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
 from osago.storage._wakeup import Flag
 
 __all__ = ["PostgresStore", "open_postgres_store"]
+
+log = logging.getLogger("osago.store")
 
 T = TypeVar("T")
 
@@ -162,20 +166,7 @@ class PostgresStore:
         return await self._tx("get_calculation", partial(_ops.get_calculation, calculation_id))
 
     async def claim_outbox(self, *, now: float, lease: float, limit: int) -> list[OutboxMessage]:
-        # SKIP LOCKED: concurrent relays each take different rows instead of queueing on locks;
-        # the lease (not the row lock) is what keeps a row claimed while it is being published.
-        async def body(conn: Conn) -> list[OutboxMessage]:
-            rows = await conn.fetch(
-                f"UPDATE outbox SET leased_until = $1 + $2 WHERE id IN ("
-                f" SELECT id FROM outbox WHERE sent_at IS NULL"
-                f" AND (leased_until IS NULL OR leased_until < $1)"
-                f" ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {OUTBOX_COLUMNS}",
-                now,
-                lease,
-                limit,
-            )
-            return messages(rows)
-
+        body = partial(_ops.claim_outbox, now, lease, limit)
         return await self._tx("claim_outbox", body, alone=True)
 
     async def mark_sent(self, ids: Sequence[int], *, now: float) -> None:
@@ -292,18 +283,7 @@ class PostgresStore:
         return await self._tx("purge_closed", partial(_ops.purge_closed, before, limit))
 
     async def next_deadline(self) -> float | None:
-        async def body(conn: Conn) -> float | None:
-            # LEAST ignores NULLs: the next completion or closing, whichever comes first. Two
-            # subqueries, because each min() is then read off its partial index (open rows
-            # only); min() ... FILTER over the table scanned every calculation ever made.
-            value: float | None = await conn.fetchval(
-                "SELECT least("
-                "(SELECT min(deadline_at) FROM calculations WHERE completed_at IS NULL),"
-                " (SELECT min(closes_at) FROM calculations WHERE closed_at IS NULL))"
-            )
-            return value
-
-        return await self._tx("next_deadline", body, alone=True)
+        return await self._tx("next_deadline", _ops.next_deadline, alone=True)
 
     @asynccontextmanager
     async def listen(self, channel: str) -> AsyncIterator[Flag]:
@@ -375,8 +355,11 @@ async def open_postgres_store(
                 )
             )
             await loop.run_aio_coroutine(migrate(pool))
+            rows = await loop.run_aio_coroutine(pool.fetch(SETTINGS_READ))
         except DRIVER_ERRORS as exc:
             raise StoreError("open", f"{type(exc).__name__}: {exc}") from exc
+        for warning in server_warnings({r["name"]: r["setting"] for r in rows}):
+            log.warning("store: %s", warning)
         try:
             yield PostgresStore(loop, pool, url, cleanup_timeout, operation_timeout)
         finally:

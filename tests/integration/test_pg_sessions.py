@@ -36,3 +36,18 @@ async def test_pooled_sessions_plan_index_lookups_even_on_empty_tables(pg_url: s
     for _, plan in results:
         assert "Index Scan" in plan, plan
         assert "Seq Scan" not in plan, plan
+
+
+async def test_opening_the_store_warns_when_the_server_would_let_the_outbox_bloat(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Either way round: this box's server runs without autovacuum, another may not.
+    async with open_postgres_store(pg_url, min_size=1, max_size=1) as store:
+
+        async def autovacuum(conn: Any) -> str:
+            return str(await conn.fetchval("SELECT current_setting('autovacuum')"))
+
+        setting = await store._tx("probe", autovacuum, alone=True)
+    warned = [r for r in caplog.records if "autovacuum is off" in r.getMessage()]
+    assert [r.levelname for r in warned] == (["WARNING"] if setting == "off" else [])
+    assert all(r.name == "osago.store" for r in warned)
