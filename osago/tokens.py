@@ -12,7 +12,14 @@ import hmac
 
 from osago.errors import TokenExpired, TokenInvalid
 
-__all__ = ["Claims", "mint_token", "verify_token"]
+__all__ = ["Claims", "bearer_matches", "mint_token", "verify_token"]
+
+
+def bearer_matches(token: str | None, authorization: str | None) -> bool:
+    """``authorization`` (a request's header) is ``Bearer <token>``: compared in constant
+    time, as bytes; never for an empty ``token`` (none configured)."""
+    given = (authorization or "").encode("utf-8", errors="replace")
+    return bool(token) and hmac.compare_digest(given, f"Bearer {token}".encode())
 
 
 def _b64(data: bytes) -> str:

@@ -1,9 +1,8 @@
-"""The api role: the REST endpoints (Quart-Trio on Hypercorn) and the outbox relay."""
+"""The api role: the REST endpoints (Quart-Trio on Hypercorn; a new calculation and insurers'
+callbacks in plain ASGI in front of it) and the outbox relay."""
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -18,12 +17,9 @@ from quart_trio import QuartTrio
 
 from osago.batching import Deferred
 from osago.domain.dates import moscow_today
-from osago.domain.request import validate_request
-from osago.errors import ConflictError, StoreError, TokenError, ValidationFailed
-from osago.lifecycle import Timing, accept
-from osago.logs import about
+from osago.errors import StoreError, TokenError
 from osago.loops import relay
-from osago.models import CalculationView, OutboxMessage, iso
+from osago.models import CalculationView, OutboxMessage
 from osago.outbox import publisher, sent_marks
 from osago.roles._answers import Answers
 from osago.roles._callbacks import (
@@ -32,14 +28,15 @@ from osago.roles._callbacks import (
     callback_handler,
     serve_callbacks,
 )
+from osago.roles._create import CALCULATIONS, METHOD_NOT_ALLOWED, create_handler
 from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
 from osago.roles._ops import add_ops_routes
 from osago.roles._replies import MAX_BODY, store_down, too_large
 from osago.timeline import timeline
-from osago.tokens import verify_token
-from osago.web.asgi_route import Handler
+from osago.tokens import bearer_matches, verify_token
+from osago.web.asgi_route import Handler, plain_post_at
 from osago.web.server import hypercorn_config
 from osago.workload import WorkerLoads, watch_workers
 
@@ -58,8 +55,6 @@ class Served:
 
 
 _MISSING = {"error": "not_found", "message": "no such calculation"}, 404
-# Seconds a refused caller is asked to wait: about one refresh of the backlog's reading.
-_OVERLOADED_RETRY_AFTER = 5
 
 
 def create_app(
@@ -78,12 +73,10 @@ def create_app(
     app = QuartTrio("osago-api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     s = deps.settings
-    timing = Timing(s.deadline_seconds, s.late_window_seconds)
 
     def core_app() -> bool:
-        """The request carries OSAGO_API_TOKEN (compared in constant time, as bytes)."""
-        given = request.headers.get("Authorization", "").encode("utf-8", errors="replace")
-        return bool(s.api_token) and hmac.compare_digest(given, f"Bearer {s.api_token}".encode())
+        """The request carries OSAGO_API_TOKEN."""
+        return bearer_matches(s.api_token, request.headers.get("Authorization"))
 
     def user_of_token() -> str | None:
         """The user a valid WebSocket token (Bearer, or ?token=) speaks for."""
@@ -118,69 +111,14 @@ def create_app(
             return {"error": "unauthorized", "message": "a valid Bearer token is required"}, 401
         return None
 
-    @app.errorhandler(ValidationFailed)
-    async def invalid(exc: ValidationFailed) -> Any:
-        return {
-            "error": "validation_failed",
-            "errors": [{"field": e.field, "message": e.message} for e in exc.errors],
-        }, 422
-
     @app.errorhandler(413)
     async def body_too_large(_: Exception) -> Any:
         return too_large(), 413
-
-    @app.errorhandler(ConflictError)
-    async def conflict(exc: ConflictError) -> Any:
-        return {"error": "conflict", "message": str(exc)}, 409
 
     @app.errorhandler(StoreError)
     async def storage_unavailable(exc: StoreError) -> Any:
         log.error("api: %s", exc)
         return store_down(), 503
-
-    @app.post("/api/v1/calculations")
-    async def create() -> Any:
-        raw = await request.get_data(as_text=False)
-        try:  # decoded here: quart's own decoding of a non-UTF-8 body was a 500
-            body = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return {"error": "bad_request", "message": "the body must be UTF-8 JSON"}, 400
-        now = deps.clock.now()
-        valid = validate_request(body, today=moscow_today(now))
-        # After validation: bad input still learns what is wrong.
-        if (why := deps.backlog.refusal()) is not None:
-            deps.metrics.overloaded.labels(why.cause).inc()
-            log.warning("api: new calculation refused: %s", why.detail)
-            return (
-                {
-                    "error": "overloaded",
-                    "message": "too many calculations are waiting to start, retry later",
-                },
-                503,
-                {"Retry-After": str(_OVERLOADED_RETRY_AFTER)},
-            )
-        calc = accept(valid, deps.insurers, now=now, timing=timing)
-        about(calc.id)
-        created = await deps.store.create_calculation(
-            calc, queue=s.requests_queue, lease=s.job_lease if jobs is not None else 0.0
-        )
-        headers = {"Location": f"/api/v1/calculations/{calc.id}"}
-        if created is None:  # the same request again: answer as the first time
-            view = await deps.store.get_calculation(calc.id)
-            assert view is not None
-            headers["Idempotent-Replayed"] = "true"
-            return view.receipt(), 202, headers
-        if jobs is not None:
-            jobs.add(created)
-        log.info(
-            "calculation %s: accepted for user %s, %d insurers, deadline %s",
-            calc.id,
-            calc.user_id,
-            len(calc.exchanges),
-            iso(calc.deadline_at),
-        )
-        deps.metrics.accepted.inc()
-        return calc.receipt(), 202, headers
 
     @app.get("/api/v1/openapi.json")
     async def openapi() -> Any:
@@ -224,6 +162,15 @@ def create_app(
         }
 
     add_callback_routes(app, callbacks or callback_handler(deps, jobs, answers))
+    app.asgi_app = plain_post_at(  # type: ignore[method-assign,assignment]
+        app.asgi_app,
+        path=CALCULATIONS,
+        header="Authorization",
+        max_body=MAX_BODY,
+        too_large=too_large(),
+        not_allowed=METHOD_NOT_ALLOWED,
+        handle=create_handler(deps, jobs),
+    )
     if s.dev_endpoints:
         add_dev_routes(app, deps)
     if s.dev_endpoints or s.ops_page:

@@ -251,6 +251,19 @@ async def test_accepted_carries_what_a_client_needs_to_resume() -> None:
     assert {"calculation_id", "created_at", "deadline_at", "status", "insurers"} <= set(body)
 
 
+async def test_accepted_says_where_the_calculation_is_and_other_methods_are_405() -> None:
+    async with api_app(SETTINGS, MemoryStore()) as app:
+        client = app.test_client()
+        accepted = await client.post("/api/v1/calculations", json=MINIMAL_BODY)
+        body = await accepted.get_json()
+        assert accepted.headers["Location"] == f"/api/v1/calculations/{body['calculation_id']}"
+        for method in ("GET", "PUT", "DELETE"):
+            refused = await client.open("/api/v1/calculations", method=method)
+            assert refused.status_code == 405
+            assert refused.headers["Allow"] == "POST"
+            assert (await refused.get_json())["error"] == "method_not_allowed"
+
+
 async def test_an_oversized_body_is_a_413() -> None:
     status, answer, store = await call(
         "POST", "/api/v1/calculations", json={**MINIMAL_BODY, "padding": "x" * 100_000}
