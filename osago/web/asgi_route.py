@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from osago.models import JSON
@@ -102,12 +103,18 @@ async def _serve_post(
     await _answer(send, payload, status, extra)
 
 
+def _post_server(header: str, max_body: int, too_large: JSON) -> Callable[..., Awaitable[None]]:
+    """:func:`_serve_post` with a route's fixed arguments."""
+    wanted = header.lower().encode("latin-1")
+    return partial(_serve_post, header=wanted, max_body=max_body, too_large=too_large)
+
+
 def plain_post_route(
     app: ASGIApp, *, prefix: str, header: str, max_body: int, too_large: JSON, handle: Handler
 ) -> ASGIApp:
     """``app`` with ``POST <prefix><name>`` (``name`` without a slash) served by ``handle``;
     a body over ``max_body`` bytes is answered 413 with ``too_large``."""
-    wanted = header.lower().encode("latin-1")
+    serve = _post_server(header, max_body, too_large)
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -126,15 +133,7 @@ def plain_post_route(
             payload, status = await handle(name, body, value)
             return payload, status, ()
 
-        await _serve_post(
-            scope,
-            receive,
-            send,
-            header=wanted,
-            max_body=max_body,
-            too_large=too_large,
-            handle=named,
-        )
+        await serve(scope, receive, send, handle=named)
 
     return asgi
 
@@ -152,7 +151,7 @@ def plain_post_at(
     """``app`` with ``POST <path>`` served by ``handle`` (given the body and ``header``'s
     value), any other method on ``path`` answered 405 with ``not_allowed``; a body over
     ``max_body`` bytes is answered 413 with ``too_large``."""
-    wanted = header.lower().encode("latin-1")
+    serve = _post_server(header, max_body, too_large)
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("path") != path:
@@ -160,14 +159,6 @@ def plain_post_at(
         elif scope["method"] != "POST":
             await _answer(send, not_allowed, 405, [("allow", "POST")])
         else:
-            await _serve_post(
-                scope,
-                receive,
-                send,
-                header=wanted,
-                max_body=max_body,
-                too_large=too_large,
-                handle=handle,
-            )
+            await serve(scope, receive, send, handle=handle)
 
     return asgi
