@@ -99,7 +99,9 @@ def create_app(
     @app.before_request
     async def authorise() -> Any:
         # Reading a calculation is decided in `show` (a user may read their own); insurers'
-        # callbacks carry their own signatures (osago/roles/_callbacks.py).
+        # callbacks carry their own signatures (osago/roles/_callbacks.py); a new
+        # calculation's POST never reaches Quart: its plain route checks the token itself
+        # (osago/roles/_create.py).
         reading = request.method == "GET" and request.path.startswith("/api/v1/calculations/")
         called_back = request.path.startswith(CALLBACKS_PREFIX)
         if (
