@@ -22,7 +22,7 @@ from osago.lifecycle import Timing, accept
 from osago.logs import about
 from osago.models import OutboxMessage, iso
 from osago.roles._deps import ApiDeps
-from osago.roles._replies import store_down
+from osago.roles._replies import store_down, unauthorized
 from osago.tokens import bearer_matches
 from osago.web.asgi_route import PathHandler, Reply
 
@@ -45,7 +45,7 @@ def create_handler(deps: ApiDeps, jobs: Deferred[OutboxMessage] | None) -> PathH
 
     async def create(raw: bytes, authorization: str | None) -> Reply:
         if s.api_token and not bearer_matches(s.api_token, authorization):
-            return {"error": "unauthorized", "message": "a valid Bearer token is required"}, 401, ()
+            return unauthorized(), 401, ()
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):

@@ -33,7 +33,7 @@ from osago.roles._deps import ApiDeps
 from osago.roles._dev import add_dev_routes
 from osago.roles._openapi import openapi_document
 from osago.roles._ops import add_ops_routes
-from osago.roles._replies import MAX_BODY, store_down, too_large
+from osago.roles._replies import MAX_BODY, store_down, too_large, unauthorized
 from osago.timeline import timeline
 from osago.tokens import bearer_matches, verify_token
 from osago.web.asgi_route import Handler, plain_post_at
@@ -110,7 +110,7 @@ def create_app(
             and not (reading or called_back)
             and not core_app()
         ):
-            return {"error": "unauthorized", "message": "a valid Bearer token is required"}, 401
+            return unauthorized(), 401
         return None
 
     @app.errorhandler(413)
