@@ -20,11 +20,26 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["ContextFilter", "JsonFormatter", "TextFormatter", "about", "configure"]
+from osago._log_writer import BatchingStreamHandler
+
+__all__ = [
+    "ContextFilter",
+    "JsonFormatter",
+    "TextFormatter",
+    "about",
+    "configure",
+    "flush",
+]
 
 _CALCULATION: ContextVar[str | None] = ContextVar("osago_calculation", default=None)
 _INSURER: ContextVar[str | None] = ContextVar("osago_insurer", default=None)
 _FIELDS = ("calculation_id", "insurer")
+
+
+def flush() -> None:
+    """Write what the root logger's handlers hold (before printing past them to stderr)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def about(calculation_id: object, insurer: str | None = None) -> None:
@@ -100,8 +115,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure(level: str, fmt: str) -> None:
-    """The root logger for a role: ``fmt`` is ``text`` or ``json``."""
+def configure(level: str, fmt: str, *, linger: float = 0.0) -> None:
+    """The root logger for a role: ``fmt`` is ``text`` or ``json``; lines below WARNING are
+    written in batches ``linger`` seconds apart (0: each at once; see
+    :class:`osago._log_writer.BatchingStreamHandler`)."""
     # Why: every record looked up its caller's file and line (a walk of the stack), its
     # thread and its process, and no format of ours prints them (the logging HOWTO's
     # "Optimization": about a quarter of a line's CPU).
@@ -109,7 +126,7 @@ def configure(level: str, fmt: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler()
+    handler = BatchingStreamHandler(linger=linger)
     handler.addFilter(ContextFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
