@@ -22,7 +22,14 @@ from osago.dlq import dlq_name
 from osago.errors import ConfigError, StoreError
 from osago.insurers import HttpInsurerClient, InsurerConfig, insurers_for
 from osago.insurers.http11 import Http11Pool
-from osago.metrics import Check, MeteredClient, Metrics, refresh_backlog, serve_metrics
+from osago.metrics import (
+    Check,
+    GcPauses,
+    MeteredClient,
+    Metrics,
+    refresh_backlog,
+    serve_metrics,
+)
 from osago.roles import api, notifier, worker
 from osago.roles._deps import ApiDeps, NotifierDeps, WorkerDeps
 from osago.storage import Store
@@ -169,6 +176,8 @@ async def run_role(
             except StoreError as exc:
                 log.warning("notifier: pushes will not be noted for timelines: %s", exc)
         metrics = Metrics()
+        # The garbage collector's pauses stand this role's loop still: counted while it runs.
+        metrics.registry.register(stack.enter_context(GcPauses().installed()))
         # Where the insurers' pools drain cancelled calls' connections: opened before the
         # roles' nursery and stopped (by the callback, first) after it, as the stack unwinds.
         drains = await stack.enter_async_context(trio.open_nursery())

@@ -1,6 +1,7 @@
 """Prometheus metrics, health and readiness, per process (see the README's operations part)."""
 
 from osago.metrics._families import Metrics
+from osago.metrics._gc import GcPauses
 from osago.metrics._hooks import metrics_hook
 from osago.metrics._insurers import BreakerStates, MeteredClient
 from osago.metrics._lifecycle import observe_completed
@@ -11,6 +12,7 @@ from osago.metrics._snapshot import snapshot
 __all__ = [
     "BreakerStates",
     "Check",
+    "GcPauses",
     "MeteredClient",
     "Metrics",
     "metrics_hook",

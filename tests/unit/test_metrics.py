@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 import trio
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from osago.metrics import BreakerStates, Metrics, metrics_hook, serve_metrics, snapshot
+from osago.metrics import (
+    BreakerStates,
+    GcPauses,
+    Metrics,
+    metrics_hook,
+    serve_metrics,
+    snapshot,
+)
 from osago.resilience import BreakerPolicy, CircuitBreaker
 from osago.resilience.events import CallRejected, RetryScheduled
 
@@ -76,3 +85,23 @@ def test_the_resilience_hooks_are_counted_by_insurer_and_kind() -> None:
     key = "osago_resilience_events_total"
     assert got[(key, (("event", "retry_scheduled"), ("insurer", "aurora")))] == 2
     assert got[(key, (("event", "call_rejected"), ("insurer", "borealis")))] == 1
+
+
+def test_the_collectors_pauses_are_counted_by_generation_while_installed() -> None:
+    metrics = Metrics()
+    pauses = GcPauses()
+    metrics.registry.register(pauses)
+    with pauses.installed():
+        gc.collect(0)
+        gc.collect(0)
+        gc.collect(2)
+    gc.collect(2)  # not installed any more: not counted
+    got = samples(generate_latest(metrics.registry).decode())
+
+    def count(generation: int) -> float:
+        return got[("osago_gc_pause_seconds_count", (("generation", str(generation)),))]
+
+    assert (count(0), count(1), count(2)) == (2, 0, 1)
+    inf = got[("osago_gc_pause_seconds_bucket", (("generation", "0"), ("le", "+Inf")))]
+    assert inf == 2
+    assert got[("osago_gc_pause_seconds_sum", (("generation", "2"),))] > 0
