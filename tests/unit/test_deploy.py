@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from osago.metrics import BreakerStates, Metrics
+from osago.metrics import BreakerStates, GcPauses, Metrics
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 REQUIRED_ALERTS = {
@@ -26,6 +26,7 @@ def exported() -> set[str]:
     """Every sample name the registry can produce (counters' _total, histograms' parts)."""
     metrics = Metrics()
     metrics.registry.register(BreakerStates({}))
+    metrics.registry.register(GcPauses())
     names = {"osago_circuit_breaker_state"}
     for family in metrics.registry.collect():
         names.add(family.name)
