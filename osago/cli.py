@@ -79,7 +79,6 @@ def _dlq(argv: Sequence[str]) -> int:
         line = _explained(exc, "dlq", Settings())
         if line is None:
             raise
-        logs.flush()  # the lines logged before it come first
         print(f"osago: {line}", file=sys.stderr)
         return 2
 
@@ -198,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
         check_role(args.role, settings)
-        logs.configure(settings.log_level, settings.log_format, linger=settings.log_linger)
+        logs.configure(settings.log_level, settings.log_format)
         _raise_fd_limit()
         trio.run(_serve, args.role, settings)
     except KeyboardInterrupt:
@@ -207,7 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = _explained(exc, args.role, settings)
         if line is None:
             raise
-        logs.flush()  # the lines logged before it come first
         print(f"osago: {line}", file=sys.stderr)
         return 2
     return 0

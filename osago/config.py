@@ -161,9 +161,6 @@ class Settings:
     )
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line, with calculation_id fields
-    # Lines below WARNING are written together this long after the first of them: one
-    # write a batch, off the event loop's thread (osago/_log_writer.py). 0: each at once.
-    log_linger: float = 0.1
     simulator_delays: Mapping[str, float] = field(default_factory=dict)
     simulator_profile: str = "realistic"  # or "calm": fixed delays, no failures
     simulator_seed: int = 0
@@ -270,7 +267,6 @@ class Settings:
             outbox_lease=number("OSAGO_OUTBOX_LEASE", s.outbox_lease),
             log_level=(get("OSAGO_LOG_LEVEL") or s.log_level).upper(),
             log_format=_choice(get("OSAGO_LOG_FORMAT"), ("text", "json"), s.log_format),
-            log_linger=number("OSAGO_LOG_LINGER", s.log_linger, allow_zero=True),
             requests_queue=get("OSAGO_REQUESTS_QUEUE") or s.requests_queue,
             results_topic=get("OSAGO_RESULTS_TOPIC") or s.results_topic,
             load_topic=get("OSAGO_LOAD_TOPIC") or s.load_topic,

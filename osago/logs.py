@@ -20,26 +20,11 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from osago._log_writer import BatchingStreamHandler
-
-__all__ = [
-    "ContextFilter",
-    "JsonFormatter",
-    "TextFormatter",
-    "about",
-    "configure",
-    "flush",
-]
+__all__ = ["ContextFilter", "JsonFormatter", "TextFormatter", "about", "configure"]
 
 _CALCULATION: ContextVar[str | None] = ContextVar("osago_calculation", default=None)
 _INSURER: ContextVar[str | None] = ContextVar("osago_insurer", default=None)
 _FIELDS = ("calculation_id", "insurer")
-
-
-def flush() -> None:
-    """Write what the root logger's handlers hold (before printing past them to stderr)."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
 
 
 def about(calculation_id: object, insurer: str | None = None) -> None:
@@ -115,10 +100,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure(level: str, fmt: str, *, linger: float = 0.0) -> None:
-    """The root logger for a role: ``fmt`` is ``text`` or ``json``; lines below WARNING are
-    written in batches ``linger`` seconds apart (0: each at once; see
-    :class:`osago._log_writer.BatchingStreamHandler`)."""
+def configure(level: str, fmt: str) -> None:
+    """The root logger for a role: ``fmt`` is ``text`` or ``json``."""
     # Why: every record looked up its caller's file and line (a walk of the stack), its
     # thread and its process, and no format of ours prints them (the logging HOWTO's
     # "Optimization": about a quarter of a line's CPU).
@@ -126,7 +109,7 @@ def configure(level: str, fmt: str, *, linger: float = 0.0) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = BatchingStreamHandler(linger=linger)
+    handler = logging.StreamHandler()
     handler.addFilter(ContextFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
