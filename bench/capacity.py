@@ -36,6 +36,9 @@ holds has come (a late one arrives after `completed`), then prints one line per 
   workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend); and the
   cores all of them kept busy over the step (posting and drain): near the box's core count,
   the step is CPU-bound and a longer one would fall behind;
+- the garbage collector's pauses per calculation of each role (``osago_gc_pause_seconds``
+  from its metrics port, which every role opens here): their share of the role's CPU, and
+  per generation how many and how long on average;
 - polls per exchange (simulator's count of status GETs / exchanges);
 - no_offer by outcome: ``refused`` is the insurer's own answer; ``unavailable``, ``failed``
   and ``timed_out`` are offers the user did not get.
@@ -74,6 +77,7 @@ from bench.capacity_chart import chart
 from bench.capacity_cpu import Groups, cpu_delta, reference_ms
 from bench.capacity_db import db_exchanges_of, db_offers, db_stages, until_offers_came
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
+from bench.capacity_gc import gc_delta, gc_reading
 from bench.capacity_load import Frames, delivered_offers, listen, post_at_rate
 from bench.capacity_report import line
 from bench.capacity_sim import (
@@ -120,6 +124,7 @@ async def run_step(
     async with httpx.AsyncClient(timeout=30) as http:
         polls0 = await simulator_polls(http, sim)
         before = groups.snapshot()
+        gc_before = await gc_reading(http, cluster)
         t0 = time.time()
         async with insurer_out(http, sim, *out), trio.open_nursery() as nursery:
 
@@ -155,6 +160,7 @@ async def run_step(
             )
             nursery.cancel_scope.cancel()
         after = groups.snapshot()
+        gc_paused = gc_delta(gc_before, await gc_reading(http, cluster))
         elapsed = time.time() - t0
         polls = await simulator_polls(http, sim) - polls0
         faulted = set((await db_exchanges_of(db_url, await simulator_faulted(http, sim))).values())
@@ -223,6 +229,11 @@ async def run_step(
         "completed": len({e["calculation_id"] for e in completed}),
         "late": sum(1 for _, e in offers.values() if e.get("late")),
         "cpu_ms": {g: 1000 * s / n for g, s in cpu.items()},
+        # group -> generation -> (ms paused per calculation, collections)
+        "gc": {
+            g: {gen: (1000 * sec / n, k) for gen, (sec, k) in gens.items()}
+            for g, gens in gc_paused.items()
+        },
         # Every process's CPU over the step's wall time (posting, then the drain): how
         # many of the box's cores the step kept busy, the simulator's included.
         "cores": sum(cpu.values()) / max(elapsed, 1e-9),
@@ -244,6 +255,7 @@ async def main(a: argparse.Namespace) -> None:
     url = await _fresh_database(db)
     rates = [float(x) for x in a.rates.split(",")]
     extra = {"OSAGO_LOG_LEVEL": a.log_level, "OSAGO_SIMULATOR_PROFILE": a.profile}
+    extra["OSAGO_METRICS_BIND"] = "127.0.0.1:0"  # the collector's pauses (bench/capacity_gc.py)
     extra |= dict(item.split("=", 1) for item in a.env)
     title = (
         f"{a.profile} profile, 10 insurers, {a.workers} workers, "

@@ -67,4 +67,22 @@ def line(r: dict[str, Any]) -> str:
         " host reference workload {:.0f}/{:.0f} ms before/after (bench/capacity_cpu.py)".format(
             *r["reference_ms"]
         )
+        + gc_line(r)
     )
+
+
+def gc_line(r: dict[str, Any]) -> str:
+    """The garbage collector's pauses per calculation, per group: their share of the group's
+    CPU, and per generation how many and how long on average."""
+    parts = []
+    for group, gens in sorted(r.get("gc", {}).items()):
+        paused = sum(ms for ms, _ in gens.values())
+        cpu = r["cpu_ms"].get(group, 0.0)
+        share = f"{100 * paused / cpu:.1f} % of its CPU" if cpu > 0 else "no CPU"
+        each = ", ".join(
+            f"gen {gen}: {k} x {ms * r['calculations'] / k:.1f} ms"
+            for gen, (ms, k) in sorted(gens.items())
+            if k
+        )
+        parts.append(f"{group} {paused:.2f} ms ({share}; {each or 'none'})")
+    return "\n      GC paused per calculation: " + "; ".join(parts) if parts else ""

@@ -1,0 +1,58 @@
+"""How long each role's garbage collector stood its loop still over a step.
+
+Every role serves ``osago_gc_pause_seconds{generation}`` (osago/metrics/_gc.py) on its
+metrics port; this reads it before and after a step. A direct figure: unlike CPU per
+calculation, which moves with this shared host's speed from one run to the next, the
+collector's share of a process's CPU is read in one run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.cluster import Cluster
+
+__all__ = ["GcReading", "gc_delta", "gc_reading"]
+
+# group -> generation -> (seconds paused, collections)
+GcReading = dict[str, dict[str, tuple[float, int]]]
+
+
+def _group(name: str) -> str:
+    key = "workers" if name.startswith("worker") else name.rstrip("0123456789")
+    return "simulator" if key == "insurers" else key
+
+
+async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
+    """Each process group's pauses so far, summed over its processes, by generation."""
+    seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for name, proc in cluster.procs.items():
+        url = proc.urls.get("metrics")
+        if url is None:
+            continue
+        text = (await http.get(url)).text
+        for family in text_string_to_metric_families(text):
+            if family.name != "osago_gc_pause_seconds":
+                continue
+            for s in family.samples:
+                generation = s.labels["generation"]
+                if s.name.endswith("_sum"):
+                    seconds[_group(name)][generation] += s.value
+                elif s.name.endswith("_count"):
+                    counts[_group(name)][generation] += int(s.value)
+    return {g: {gen: (seconds[g][gen], counts[g][gen]) for gen in seconds[g]} for g in seconds}
+
+
+def gc_delta(before: GcReading, after: GcReading) -> GcReading:
+    """The pauses between two readings."""
+    out: GcReading = {}
+    for group, gens in after.items():
+        out[group] = {}
+        for gen, (sec, n) in gens.items():
+            sec0, n0 = before.get(group, {}).get(gen, (0.0, 0))
+            out[group][gen] = (sec - sec0, n - n0)
+    return out
