@@ -89,6 +89,8 @@ async def test_the_queue_grows_without_workers_and_a_worker_drains_it(
         assert worker[("osago_queue_messages", (("queue", f"DLQ.{queue}"),))] == 0
         notifier = await scrape(cluster, "notifier1")
         assert ("osago_ws_sessions", ()) in notifier
+        for role in (api, worker, notifier):  # each role counts its collector's pauses
+            assert ("osago_gc_pause_seconds_count", (("generation", "0"),)) in role
         async with httpx.AsyncClient() as http:
             ready = await http.get(cluster.url("worker1", "metrics").replace("/metrics", "/readyz"))
             assert ready.json() == {"status": "ready", "down": {}}
