@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.cluster import Cluster
 
-__all__ = ["Groups", "cpu_delta", "cpu_seconds", "reference_ms"]
+__all__ = ["Groups", "cpu_delta", "cpu_seconds", "group_of", "reference_ms"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -51,6 +51,12 @@ def pids_of(pattern: str, *, user: str | None = None) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def group_of(name: str) -> str:
+    """The measured group of a cluster process: ``workers``, ``simulator``, or its role."""
+    key = "workers" if name.startswith("worker") else name.rstrip("0123456789")
+    return "simulator" if key == "insurers" else key
+
+
 @dataclass
 class Groups:
     """Which pids make up each measured process group."""
@@ -60,9 +66,7 @@ class Groups:
     def pids(self) -> dict[str, list[int]]:
         groups: dict[str, list[int]] = defaultdict(list)
         for name, proc in self.cluster.procs.items():
-            key = "workers" if name.startswith("worker") else name.rstrip("0123456789")
-            key = "simulator" if key == "insurers" else key
-            groups[key].append(proc.process.pid)
+            groups[group_of(name)].append(proc.process.pid)
         groups["activemq"] = pids_of("activemq.jar")
         groups["postgres"] = pids_of("postgres", user="postgres")
         return groups

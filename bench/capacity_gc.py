@@ -13,17 +13,13 @@ from collections import defaultdict
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.capacity_cpu import group_of
 from tests.cluster import Cluster
 
 __all__ = ["GcReading", "gc_delta", "gc_reading"]
 
 # group -> generation -> (seconds paused, collections)
 GcReading = dict[str, dict[str, tuple[float, int]]]
-
-
-def _group(name: str) -> str:
-    key = "workers" if name.startswith("worker") else name.rstrip("0123456789")
-    return "simulator" if key == "insurers" else key
 
 
 async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
@@ -41,9 +37,9 @@ async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
             for s in family.samples:
                 generation = s.labels["generation"]
                 if s.name.endswith("_sum"):
-                    seconds[_group(name)][generation] += s.value
+                    seconds[group_of(name)][generation] += s.value
                 elif s.name.endswith("_count"):
-                    counts[_group(name)][generation] += int(s.value)
+                    counts[group_of(name)][generation] += int(s.value)
     return {g: {gen: (seconds[g][gen], counts[g][gen]) for gen in seconds[g]} for g in seconds}
 
 

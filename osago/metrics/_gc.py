@@ -64,7 +64,7 @@ class GcPauses(Collector):
         )
         for generation in range(3):
             cumulative = list(accumulate(counts[generation]))
-            buckets = [(repr(b), n) for b, n in zip(self._bounds, cumulative, strict=False)]
+            buckets = [(repr(b), n) for b, n in zip(self._bounds, cumulative[:-1], strict=True)]
             buckets.append(("+Inf", cumulative[-1]))
             family.add_metric([str(generation)], buckets, sums[generation])
         yield family
