@@ -4,7 +4,9 @@ answered first starts no task; the hedge runs in its caller's context."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import gc
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -13,6 +15,7 @@ import trio.lowlevel
 from trio.testing import MockClock
 
 from osago.resilience import hedged
+from osago.resilience.hedge import _Race
 
 
 def _polls_taking(*durations: float) -> tuple[Callable[[], Awaitable[float]], list[float]]:
@@ -48,7 +51,9 @@ async def test_a_hedged_race_returns_the_first_answer_and_cancels_the_loser(
     assert cancelled == [pytest.approx(at)]
 
 
-@pytest.mark.parametrize(
+Plan = tuple[float, str]  # a call's duration, and "ok" or the message it fails with
+
+FAILURES = pytest.mark.parametrize(
     ("first", "second", "outcome", "at"),
     [
         # A first call that fails before the hedge is due fails the hedge: no second call.
@@ -59,19 +64,15 @@ async def test_a_hedged_race_returns_the_first_answer_and_cancels_the_loser(
         ((0.8, "boom"), (1.0, "bang"), "bang", 1.5),
     ],
 )
-async def test_failures_fail_the_hedge_only_when_no_call_is_left(
-    autojump_clock: MockClock,
-    first: tuple[float, str],
-    second: tuple[float, str] | None,
-    outcome: str,
-    at: float,
-) -> None:
+
+
+def _planned(first: Plan, second: Plan | None) -> tuple[Callable[[], Awaitable[str]], list[int]]:
+    """A poll whose first and second calls go as planned, and how many calls it had."""
     plans = iter([first, second])
-    calls = 0
+    calls = [0]
 
     async def poll() -> str:
-        nonlocal calls
-        calls += 1
+        calls[0] += 1
         plan = next(plans)
         assert plan is not None
         await trio.sleep(plan[0])
@@ -79,12 +80,45 @@ async def test_failures_fail_the_hedge_only_when_no_call_is_left(
             raise ValueError(plan[1])
         return plan[1]
 
+    return poll, calls
+
+
+@FAILURES
+async def test_failures_fail_the_hedge_only_when_no_call_is_left(
+    autojump_clock: MockClock,
+    first: Plan,
+    second: Plan | None,
+    outcome: str,
+    at: float,
+) -> None:
+    poll, counted = _planned(first, second)
     if outcome == "ok":
         assert await hedged("x", poll, delay=0.5) == "ok"
     else:
         with pytest.raises(ValueError, match=outcome):
             await hedged("x", poll, delay=0.5)
-    assert (calls, trio.current_time()) == (1 if second is None else 2, pytest.approx(at))
+    assert (counted[0], trio.current_time()) == (1 if second is None else 2, pytest.approx(at))
+
+
+@FAILURES
+async def test_a_failed_call_leaves_no_cycle_for_the_collector(
+    autojump_clock: MockClock, first: Plan, second: Plan | None, outcome: str, at: float
+) -> None:
+    # A failure's traceback holds the frames that caught it; were they to hold the failure
+    # too, each failed poll would wait in memory, with its tasks and frames, for the next
+    # full collection (osago/collector.py): minutes.
+    poll, _ = _planned(first, second)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds is kept here, for a look
+    try:
+        with contextlib.suppress(ValueError):
+            assert await hedged("x", poll, delay=0.5) == outcome
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage if isinstance(o, ValueError | _Race)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
 
 
 @pytest.mark.parametrize(
