@@ -55,7 +55,6 @@ calculation against rate.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import random
@@ -86,6 +85,7 @@ from bench.capacity_sim import (
     simulator_faulted,
     simulator_polls,
 )
+from osago.collector import settle_collector
 from osago.insurers import load_insurers
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
@@ -245,12 +245,11 @@ async def run_step(
 
 
 async def main(a: argparse.Namespace) -> None:
-    # The bench's own collector, tuned as every role's is (osago/cli.py): with CPython's
+    # The bench's own collector, as every role's (osago/collector.py): with CPython's
     # defaults it walked each step's frames in full about every 7 s, 50-86 ms each
     # (gc.callbacks, realistic 30/s), and a frame read after such a pause showed as overhead.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
+    # The bench runs no full collection: it holds every frame to the end anyway.
+    settle_collector()
     db = f"osago_bench_{uuid.uuid4().hex[:8]}"
     url = await _fresh_database(db)
     rates = [float(x) for x in a.rates.split(",")]

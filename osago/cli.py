@@ -14,6 +14,7 @@ from datetime import timedelta
 import trio
 
 from osago import logs
+from osago.collector import collect_on_clock, settle_collector
 from osago.config import Settings, parse_bind
 from osago.domain.dates import moscow_today
 from osago.errors import BrokerError, ConfigError, StoreError
@@ -102,7 +103,8 @@ async def _serve(role: str, settings: Settings) -> None:
         outer.start_soon(on_signals)
         async with trio.open_nursery() as roles:
             urls = await roles.start(run_role, role, settings, stop)
-            _settle_garbage_collector()
+            settle_collector()
+            outer.start_soon(collect_on_clock, settings.gc_interval)
             if role == "all":
                 _banner(urls)
             # Always printed, whatever the log level: supervisors and tests wait for this line.
@@ -158,22 +160,6 @@ def _banner(urls: dict[str, str]) -> None:
         f"\n  OpenAPI      {api}/api/v1/openapi.json",
         flush=True,
     )
-
-
-def _settle_garbage_collector() -> None:
-    """Once a role is up: what it allocated to start (modules, pools, tables) is moved out of
-    the collector's sight, and the young generation is collected less often.
-
-    Why: a busy role allocates many short-lived objects per message; CPython's defaults
-    (700) run a young collection every few messages, and every full collection walks every
-    long-lived object (sessions, connections). services.md measured ~40 % less push CPU in
-    the notifier with gc.freeze(); bench/capacity.py shows the effect on every role.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
 
 
 def _raise_fd_limit() -> None:

@@ -149,6 +149,10 @@ def test_settings_from_env_and_role_checks() -> None:
     assert Settings().callback_settle_linger == 0  # a callback's answer is settled at once
     custom = Settings.from_env({"OSAGO_CALLBACK_SETTLE_LINGER": "0.005"})
     assert custom.callback_settle_linger == 0.005
+    assert Settings().gc_interval == 300.0  # the collector's full collections: 5 minutes
+    assert Settings.from_env({"OSAGO_GC_INTERVAL": "60"}).gc_interval == 60.0
+    with pytest.raises(ConfigError, match="OSAGO_GC_INTERVAL"):
+        Settings.from_env({"OSAGO_GC_INTERVAL": "0"})
     with pytest.raises(ConfigError, match="shared"):
         check_role("worker", Settings())
     check_role("worker", Settings(broker_url="stomp://127.0.0.1:61613"))
