@@ -6,7 +6,7 @@ DELAY seconds (90 by default: past the 60 s deadline, inside the late window), i
 (callback by default: the worker waits with a safety check every 10 s; poll: it polls):
 
     .venv/bin/python bench/inflight.py [--exchanges 10000] [--rate 50] [--delay 90]
-        [--mode callback|poll|long-poll]
+        [--mode callback|poll|long-poll] [--gc-interval SECONDS]
 
 It posts EXCHANGES / 10 calculations at RATE per second, waits until the worker reports them
 all in flight (``osago_exchanges_in_flight`` on its /metrics), and prints:
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.capacity import INSURERS, post_at_rate
 from bench.capacity_cpu import cpu_seconds
+from bench.capacity_gc import gc_delta, gc_reading
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
 from tests.factories import MINIMAL_BODY
@@ -97,6 +98,8 @@ async def main(args: argparse.Namespace) -> None:
         "OSAGO_LOG_LEVEL": "WARNING",
         "OSAGO_SIMULATOR_PROFILE": "calm",
     }
+    if args.gc_interval is not None:
+        env["OSAGO_GC_INTERVAL"] = str(args.gc_interval)
     try:
         async with start_cluster(
             database_url=db,
@@ -126,11 +129,11 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
     api = cluster.url("api", "api")
     calcs = args.exchanges // 10
     async with httpx.AsyncClient(timeout=60) as http:
-        await post_at_rate(http, api, 5, 1, ["warm"])  # pools, schedules, code paths
+        await post_at_rate(api, 5, 1, ["warm"])  # pools, schedules, code paths
         await trio.sleep(3)
         rss0 = rss_kib(worker)
         t0 = time.time()
-        await post_at_rate(http, api, args.rate, calcs / args.rate, [f"u{i}" for i in range(50)])
+        await post_at_rate(api, args.rate, calcs / args.rate, [f"u{i}" for i in range(50)])
         print(f"posted {calcs} calculations in {time.time() - t0:.0f} s", file=sys.stderr)
         # Until every exchange is in flight, or the count stops growing (a submit that
         # failed under the burst ends its exchange: reported, and RSS is per held exchange).
@@ -142,9 +145,10 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
                 await trio.sleep(2)
         held = await in_flight(http, metrics)
         rss1 = rss_kib(worker)
-        cpu0, w0 = cpu_seconds(worker), time.time()
+        cpu0, w0, gc0 = cpu_seconds(worker), time.time(), await gc_reading(http, cluster)
         await trio.sleep(10)
         cpu_per_s = (cpu_seconds(worker) - cpu0) / (time.time() - w0)
+        paused = gc_delta(gc0, await gc_reading(http, cluster)).get("workers", {})
         probe = await serves_others(cluster, http, api)
         n = await in_flight(http, metrics)
     per = (rss1 - rss0) * 1024 / max(held, 1)
@@ -155,6 +159,12 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
         f" worker CPU {cpu_per_s * 1000:.0f} ms/s while holding them;"
         f" a fresh offer from a 1 s insurer reached its user {probe:.2f} s after the POST"
     )
+    # Each collection stands the worker still: the young ones walk what is new, a full one
+    # (OSAGO_GC_INTERVAL, --gc-interval) every exchange held.
+    pauses = ", ".join(
+        f"gen {gen}: {n} x {1000 * sec / n:.1f} ms" for gen, (sec, n) in sorted(paused.items()) if n
+    )
+    print(f"worker's collector while holding them (10 s): {pauses or 'no collection'}")
 
 
 async def serves_others(cluster: Cluster, http: httpx.AsyncClient, api: str) -> float:
@@ -178,4 +188,7 @@ if __name__ == "__main__":
     parser.add_argument("--delay", type=float, default=90.0, help="every insurer's answer time")
     parser.add_argument("--mode", choices=("callback", "poll", "long-poll"), default="callback")
     parser.add_argument("--safety", type=float, default=10.0, help="safety_poll_interval")
+    parser.add_argument(
+        "--gc-interval", type=float, help="OSAGO_GC_INTERVAL: full collections this often"
+    )
     trio.run(main, parser.parse_args())
