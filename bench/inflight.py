@@ -35,9 +35,10 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.capacity import INSURERS, post_at_rate
+from bench.capacity import INSURERS
 from bench.capacity_cpu import cpu_seconds
 from bench.capacity_gc import gc_delta, gc_reading
+from bench.capacity_load import post_at_rate
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import STOMP_URL, _drop_database, _fresh_database
 from tests.factories import MINIMAL_BODY
