@@ -63,6 +63,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.capacity_chart import chart
 from bench.capacity_cpu import Groups, cpu_delta, reference_ms
-from bench.capacity_db import db_exchanges_of, db_offers, db_stages, until_offers_came
+from bench.capacity_db import (
+    Event,
+    db_after_answer,
+    db_exchanges_of,
+    db_offers,
+    db_stages,
+    until_offers_came,
+)
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
 from bench.capacity_gc import gc_delta, gc_reading
 from bench.capacity_load import Frames, delivered_offers, listen, post_at_rate
@@ -101,6 +109,24 @@ MODES = {c.code: c.mode for c in load_insurers(None, default_base="")}
 
 def ts(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def after_answer(
+    offers: Iterable[tuple[float, dict[str, Any]]],
+    settled: dict[Event, float],
+    pushed: dict[Event, float],
+) -> dict[str, list[float]]:
+    """The overhead of each offer in three stages: the worker's settle waiting (its linger,
+    a batch before it, the worker's loop), the settle to the notifier's push (the
+    statement, the commit, ActiveMQ, the notifier), and the push to the bench's frame."""
+    out: dict[str, list[float]] = {"settle wait": [], "settle -> push": [], "push -> frame": []}
+    for t, e in offers:
+        key = (e["calculation_id"], e["seq"])
+        if key in settled and key in pushed:
+            out["settle wait"].append(settled[key] - ts(e["received_at"]))
+            out["settle -> push"].append(pushed[key] - settled[key])
+            out["push -> frame"].append(t - pushed[key])
+    return out
 
 
 async def run_step(
@@ -186,6 +212,7 @@ async def run_step(
     offers = {(e["calculation_id"], e["insurer"]): (t, e) for t, e in mine if e["type"] == "offer"}
     created = {a["calculation_id"]: ts(a["deadline_at"]) - DEADLINE for a in accepted}
     stages = await db_stages(db_url, sorted(ids))
+    settled, pushed = await db_after_answer(db_url, sorted(ids))
     completed = [e for _, e in mine if e["type"] == "completed"]
     n = max(len(ids), 1)
     return {
@@ -225,13 +252,14 @@ async def run_step(
         # A callback's wait in two: the simulator's lag, and ours.
         "callback_split": callback_split(called_back, callback_keys, offers, faulted),
         "stages": stages,
+        "after_answer": after_answer(offers.values(), settled, pushed),
         "stubs": sum(1 for e in completed if e["stub"]),
         "completed": len({e["calculation_id"] for e in completed}),
         "late": sum(1 for _, e in offers.values() if e.get("late")),
         "cpu_ms": {g: 1000 * s / n for g, s in cpu.items()},
         # group -> generation -> (ms paused per calculation, collections)
         "gc": {
-            g: {gen: (1000 * sec / n, k) for gen, (sec, k) in gens.items()}
+            g: {gen: (1000 * sec / n, k, long) for gen, (sec, k, long) in gens.items()}
             for g, gens in gc_paused.items()
         },
         # Every process's CPU over the step's wall time (posting, then the drain): how

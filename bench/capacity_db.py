@@ -3,6 +3,7 @@ time went before its insurer had it."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ import asyncpg
 import trio
 import trio_asyncio
 
-__all__ = ["db_exchanges_of", "db_offers", "db_stages", "until_offers_came"]
+__all__ = ["db_after_answer", "db_exchanges_of", "db_offers", "db_stages", "until_offers_came"]
 
 
 async def _fetch(url: str, query: str, ids: list[str]) -> list[Any]:
@@ -89,3 +90,33 @@ async def db_stages(url: str, ids: list[str]) -> dict[str, list[float]]:
     """Per exchange, seconds spent in each stage before the insurer had the job."""
     row = await _fetchrow(url, _STAGES, ids)
     return {k: list(row[k] or []) for k in ("pickup", "submit")}
+
+
+Event = tuple[str, int]  # (calculation id, seq): an event's identity
+
+
+async def db_after_answer(
+    url: str, ids: list[str]
+) -> tuple[dict[Event, float], dict[Event, float]]:
+    """When each event of these calculations began to be settled (its outbox row's
+    ``created_at``: the settle's clock, after its linger and queue), and when a notifier
+    first pushed it (its trail's ``pushes``). An answer's way to the user, in stages."""
+    rows = await _fetch(
+        url,
+        "SELECT body, created_at FROM outbox"
+        " WHERE calculation_id = ANY($1::uuid[]) AND destination LIKE '/topic/%'",
+        ids,
+    )
+    settled: dict[Event, float] = {}
+    for r in rows:
+        for line in bytes(r["body"]).splitlines():  # a message packs events one per line
+            event = json.loads(line)
+            if "seq" in event:
+                settled[(event["calculation_id"], event["seq"])] = r["created_at"]
+    pushes = await _fetch(
+        url,
+        "SELECT calculation_id::text AS c, seq, min(at) AS at FROM pushes"
+        " WHERE calculation_id = ANY($1::uuid[]) GROUP BY 1, 2",
+        ids,
+    )
+    return settled, {(r["c"], r["seq"]): r["at"] for r in pushes}

@@ -16,16 +16,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.capacity_cpu import group_of
 from tests.cluster import Cluster
 
-__all__ = ["GcReading", "gc_delta", "gc_reading"]
+__all__ = ["LONG", "GcReading", "gc_delta", "gc_reading"]
 
-# group -> generation -> (seconds paused, collections)
-GcReading = dict[str, dict[str, tuple[float, int]]]
+# group -> generation -> (seconds paused, collections, collections of LONG or more)
+GcReading = dict[str, dict[str, tuple[float, int, int]]]
+LONG = 0.025  # a pause this long shows in an offer's overhead p99 (a bucket's bound)
 
 
 async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
     """Each process group's pauses so far, summed over its processes, by generation."""
     seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    short: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # under LONG
     for name, proc in cluster.procs.items():
         url = proc.urls.get("metrics")
         if url is None:
@@ -40,7 +42,15 @@ async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
                     seconds[group_of(name)][generation] += s.value
                 elif s.name.endswith("_count"):
                     counts[group_of(name)][generation] += int(s.value)
-    return {g: {gen: (seconds[g][gen], counts[g][gen]) for gen in seconds[g]} for g in seconds}
+                elif s.name.endswith("_bucket") and float(s.labels["le"]) == LONG:
+                    short[group_of(name)][generation] += int(s.value)
+    return {
+        g: {
+            gen: (seconds[g][gen], counts[g][gen], counts[g][gen] - short[g][gen])
+            for gen in seconds[g]
+        }
+        for g in seconds
+    }
 
 
 def gc_delta(before: GcReading, after: GcReading) -> GcReading:
@@ -48,7 +58,7 @@ def gc_delta(before: GcReading, after: GcReading) -> GcReading:
     out: GcReading = {}
     for group, gens in after.items():
         out[group] = {}
-        for gen, (sec, n) in gens.items():
-            sec0, n0 = before.get(group, {}).get(gen, (0.0, 0))
-            out[group][gen] = (sec - sec0, n - n0)
+        for gen, (sec, n, long) in gens.items():
+            sec0, n0, long0 = before.get(group, {}).get(gen, (0.0, 0, 0))
+            out[group][gen] = (sec - sec0, n - n0, long - long0)
     return out

@@ -45,6 +45,16 @@ def line(r: dict[str, Any]) -> str:
             )
         )
         + "\n"
+        + (
+            "      after the answer (its overhead in stages), p50/p99: "
+            + ", ".join(
+                f"{name} {ms(xs, 50):.1f}/{ms(xs, 99):.1f} ms"
+                for name, xs in r["after_answer"].items()
+            )
+            + "\n"
+            if r.get("after_answer", {}).get("settle wait")
+            else ""
+        )
         + "      wait p50/p99 by the insurer's mode: "
         + ", ".join(
             f"{mode} {ms(w, 50):.0f}/{ms(w, 99):.0f} ms"
@@ -73,15 +83,17 @@ def line(r: dict[str, Any]) -> str:
 
 def gc_line(r: dict[str, Any]) -> str:
     """The garbage collector's pauses per calculation, per group: their share of the group's
-    CPU, and per generation how many and how long on average."""
+    CPU, and per generation how many, how long on average, and how many of 25 ms or more
+    (those show in the overhead's p99)."""
     parts = []
     for group, gens in sorted(r.get("gc", {}).items()):
-        paused = sum(ms for ms, _ in gens.values())
+        paused = sum(ms for ms, _, _ in gens.values())
         cpu = r["cpu_ms"].get(group, 0.0)
         share = f"{100 * paused / cpu:.1f} % of its CPU" if cpu > 0 else "no CPU"
         each = ", ".join(
             f"gen {gen}: {k} x {ms * r['calculations'] / k:.1f} ms"
-            for gen, (ms, k) in sorted(gens.items())
+            + (f" ({long} of 25 ms or more)" if long else "")
+            for gen, (ms, k, long) in sorted(gens.items())
             if k
         )
         parts.append(f"{group} {paused:.2f} ms ({share}; {each or 'none'})")
