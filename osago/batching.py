@@ -109,8 +109,14 @@ class Batcher(Generic[Q, R]):
             )
         self._send.send_nowait(call)
         await call.done.wait()
-        if call.error is not None:
-            raise call.error
+        error, call.error = call.error, None
+        if error is not None:
+            # Raised from here, its traceback holds this frame: were this frame to hold it
+            # too (as ``call.error``, or ``error``), the two would wait for a full collection.
+            try:
+                raise error
+            finally:
+                del error
         return self._default if call.result is None else call.result
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

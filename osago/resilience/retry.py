@@ -161,7 +161,16 @@ class _Retrying:
         now = trio.current_time()
         if reason is not None:
             emit(self._hooks, RetryGaveUp(self._name, now, number, reason, repr(error)))
-            raise error
+            # Raised from here, its traceback holds this frame and the caller's: were they to
+            # hold it too (the attempt's ``error``, ``error``), they would wait, with every
+            # frame of the failed call, for the collector's full collection.
+            previous.error = None
+            self._attempt = None
+            del previous
+            try:
+                raise error
+            finally:
+                del error
         emit(self._hooks, RetryScheduled(self._name, now, number, delay, repr(error)))
         await trio.sleep(delay)
         return self._next(number + 1)

@@ -10,6 +10,7 @@ import trio.testing
 
 from osago.batching import Batcher, Deferred
 from osago.errors import StoreError
+from tests.cycles import cyclic_garbage
 
 
 async def test_calls_queued_together_share_one_batch_and_each_gets_its_result_by_key() -> None:
@@ -165,3 +166,24 @@ async def test_a_busy_linger_waits_for_company_only_while_calls_come_faster_than
     assert all(answered[n] - at[n] <= 0.01 + 1e-9 for n in range(len(at)))
     for n in (65, 66):
         assert answered[n] == at[n]  # one long pause: at once again
+
+
+async def test_a_failed_batch_leaves_no_cycle_for_the_collector() -> None:
+    # Every caller of a failed batch raises its error: were a caller's frame (or the
+    # runner's) to hold it too, it would wait for a full collection, minutes away.
+    async def many(items: Sequence[int]) -> dict[int, int]:
+        raise StoreError("read", "down")
+
+    batcher: Batcher[int, int | None] = Batcher(many, default=None)
+    with cyclic_garbage() as found:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(batcher.run)
+            for i in range(3):
+                try:
+                    await batcher(i)
+                except StoreError:
+                    pass
+                else:
+                    raise AssertionError("the batch's error was not raised")
+            nursery.cancel_scope.cancel()
+    assert [o for o in found if isinstance(o, StoreError)] == []

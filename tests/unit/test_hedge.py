@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import gc
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -16,6 +15,7 @@ from trio.testing import MockClock
 
 from osago.resilience import hedged
 from osago.resilience.hedge import _Race
+from tests.cycles import cyclic_garbage
 
 
 def _polls_taking(*durations: float) -> tuple[Callable[[], Awaitable[float]], list[float]]:
@@ -108,16 +108,9 @@ async def test_a_failed_call_leaves_no_cycle_for_the_collector(
     # too, each failed poll would wait in memory, with its tasks and frames, for the next
     # full collection (osago/collector.py): minutes.
     poll, _ = _planned(first, second)
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds is kept here, for a look
-    try:
-        with contextlib.suppress(ValueError):
-            assert await hedged("x", poll, delay=0.5) == outcome
-        gc.collect()
-        left = [type(o).__name__ for o in gc.garbage if isinstance(o, ValueError | _Race)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
+    with cyclic_garbage() as found, contextlib.suppress(ValueError):
+        assert await hedged("x", poll, delay=0.5) == outcome
+    left = [type(o).__name__ for o in found if isinstance(o, ValueError | _Race)]
     assert left == []
 
 

@@ -12,6 +12,7 @@ from trio.testing import MockClock
 from osago.errors import InsurerRejected, InsurerUnavailable, ResultRejected
 from osago.resilience import BudgetPolicy, RetryBudget, RetryPolicy, backoff, retrying
 from osago.resilience.events import ResilienceEvent, RetryGaveUp, RetryScheduled
+from tests.cycles import cyclic_garbage
 
 
 class Ceiling:
@@ -73,6 +74,24 @@ async def test_gives_up_after_the_attempts_with_the_last_error(autojump_clock: M
     assert isinstance(events[-1], RetryGaveUp)
     assert events[-1].reason == "attempts"
     assert trio.current_time() == pytest.approx(0.1 + 0.2)
+
+
+async def test_giving_up_leaves_no_cycle_for_the_collector(autojump_clock: MockClock) -> None:
+    # The error raised holds the frames it passed: were they to hold it too, it would wait
+    # for a full collection, minutes away (osago/collector.py), with every one of them.
+    class Last(InsurerUnavailable):
+        pass
+
+    async def run() -> None:
+        async for attempt in retrying(
+            on=InsurerUnavailable, policy=RetryPolicy(attempts=2), rng=Ceiling()
+        ):
+            with attempt:
+                raise Last("x", "last") if attempt.number == 2 else unavailable()
+
+    with cyclic_garbage() as found, pytest.raises(Last):
+        await run()
+    assert [o for o in found if isinstance(o, InsurerUnavailable)] == []
 
 
 async def test_errors_not_named_in_on_are_not_retried(autojump_clock: MockClock) -> None:
