@@ -45,16 +45,7 @@ def line(r: dict[str, Any]) -> str:
             )
         )
         + "\n"
-        + (
-            "      after the answer (its overhead in stages), p50/p99: "
-            + ", ".join(
-                f"{name} {ms(xs, 50):.1f}/{ms(xs, 99):.1f} ms"
-                for name, xs in r["after_answer"].items()
-            )
-            + "\n"
-            if r.get("after_answer", {}).get("settle wait")
-            else ""
-        )
+        + stages_line("after the answer (its overhead in stages)", r.get("after_answer", {}), 1)
         + "      wait p50/p99 by the insurer's mode: "
         + ", ".join(
             f"{mode} {ms(w, 50):.0f}/{ms(w, 99):.0f} ms"
@@ -62,22 +53,27 @@ def line(r: dict[str, Any]) -> str:
             if w
         )
         + "\n"
-        + (
-            "      callbacks, no fault, p50/p99: "
-            + ", ".join(
-                f"{name} {ms(xs, 50):.0f}/{ms(xs, 99):.0f} ms"
-                for name, xs in r["callback_split"].items()
-            )
-            + "\n"
-            if r.get("callback_split", {}).get("sent -> frame")
-            else ""
-        )
+        + stages_line("callbacks, no fault", r.get("callback_split", {}), 0)
         + f"      CPU ms per calculation: ours+activemq+postgres {ours:.1f}  ({parts});"
         f" {r['cores']:.2f} cores busy over the step's {r['elapsed']:.0f} s;"
         " host reference workload {:.0f}/{:.0f} ms before/after (bench/capacity_cpu.py)".format(
             *r["reference_ms"]
         )
         + gc_line(r)
+    )
+
+
+def stages_line(title: str, stages: dict[str, list[float]], digits: int) -> str:
+    """A detail line of stages' p50/p99 in ms; none if no stage has a figure."""
+    if not any(stages.values()):
+        return ""
+    return (
+        f"      {title}, p50/p99: "
+        + ", ".join(
+            f"{name} {1000 * pct(xs, 50):.{digits}f}/{1000 * pct(xs, 99):.{digits}f} ms"
+            for name, xs in stages.items()
+        )
+        + "\n"
     )
 
 

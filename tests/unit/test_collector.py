@@ -47,38 +47,36 @@ def test_young_collections_run_by_allocation_and_the_older_generations_never(
     assert set(collector_restored) == {0}
 
 
-async def test_full_collections_come_on_the_clock_without_drift(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+async def _collections(
+    clock: trio.testing.MockClock, stalls: list[float], run: float
+) -> list[float]:
+    """When ``collect_on_clock(60 s)`` collected over ``run`` seconds (from its start), each
+    collection standing the clock on by the next of ``stalls`` (then none)."""
     at: list[float] = []
+    left = iter(stalls)
 
     def collect() -> int:
         at.append(trio.current_time())
-        autojump_clock.jump(5.0)  # a collection takes time: the next counts from the schedule
+        clock.jump(next(left, 0.0))
         return 0
 
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(collect_on_clock, 60.0, collect=collect))
-        await trio.sleep(200.0)
+        await trio.sleep(run)
         nursery.cancel_scope.cancel()
-    assert [t - start for t in at] == [60.0, 120.0, 180.0]
+    return [t - start for t in at]
+
+
+async def test_full_collections_come_on_the_clock_without_drift(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Each collection takes 5 s: the next still counts from the schedule.
+    assert await _collections(autojump_clock, [5.0, 5.0, 5.0], 200.0) == [60.0, 120.0, 180.0]
 
 
 async def test_a_collection_that_overslept_an_interval_runs_once_then_keeps_the_interval(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    at: list[float] = []
-
-    def collect() -> int:
-        at.append(trio.current_time())
-        if len(at) == 1:
-            autojump_clock.jump(150.0)  # the process stood still meanwhile (SIGSTOP, a VM)
-        return 0
-
-    start = trio.current_time()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(partial(collect_on_clock, 60.0, collect=collect))
-        await trio.sleep(400.0)
-        nursery.cancel_scope.cancel()
-    assert [t - start for t in at] == [60.0, 270.0, 330.0, 390.0]
+    # The process stood still for 150 s in the first one (SIGSTOP, a suspended VM).
+    assert await _collections(autojump_clock, [150.0], 400.0) == [60.0, 270.0, 330.0, 390.0]
