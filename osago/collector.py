@@ -39,8 +39,9 @@ _NEVER = 2**31 - 1  # older collections are due after this many younger ones: ne
 
 def settle_collector() -> None:
     """Once a role is up: what it allocated to start (modules, pools, tables) is moved out
-    of the collector's sight (``gc.freeze``: no collection walks it again), young
-    collections stay small, and the older generations wait for :func:`collect_on_clock`."""
+    of the collector's sight (``gc.freeze``: no collection walks it again; services.md
+    measured about 40 % less push CPU in the notifier with it), young collections stay
+    small, and the older generations wait for :func:`collect_on_clock`."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, _NEVER, _NEVER)
