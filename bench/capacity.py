@@ -116,9 +116,9 @@ def after_answer(
     settled: dict[Event, float],
     pushed: dict[Event, float],
 ) -> dict[str, list[float]]:
-    """The overhead of each offer in three stages: the worker's settle waiting (its linger,
-    a batch before it, the worker's loop), the settle to the notifier's push (the
-    statement, the commit, ActiveMQ, the notifier), and the push to the bench's frame."""
+    """The overhead of each offer in three stages: its settle waiting (the worker's linger, a
+    batch before it, the loop; a callback's in the api), the settle to the notifier's push
+    (the statement, the commit, ActiveMQ, the notifier), and the push to the bench's frame."""
     out: dict[str, list[float]] = {"settle wait": [], "settle -> push": [], "push -> frame": []}
     for t, e in offers:
         key = (e["calculation_id"], e["seq"])
@@ -257,7 +257,7 @@ async def run_step(
         "completed": len({e["calculation_id"] for e in completed}),
         "late": sum(1 for _, e in offers.values() if e.get("late")),
         "cpu_ms": {g: 1000 * s / n for g, s in cpu.items()},
-        # group -> generation -> (ms paused per calculation, collections)
+        # group -> generation -> (ms paused per calculation, collections, those of 25 ms+)
         "gc": {
             g: {gen: (1000 * sec / n, k, long) for gen, (sec, k, long) in gens.items()}
             for g, gens in gc_paused.items()
