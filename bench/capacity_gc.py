@@ -32,6 +32,7 @@ async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
         url = proc.urls.get("metrics")
         if url is None:
             continue
+        group = group_of(name)
         text = (await http.get(url)).text
         for family in text_string_to_metric_families(text):
             if family.name != "osago_gc_pause_seconds":
@@ -39,11 +40,11 @@ async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
             for s in family.samples:
                 generation = s.labels["generation"]
                 if s.name.endswith("_sum"):
-                    seconds[group_of(name)][generation] += s.value
+                    seconds[group][generation] += s.value
                 elif s.name.endswith("_count"):
-                    counts[group_of(name)][generation] += int(s.value)
+                    counts[group][generation] += int(s.value)
                 elif s.name.endswith("_bucket") and float(s.labels["le"]) == LONG:
-                    short[group_of(name)][generation] += int(s.value)
+                    short[group][generation] += int(s.value)
     return {
         g: {
             gen: (seconds[g][gen], counts[g][gen], counts[g][gen] - short[g][gen])
