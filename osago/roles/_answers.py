@@ -17,7 +17,7 @@ import trio
 
 from osago.batching import Batcher
 from osago.clock import Clock
-from osago.models import Exchange, OutboxMessage, Outcome, Step
+from osago.models import Exchange, Outcome, Settled, Step
 from osago.storage import Store
 
 __all__ = ["Answer", "Answers", "Settle"]
@@ -30,11 +30,12 @@ Settle = tuple[Answer, tuple[Step, ...]]
 @dataclass(frozen=True)
 class Answers:
     """``await answers.load(correlation_id)`` (None: no such exchange) and
-    ``await answers.settle(((correlation_id, outcome), steps))`` (the events this caller
-    publishes, see :meth:`osago.storage.Store.settle_exchanges`; None: no such exchange)."""
+    ``await answers.settle(((correlation_id, outcome), steps))`` (whether it was stored and
+    the events this caller publishes, see :meth:`osago.storage.Store.settle_exchanges`;
+    None: no such exchange)."""
 
     load: Batcher[UUID, Exchange | None]
-    settle: Batcher[Settle, list[OutboxMessage] | None]
+    settle: Batcher[Settle, Settled | None]
 
     @classmethod
     def of(
@@ -51,7 +52,7 @@ class Answers:
         loads wait ``load_linger`` seconds for company; settles wait ``settle_linger`` only
         while answers come faster than one per that long (the user waits: when idle, never)."""
 
-        async def settle(batch: Sequence[Settle]) -> dict[UUID, list[OutboxMessage]]:
+        async def settle(batch: Sequence[Settle]) -> dict[UUID, Settled]:
             return await store.settle_exchanges(
                 [answer for answer, _ in batch],
                 topic=topic,

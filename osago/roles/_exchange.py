@@ -233,16 +233,17 @@ async def run_exchange(ex: Exchange, aids: Aids) -> Outcome | None:
             message=f"{guard.config.name} could not calculate a price right now",
             error=str(exc),
         )
-    return outcome_of(quote, ex, clock.now())
+    return outcome_of(quote, ex.correlation_id, clock.now())
 
 
-def outcome_of(quote: Quote, ex: Exchange, received_at: float) -> Outcome:
-    """The outcome an insurer's final answer gives ``ex``, polled or called back."""
-    if quote.correlation_id != ex.correlation_id:
+def outcome_of(quote: Quote, correlation_id: UUID, received_at: float) -> Outcome:
+    """The outcome an insurer's final answer gives exchange ``correlation_id``, polled or
+    called back."""
+    if quote.correlation_id != correlation_id:
         return Outcome(
             OutcomeKind.FAILED,
             received_at=received_at,
-            message=f"answer for {quote.correlation_id}, not {ex.correlation_id}",
+            message=f"answer for {quote.correlation_id}, not {correlation_id}",
         )
     if quote.status == "ready":
         return Outcome(

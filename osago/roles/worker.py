@@ -285,22 +285,25 @@ async def _process(deps: WorkerDeps, crew: Crew, slot: Running, job: Job) -> Non
         return
     # Its steps are written with it (the timeline): it is the last the worker notes.
     settle = ((ex.correlation_id, outcome), tuple(steps.done))
-    events = await _through_outages(s.store_retry, lambda: crew.answers.settle(settle))
-    if events is None:
+    done = await _through_outages(s.store_retry, lambda: crew.answers.settle(settle))
+    if done is None:
         raise PoisonMessage(f"exchange {ex.correlation_id} is gone from the store")
-    log.info(
-        "calculation %s: %s -> %s%s",
-        ex.calculation_id,
-        ex.insurer,
-        outcome.kind,
-        f" {outcome.premium:.2f} RUB" if outcome.premium is not None else "",
-    )
-    m.outcomes.labels(ex.insurer, outcome.kind.value).inc()
+    if done.stored:
+        log.info(
+            "calculation %s: %s -> %s%s",
+            ex.calculation_id,
+            ex.insurer,
+            outcome.kind,
+            f" {outcome.premium:.2f} RUB" if outcome.premium is not None else "",
+        )
+        m.outcomes.labels(ex.insurer, outcome.kind.value).inc()
+    else:  # its callback (or the keeper's close) came first: that outcome stands
+        _done(ex, f"answered ({outcome.kind}) after its exchange was settled: that stands")
     # The events are in the outbox already: published with what other jobs settled
     # meanwhile, or, if that fails (or this worker dies first), by a relay after the lease;
-    # so the job is done either way.
-    crew.events.add(events)
-    observe_completed(m, events, deps.clock.now())
+    # so the job is done either way. A repeat may carry its calculation's events too.
+    crew.events.add(done.events)
+    observe_completed(m, done.events, deps.clock.now())
 
 
 async def run(

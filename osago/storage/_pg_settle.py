@@ -17,7 +17,7 @@ from uuid import UUID
 
 from osago.errors import StoreError
 from osago.lifecycle import CalcState, Plan, applied
-from osago.models import OutboxMessage, Outcome, Step
+from osago.models import Outcome, Settled, Step
 from osago.storage._known import KnownStates
 from osago.storage._pg_lifecycle import Carried, Versions, carry_out, read_states
 from osago.storage._pg_ops import record_steps_text, steps_text
@@ -40,7 +40,7 @@ async def settle_answers(
     steps: Mapping[UUID, Sequence[Step]],
     known: KnownStates,
     conn: Conn,
-) -> dict[UUID, list[OutboxMessage]]:
+) -> dict[UUID, Settled]:
     """Store.settle_exchanges, optimistically (see :mod:`osago.storage._pg_lifecycle`).
     Run it outside a transaction (each statement commits alone); a plan is carried out
     whole or not at all. ``known`` is used and kept up to date.
@@ -48,7 +48,7 @@ async def settle_answers(
     Why the steps ride with the outcomes: written apart, they were a third update of each
     exchange row and a statement of their own. Those of answers that settle nothing (a
     repeat, a closed calculation) are written after, as record_steps would."""
-    out: dict[UUID, list[OutboxMessage]] = {}
+    out: dict[UUID, Settled] = {}
     texts = {cid: steps_text(done) for cid, done in steps.items()}
     pending = list(answers)
     states: dict[UUID, CalcState] = {}
@@ -73,9 +73,9 @@ async def settle_answers(
             if state.id in carried.versions and plan.settle is not None and plan.settled:
                 texts.pop(plan.settled, None)
         calc_of = settling.calc_of
-        for cid, events in settling.hand_out(carried.events).items():
+        for cid, settled in settling.hand_out(carried.events).items():
             if calc_of[cid] not in again:
-                out[cid] = events
+                out[cid] = settled
         pending = [a for a in pending if calc_of.get(a[0]) in again]
         if not pending:
             if texts:

@@ -10,11 +10,13 @@ from uuid import UUID
 from osago.models import (
     CalculationView,
     Exchange,
+    KnownExchange,
     NewCalculation,
     OutboxMessage,
     OutboxTrace,
     Outcome,
     Push,
+    Settled,
     Step,
     Trail,
 )
@@ -72,6 +74,16 @@ class Store(Protocol):
         """
         ...
 
+    def known_exchange(self, correlation_id: UUID) -> KnownExchange | None:
+        """What this store knows of the exchange without a read (its calculation, its
+        insurer, whether it is settled), or None: then read it (:meth:`load_exchanges`).
+
+        Why: a callback needs only these to be checked before its settle, and the store that
+        created a calculation (the api) holds its state already; a read per callback was
+        a crossing into asyncio and a statement. ``settled`` may lag, never lead: the settle
+        itself tells a repeat (:attr:`osago.models.Settled.stored`)."""
+        ...
+
     async def settled_among(self, correlation_ids: Sequence[UUID]) -> dict[UUID, bool]:
         """Whether each of these exchanges is settled (has its outcome, or its calculation
         closed); an unknown one is absent. A light read for callback mode's safety checks:
@@ -102,9 +114,10 @@ class Store(Protocol):
         now: float,
         lease: float,
         steps: Mapping[UUID, Sequence[Step]] | None = None,
-    ) -> dict[UUID, list[OutboxMessage]]:
+    ) -> dict[UUID, Settled]:
         """:meth:`settle_exchange` for many answers (correlation id, outcome) in one
-        transaction; each answer's leased events to publish. An unknown correlation id gets
+        transaction; for each, whether its outcome was stored (False: a repeat, or its
+        calculation closed) and its leased events to publish. An unknown correlation id gets
         no entry. Every event of one calculation goes to its last answer here, in order
         (``osago.storage._settling``), so each is published by one caller.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from osago.lifecycle import CalcState, Plan, applied, on_answer
-from osago.models import OutboxMessage, Outcome
+from osago.models import OutboxMessage, Outcome, Settled
 
 __all__ = ["Settling", "plan_answers"]
 
@@ -31,16 +31,17 @@ class Settling:
 
     def hand_out(
         self, events: Iterable[tuple[UUID, Sequence[OutboxMessage]]]
-    ) -> dict[UUID, list[OutboxMessage]]:
-        """Each answer's events to publish, from (calculation id, its events) as carried out;
-        every known answer has an entry (most of them empty)."""
+    ) -> dict[UUID, Settled]:
+        """What each known answer did, its events to publish from (calculation id, its
+        events) as carried out (most of them empty)."""
         out: dict[UUID, list[OutboxMessage]] = {cid: [] for cid in self.answered}
         by_calc: dict[UUID, dict[int, OutboxMessage]] = {}
         for calc_id, msgs in events:
             by_calc.setdefault(calc_id, {}).update((m.id, m) for m in msgs)
         for calc_id, msgs_by_id in by_calc.items():
             out[self.last[calc_id]] = [msgs_by_id[i] for i in sorted(msgs_by_id)]
-        return out
+        stored = {plan.settled for _, plan in self.plans if plan.settle is not None}
+        return {cid: Settled(cid in stored, msgs) for cid, msgs in out.items()}
 
 
 def plan_answers(

@@ -19,6 +19,7 @@ from osago.models import (
     Exchange,
     ExchangeView,
     Job,
+    KnownExchange,
     NewCalculation,
     OutboxMessage,
     OutboxTrace,
@@ -26,6 +27,7 @@ from osago.models import (
     OutcomeKind,
     Push,
     RawJSON,
+    Settled,
     Step,
     Trail,
 )
@@ -170,6 +172,13 @@ class MemoryStore:
         self._check("load_exchanges")
         return {c: x for c in correlation_ids if (x := self._exchange(c)) is not None}
 
+    def known_exchange(self, correlation_id: UUID) -> KnownExchange | None:
+        ex = self.exchanges.get(correlation_id)
+        if ex is None:
+            return None
+        closed = self.calcs[ex.calculation_id].closed_at is not None
+        return KnownExchange(ex.calculation_id, ex.insurer, ex.outcome is not None or closed)
+
     async def settled_among(self, correlation_ids: Sequence[UUID]) -> dict[UUID, bool]:
         self._check("settled_among")
         return {c: x.settled for c in correlation_ids if (x := self._exchange(c)) is not None}
@@ -278,7 +287,7 @@ class MemoryStore:
         now: float,
         lease: float,
         steps: Mapping[UUID, Sequence[Step]] | None = None,
-    ) -> dict[UUID, list[OutboxMessage]]:
+    ) -> dict[UUID, Settled]:
         self._check("settle_exchanges")
         self._keep_steps((steps or {}).items())
         calcs = {

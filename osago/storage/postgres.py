@@ -23,6 +23,7 @@ from osago.models import (
     CalculationView,
     Exchange,
     Job,
+    KnownExchange,
     NewCalculation,
     OutboxMessage,
     OutboxTrace,
@@ -30,6 +31,7 @@ from osago.models import (
     OutcomeKind,
     Push,
     RawJSON,
+    Settled,
     Step,
     Trail,
 )
@@ -208,6 +210,14 @@ class PostgresStore:
 
         return await self._tx("load_exchanges", body, alone=True)
 
+    def known_exchange(self, correlation_id: UUID) -> KnownExchange | None:
+        hit = self._known.of_exchange(correlation_id)
+        if hit is None:
+            return None
+        state = hit[0]  # an open calculation: a closed one is forgotten
+        x = state.exchange(correlation_id)
+        return KnownExchange(state.id, x.insurer, x.outcome is not None)
+
     async def settled_among(self, correlation_ids: Sequence[UUID]) -> dict[UUID, bool]:
         return await self._tx(
             "settled_among", partial(_ops.settled_among, list(correlation_ids)), alone=True
@@ -233,7 +243,7 @@ class PostgresStore:
         )
         if correlation_id not in events:
             raise StoreError("settle_exchange", f"unknown correlation id {correlation_id}")
-        return events[correlation_id]
+        return events[correlation_id].events
 
     async def settle_exchanges(
         self,
@@ -243,7 +253,7 @@ class PostgresStore:
         now: float,
         lease: float,
         steps: Mapping[UUID, Sequence[Step]] | None = None,
-    ) -> dict[UUID, list[OutboxMessage]]:
+    ) -> dict[UUID, Settled]:
         if not answers:
             return {}
         # Optimistic (see _pg_lifecycle): each statement commits alone.

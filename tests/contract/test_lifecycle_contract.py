@@ -14,7 +14,7 @@ from functools import partial
 
 import trio
 
-from osago.models import Outcome, OutcomeKind
+from osago.models import KnownExchange, Outcome, OutcomeKind
 from osago.storage import Store
 from tests.factories import new_calculation
 
@@ -158,11 +158,13 @@ async def test_answers_settled_together_plan_each_on_the_last_and_hand_a_calcula
     answers = [(a, offer(1010.0)), (c, offer(1010.0, 7.0)), (unknown, offer(1010.0))]
     answers += [(a, offer(1010.0, 1.0)), (b, offer(1010.0, 6000.0))]  # a twice: first counts
 
-    events = await store.settle_exchanges(answers, topic=T, now=1010.0, lease=30.0)
+    settled = await store.settle_exchanges(answers, topic=T, now=1010.0, lease=30.0)
 
     # One calculation's events go to its last answer, in order (completed last): published
     # by one caller, so none goes out twice; the unknown answer gets no entry.
-    assert set(events) == {a, b, c}
+    assert set(settled) == {a, b, c}
+    assert all(x.stored for x in settled.values())
+    events = {cid: x.events for cid, x in settled.items()}
     assert events[a] == []
     kinds = [(json.loads(e.body)["type"], json.loads(e.body)["seq"]) for e in events[b]]
     assert kinds == [("offer", 1), ("offer", 2), ("completed", 3)]
@@ -174,6 +176,45 @@ async def test_answers_settled_together_plan_each_on_the_last_and_hand_a_calcula
     premiums = [x.outcome.premium for x in view.exchanges if x.outcome is not None]
     assert premiums == [5000.0, 6000.0]
     assert await store.settle_exchanges([], topic=T, now=1011.0, lease=30.0) == {}
+
+
+async def test_a_settle_says_which_answers_it_stored(store: Store) -> None:
+    """A repeat (and an answer for a closed calculation: every one of its answers is in) is
+    reported as not stored; its calculation's events still go to it when it is the last of
+    the batch."""
+    calc = new_calculation(created_at=1000.0, deadline=60.0, insurers=("aurora", "borealis"))
+    await store.create_calculation(calc, queue=Q)
+    a, b = (x.correlation_id for x in calc.exchanges)
+    await store.settle_exchanges([(a, offer(1010.0))], topic=T, now=1010.0, lease=30.0)
+
+    settled = await store.settle_exchanges(
+        [(b, offer(1011.0)), (a, offer(1011.0, 1.0))], topic=T, now=1011.0, lease=30.0
+    )
+
+    assert (settled[b].stored, settled[a].stored) == (True, False)
+    assert settled[b].events == []  # a is the batch's last of this calculation
+    kinds = [json.loads(e.body)["type"] for e in settled[a].events]
+    assert kinds == ["offer", "offer", "completed"]  # the completion flushes a's, unsent
+    closed = await store.settle_exchanges(
+        [(b, offer(1012.0, 2.0))], topic=T, now=1012.0, lease=30.0
+    )
+    assert closed[b].stored is False
+    assert closed[b].events == []
+
+
+async def test_a_store_knows_the_exchanges_of_what_it_created(store: Store) -> None:
+    """Without a read: the creating store's calculation, insurer and settled flag (which may
+    lag another store's settle, never lead it); None for what it does not know."""
+    calc = new_calculation(created_at=1000.0, deadline=60.0, insurers=("aurora", "borealis"))
+    await store.create_calculation(calc, queue=Q)
+    a, b = (x.correlation_id for x in calc.exchanges)
+    assert store.known_exchange(a) == KnownExchange(calc.id, "aurora", False)
+    assert store.known_exchange(uuid.uuid4()) is None
+
+    await store.settle_exchanges([(a, offer(1010.0))], topic=T, now=1010.0, lease=30.0)
+
+    assert store.known_exchange(a) == KnownExchange(calc.id, "aurora", True)
+    assert store.known_exchange(b) == KnownExchange(calc.id, "borealis", False)
 
 
 async def test_racing_settles_and_the_keeper_give_one_event_each_in_one_order(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from osago.models import Outcome, OutcomeKind
+from osago.models import KnownExchange, Outcome, OutcomeKind
 from osago.storage.postgres import PostgresStore, open_postgres_store
 from tests.factories import new_calculation
 
@@ -102,3 +102,24 @@ async def test_a_known_calculation_gone_from_the_database_settles_nothing(pg_url
         assert (
             await mine.settle_exchanges([(a, offer(1011.0))], topic=T, now=1011.0, lease=30.0) == {}
         )
+
+
+async def test_what_a_store_knows_of_an_exchange_may_lag_and_its_settle_tells(pg_url: str) -> None:
+    """The api's callback path: the creating store knows the exchange without a read; after
+    another store settled it, that knowledge lags, and the settle reports a repeat."""
+    calc = new_calculation(insurers=("aurora", "borealis"))
+    a, _ = (x.correlation_id for x in calc.exchanges)
+    async with spied_store(pg_url) as (mine, seen), spied_store(pg_url) as (other, _):
+        await mine.create_calculation(calc, queue=Q)
+        assert other.known_exchange(a) is None  # it created nothing: a read is needed
+        await other.settle_exchange(a, offer(1010.0), topic=T, now=1010.0, lease=30.0)
+        seen.clear()
+        assert mine.known_exchange(a) == KnownExchange(calc.id, "aurora", False)
+        assert seen == []  # known, not read
+
+        again = await mine.settle_exchanges(
+            [(a, offer(1011.0, 1.0))], topic=T, now=1011.0, lease=30.0
+        )
+
+        assert again[a].stored is False
+        assert mine.known_exchange(a) == KnownExchange(calc.id, "aurora", True)  # caught up

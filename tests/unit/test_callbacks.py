@@ -17,7 +17,7 @@ from trio.testing import MockClock
 from osago.config import Settings
 from osago.errors import CallbackRefused
 from osago.insurers.callbacks import SIGNATURE_HEADER, ReplayGuard, insurer_secret, sign, verify
-from osago.models import Outcome, OutcomeKind
+from osago.models import KnownExchange, Outcome, OutcomeKind
 from osago.roles import worker
 from osago.storage import MemoryStore
 from tests.factories import MINIMAL_BODY, api_app
@@ -134,6 +134,54 @@ async def test_a_callback_is_stored_once_and_every_bad_one_changes_nothing() -> 
         view = await store.get_calculation(calc)
         assert view is not None
         assert [x.status for x in view.exchanges if x.insurer == "aurora"] == ["offer"]
+
+
+class Lagging(MemoryStore):
+    """Knows each exchange as unsettled, as the api's PostgreSQL store may while a worker
+    settles it (``knows``), or knows nothing, as another api instance's store (then the
+    handler reads the exchange)."""
+
+    def __init__(self, *, knows: bool) -> None:
+        super().__init__()
+        self.knows = knows
+        self.loads = 0
+
+    def known_exchange(self, correlation_id: uuid.UUID) -> KnownExchange | None:
+        known = super().known_exchange(correlation_id)
+        return replace(known, settled=False) if known is not None and self.knows else None
+
+    async def load_exchanges(self, correlation_ids: Any) -> Any:
+        self.loads += 1
+        return await super().load_exchanges(correlation_ids)
+
+
+@pytest.mark.parametrize("knows", [True, False])
+async def test_a_callback_for_an_exchange_settled_elsewhere_is_refused_whatever_the_api_knew(
+    knows: bool,
+) -> None:
+    store = Lagging(knows=knows)
+    async with api_app(SETTINGS, store) as app:
+        client = app.test_client()
+        await client.post("/api/v1/calculations", json=MINIMAL_BODY, headers=CORE)
+        aurora, fjord = (
+            next(x for x in store.exchanges.values() if x.insurer == code)
+            for code in ("aurora", "fjord")
+        )
+        polled = Outcome(OutcomeKind.OFFER, received_at=EPOCH, premium=5000.0)
+        await store.settle_exchange(aurora.correlation_id, polled, topic="t", now=EPOCH, lease=0)
+        ready = {"status": "ready", "premium": 7777.0, "ready_at": 1.8e9}
+
+        late = _signed("aurora", {**ready, "correlation_id": str(aurora.correlation_id)})
+        r = await client.post("/api/v1/callbacks/aurora", **late)
+        assert (r.status_code, (await r.get_json())["error"]) == (409, "already_settled")
+        assert aurora.outcome is not None
+        assert aurora.outcome.premium == 5000.0  # the first outcome stands
+        # Another insurer's exchange is nobody's business, known or read.
+        theirs = _signed("aurora", {**ready, "correlation_id": str(fjord.correlation_id)})
+        r = await client.post("/api/v1/callbacks/aurora", **theirs)
+        assert (r.status_code, (await r.get_json())["error"]) == (404, "unknown_exchange")
+        assert fjord.outcome is None
+        assert store.loads == (0 if knows else 2)
 
 
 # --- the worker --------------------------------------------------------------------------
