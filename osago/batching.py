@@ -6,10 +6,10 @@ A :class:`Batcher` queues the calls; its runner takes everything queued, makes O
 the lot, and wakes each caller with its own result. A call alone is run at once (the runner
 is waiting for it), so batching adds no delay: batches grow only while a call is running;
 or, with a ``linger``, the runner waits that long after a call before taking the batch, for
-calls whose callers can wait (a job's first read: the user's clock is not running yet).
+calls whose callers can wait (a worker's safety checks of callbacks, minutes apart).
 With a ``busy_linger`` the runner waits that long only while calls come faster than one per
-``busy_linger`` (a moving average of the gaps between them): when company is likely. Idle,
-a call runs at once.
+``busy_linger`` (a moving average of the gaps between them, calls within a millisecond
+counted as one): when company is likely. Idle, a call runs at once.
 A :class:`Deferred` is for writes nobody waits for: it gathers them for a short linger and
 writes them together.
 """
@@ -35,6 +35,10 @@ R = TypeVar("R")
 Q = TypeVar("Q")
 
 _GAP_WEIGHT = 0.2  # of the newest gap in the moving average
+# Calls closer together than this are one arrival (a message's jobs, answers read in one
+# turn): they share a batch anyway, and counted apart their gaps of ~0 would make an idle
+# runner look busy.
+_BURST = 0.001
 
 
 def _queued(recv: trio.MemoryReceiveChannel[Q], batch: list[Q], limit: int) -> list[Q]:
@@ -99,8 +103,7 @@ class Batcher(Generic[Q, R]):
     async def __call__(self, item: Q) -> R:
         now = trio.current_time()
         call: _Call[Q, R] = _Call(item, now)
-        if self._busy_linger > 0:
-            gap = now - self._last_call
+        if self._busy_linger > 0 and (gap := now - self._last_call) >= _BURST:
             self._last_call = now
             # One gap of five lingers turns waiting off at once; after gaps of ten lingers it
             # takes about ten short ones to turn it on.

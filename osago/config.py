@@ -134,10 +134,12 @@ class Settings:
     # Writes that may wait (outbox marks, submission ids) are gathered this long, then
     # written in one transaction.
     write_linger: float = 0.1
-    # A worker reads its jobs' exchanges in batches: what arrived within this long of the
-    # first. A calculation's ten jobs come within milliseconds, each read alone was a round
-    # trip; and nothing the user waits for has started yet (an insurer's answer time counts
-    # from the submit, which follows the read).
+    # A worker reads its jobs' exchanges in batches: a message's jobs (a calculation's ten)
+    # together, and, while messages come faster than one per this long, what came within
+    # this long of the first (idle, at once). The user waits for it: an insurer's answer
+    # time counts from the submit, which follows the read. Calm 50/s, 1 worker, alternating
+    # runs: a plain 20 ms wait gave commit -> picked up p50 31-32 ms against 10-11 with none
+    # (every offer 25 ms later), for 0.6 ms a calculation less CPU (bench/ab.py).
     load_linger: float = 0.02
     # Answers are settled (one statement, one ActiveMQ message for their events) in batches:
     # while they come faster than one per this long, what came within this long of the

@@ -4,7 +4,7 @@ The worker's jobs and the api's callbacks both load an exchange and later settle
 each was a transaction of its own (a crossing into asyncio and several round trips to
 PostgreSQL). :class:`Answers` batches both, as :class:`osago.batching.Batcher` does: a call
 alone runs at once, calls that queue while one runs share the next transaction; under load
-(answers faster than one per ``settle_linger``) a settle waits that long for company.
+(calls faster than one per its linger) a load or a settle waits that long for company.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ class Answers:
         settle_linger: float = 0.0,
     ) -> Answers:
         """Batched on ``store``; settled events are leased ``lease`` seconds to the caller;
-        loads wait ``load_linger`` seconds for company; settles wait ``settle_linger`` only
-        while answers come faster than one per that long (the user waits: when idle, never)."""
+        loads wait ``load_linger`` and settles ``settle_linger`` seconds for company, each
+        only while its calls come faster than one per that long (the user waits for both:
+        when idle, never)."""
 
         async def settle(batch: Sequence[Settle]) -> dict[UUID, Settled]:
             return await store.settle_exchanges(
@@ -62,7 +63,7 @@ class Answers:
             )
 
         return cls(
-            Batcher(store.load_exchanges, default=None, linger=load_linger),
+            Batcher(store.load_exchanges, default=None, busy_linger=load_linger),
             Batcher(settle, default=None, key=lambda item: item[0][0], busy_linger=settle_linger),
         )
 

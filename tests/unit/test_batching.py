@@ -168,6 +168,42 @@ async def test_a_busy_linger_waits_for_company_only_while_calls_come_faster_than
         assert answered[n] == at[n]  # one long pause: at once again
 
 
+async def test_calls_that_come_together_are_one_arrival_for_the_busy_linger(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A worker's message brings ten jobs at once: bursts 100 ms apart are idle (each burst
+    one batch at once), bursts 2 ms apart are busy (the linger gathers several)."""
+    batches: list[tuple[float, list[int]]] = []
+
+    async def many(items: Sequence[int]) -> dict[int, int]:
+        batches.append((trio.current_time(), list(items)))
+        return {n: n for n in items}
+
+    batcher: Batcher[int, int | None] = Batcher(many, default=None, busy_linger=0.01)
+    answered: dict[int, float] = {}
+
+    async def call(n: int, at: float) -> None:
+        await trio.sleep_until(at)
+        assert await batcher(n) == n
+        answered[n] = trio.current_time()
+
+    start = trio.current_time()
+    idle = [start + 0.1 * k for k in range(10)]
+    busy = [start + 2.0 + 0.002 * k for k in range(40)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        async with trio.open_nursery() as calls:
+            for k, at in enumerate(idle + busy):
+                for j in range(10):
+                    calls.start_soon(call, 10 * k + j, at)
+        nursery.cancel_scope.cancel()
+
+    for k, at in enumerate(idle):
+        assert [answered[10 * k + j] for j in range(10)] == [at] * 10  # no wait while idle
+    late = [b for t, b in batches if t >= start + 2.0 + 0.05]
+    assert max(len(b) for b in late) >= 30  # busy: bursts gathered
+
+
 async def test_a_failed_batch_leaves_no_cycle_for_the_collector() -> None:
     # Every caller of a failed batch raises its error: were a caller's frame (or the
     # runner's) to hold it too, it would wait for a full collection, minutes away.
