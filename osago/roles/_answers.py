@@ -9,7 +9,7 @@ alone runs at once, calls that queue while one runs share the next transaction; 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -17,7 +17,7 @@ import trio
 
 from osago.batching import Batcher
 from osago.clock import Clock
-from osago.models import Exchange, Outcome, Settled, Step
+from osago.models import Exchange, OutboxMessage, Outcome, Settled, Step
 from osago.storage import Store
 
 __all__ = ["Answer", "Answers", "Settle"]
@@ -47,20 +47,28 @@ class Answers:
         lease: float,
         load_linger: float = 0.0,
         settle_linger: float = 0.0,
+        publish: Callable[[Sequence[OutboxMessage]], None] | None = None,
     ) -> Answers:
         """Batched on ``store``; settled events are leased ``lease`` seconds to the caller;
         loads wait ``load_linger`` and settles ``settle_linger`` seconds for company, each
         only while its calls come faster than one per that long (the user waits for both:
-        when idle, never)."""
+        when idle, never). With ``publish``, each batch's events are handed to it at once,
+        and callers must not publish them again."""
 
         async def settle(batch: Sequence[Settle]) -> dict[UUID, Settled]:
-            return await store.settle_exchanges(
+            settled = await store.settle_exchanges(
                 [answer for answer, _ in batch],
                 topic=topic,
                 now=clock.now(),
                 lease=lease,
                 steps={answer[0]: done for answer, done in batch if done},
             )
+            if publish is not None:
+                # Why here and not by each caller: the callers wake in the scheduler's next
+                # batch, and a publisher they wake in the one after; handed over here, it
+                # runs beside them, a turn sooner from the commit to the user's frame.
+                publish([m for x in settled.values() for m in x.events])
+            return settled
 
         return cls(
             Batcher(store.load_exchanges, default=None, busy_linger=load_linger),

@@ -65,8 +65,9 @@ def callback_handler(
     """``(insurer code, body, signature) -> (JSON body, status)``: accept one callback.
     Settled events go to ``events_out`` to be published at once (None: the relay publishes
     them). With ``answers`` (a running api) callbacks that arrive together are read and
-    settled in shared transactions; without, each alone. One handler serves both places a
-    callback may come in, so that they share one replay guard."""
+    settled in shared transactions, and ``answers`` publishes what it settles (its
+    ``publish``); without, each alone. One handler serves both places a callback may come
+    in, so that they share one replay guard."""
     s = deps.settings
     # Leased to this api while it publishes them at once; else the relay's at once.
     lease = s.outbox_lease if events_out is not None else 0.0
@@ -85,19 +86,22 @@ def callback_handler(
         return None if ex is None else KnownExchange(ex.calculation_id, ex.insurer, ex.settled)
 
     async def settle(answer: Answer) -> Settled | None:
-        if answers is not None:
+        if answers is not None:  # it publishes what it settles (Answers.of(publish=...))
             return await answers.settle((answer, ()))
         settled = await deps.store.settle_exchanges(
             [answer], topic=s.results_topic, now=deps.clock.now(), lease=lease
         )
-        return settled.get(answer[0])
+        found = settled.get(answer[0])
+        if found is not None and events_out is not None:
+            events_out.add(found.events)
+        return found
 
     callers = {c.code: c for c in deps.insurers if c.mode == "callback"}
     secrets = {code: insurer_secret(s.callback_secret, code) for code in callers}
     # Twice the tolerance: a signature is refused as stale before it could leave the guard.
     replays = ReplayGuard(window=2 * s.callback_tolerance)
 
-    async def accept(code: str, body: bytes, signature: str | None) -> list[OutboxMessage]:
+    async def accept(code: str, body: bytes, signature: str | None) -> None:
         if code not in callers:
             raise CallbackRefused(
                 404, "unknown_insurer", "no insurer in callback mode by that code"
@@ -125,17 +129,14 @@ def callback_handler(
         if settled is None:  # purged between the read and the settle
             raise CallbackRefused(404, "unknown_exchange", f"no exchange {cid}")
         if not settled.stored:  # settled meanwhile, or what we knew of it lagged
-            if events_out is not None:  # others' of its calculation, settled in this batch
-                events_out.add(settled.events)
             raise CallbackRefused(409, "already_settled", _SETTLED)
         deps.metrics.outcomes.labels(code, outcome.kind.value).inc()
         observe_completed(deps.metrics, settled.events, now)  # the last answer may complete it
         log.info("calculation %s: %s called back -> %s", ex.calculation_id, code, outcome.kind)
-        return settled.events
 
     async def callback(code: str, body: bytes, signature: str | None) -> tuple[JSON, int]:
         try:
-            events = await accept(code, body, signature)
+            await accept(code, body, signature)
         except CallbackRefused as exc:
             log.warning("callback from %s refused: %s: %s", code[:40], exc.reason, exc)
             label = code if code in callers else "unknown"
@@ -145,8 +146,6 @@ def callback_handler(
             log.error("api: %s", exc)
             return store_down(), 503
         deps.metrics.callbacks.labels(code, "accepted").inc()
-        if events_out is not None:
-            events_out.add(events)
         return {"status": "accepted"}, 200
 
     return callback

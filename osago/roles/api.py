@@ -224,6 +224,7 @@ async def run(
         topic=s.results_topic,
         lease=s.outbox_lease,
         settle_linger=s.callback_settle_linger,
+        publish=jobs.add,
     )
     async with trio.open_nursery() as marking:  # outlives the publishers: their marks land
         await marking.start(marks.run)

@@ -94,6 +94,7 @@ class Crew:
                 lease=s.outbox_lease,
                 load_linger=s.load_linger,
                 settle_linger=s.settle_linger,
+                publish=events.add,
             ),
             # Gone from the store: nothing to do. A safety check may wait as a write does.
             Batcher(store.settled_among, default=True, linger=s.write_linger),
@@ -299,10 +300,9 @@ async def _process(deps: WorkerDeps, crew: Crew, slot: Running, job: Job) -> Non
         m.outcomes.labels(ex.insurer, outcome.kind.value).inc()
     else:  # its callback (or the keeper's close) came first: that outcome stands
         _done(ex, f"answered ({outcome.kind}) after its exchange was settled: that stands")
-    # The events are in the outbox already: published with what other jobs settled
-    # meanwhile, or, if that fails (or this worker dies first), by a relay after the lease;
-    # so the job is done either way. A repeat may carry its calculation's events too.
-    crew.events.add(done.events)
+    # The events are in the outbox already, handed to the publisher with the batch's (and
+    # published by a relay after the lease if that fails, or this worker dies first): so
+    # the job is done either way. A repeat may carry its calculation's events too.
     observe_completed(m, done.events, deps.clock.now())
 
 
