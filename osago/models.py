@@ -18,7 +18,6 @@ __all__ = [
     "Exchange",
     "ExchangeView",
     "Job",
-    "KnownExchange",
     "NewCalculation",
     "NewExchange",
     "OutboxMessage",
@@ -27,7 +26,6 @@ __all__ = [
     "OutcomeKind",
     "Push",
     "RawJSON",
-    "Settled",
     "Step",
     "Trail",
     "answer_fields",
@@ -194,32 +192,6 @@ class Exchange:
     def settled(self) -> bool:
         """True when nothing is left to do for this exchange."""
         return self.outcome is not None or self.closed
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """What settling one answer did (:meth:`osago.storage.Store.settle_exchanges`).
-
-    ``stored``: its outcome was kept; False when its exchange had one already or its
-    calculation was closed, and nothing of it changed. ``events``: what its caller publishes,
-    possibly other answers' of the same calculation (a repeat's too: one caller per
-    calculation publishes a batch's events)."""
-
-    stored: bool
-    events: list[OutboxMessage]
-
-
-@dataclass(frozen=True, slots=True)
-class KnownExchange:
-    """What a store knows of an exchange without a read
-    (:meth:`osago.storage.Store.known_exchange`).
-
-    ``settled`` may lag (another process may have settled it since), never lead: True is
-    final."""
-
-    calculation_id: UUID
-    insurer: str
-    settled: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ import trio
 
 from osago.batching import Batcher
 from osago.clock import Clock
-from osago.models import Exchange, OutboxMessage, Outcome, Settled, Step
-from osago.storage import Store
+from osago.models import Exchange, OutboxMessage, Outcome, Step
+from osago.storage import Settled, Store
 
 __all__ = ["Answer", "Answers", "Settle"]
 

@@ -36,11 +36,12 @@ from osago.insurers._answers import AnswerError
 from osago.insurers.callbacks import SIGNATURE_HEADER, ReplayGuard, insurer_secret, verify
 from osago.logs import about
 from osago.metrics import observe_completed
-from osago.models import JSON, KnownExchange, OutboxMessage, Settled
+from osago.models import JSON, OutboxMessage
 from osago.roles._answers import Answer, Answers
 from osago.roles._deps import ApiDeps
 from osago.roles._exchange import outcome_of
 from osago.roles._replies import MAX_BODY, store_down, too_large
+from osago.storage import KnownExchange, Settled
 from osago.web.asgi_route import Handler, plain_post_route
 from osago.web.http1 import Request, Response, json_response, serve_http
 

@@ -17,10 +17,11 @@ from uuid import UUID
 
 from osago.errors import StoreError
 from osago.lifecycle import CalcState, Plan, applied
-from osago.models import Outcome, Settled, Step
+from osago.models import Outcome, Step
 from osago.storage._known import KnownStates
 from osago.storage._pg_lifecycle import Carried, Versions, carry_out, read_states
 from osago.storage._pg_ops import record_steps_text, steps_text
+from osago.storage._results import Settled
 from osago.storage._settling import Settling, plan_answers
 
 __all__ = ["settle_answers"]

@@ -10,16 +10,15 @@ from uuid import UUID
 from osago.models import (
     CalculationView,
     Exchange,
-    KnownExchange,
     NewCalculation,
     OutboxMessage,
     OutboxTrace,
     Outcome,
     Push,
-    Settled,
     Step,
     Trail,
 )
+from osago.storage._results import KnownExchange, Settled
 
 __all__ = ["CALCULATIONS_CHANNEL", "OUTBOX_CHANNEL", "Store", "Wakeup"]
 
@@ -81,7 +80,7 @@ class Store(Protocol):
         Why: a callback needs only these to be checked before its settle, and the store that
         created a calculation (the api) holds its state already; a read per callback was
         a crossing into asyncio and a statement. ``settled`` may lag, never lead: the settle
-        itself tells a repeat (:attr:`osago.models.Settled.stored`)."""
+        itself tells a repeat (:attr:`osago.storage.Settled.stored`)."""
         ...
 
     async def settled_among(self, correlation_ids: Sequence[UUID]) -> dict[UUID, bool]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from osago.lifecycle import CalcState, Plan, applied, on_answer
-from osago.models import OutboxMessage, Outcome, Settled
+from osago.models import OutboxMessage, Outcome
+from osago.storage._results import Settled
 
 __all__ = ["Settling", "plan_answers"]
 

@@ -19,7 +19,6 @@ from osago.models import (
     Exchange,
     ExchangeView,
     Job,
-    KnownExchange,
     NewCalculation,
     OutboxMessage,
     OutboxTrace,
@@ -27,11 +26,11 @@ from osago.models import (
     OutcomeKind,
     Push,
     RawJSON,
-    Settled,
     Step,
     Trail,
 )
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
+from osago.storage._results import KnownExchange, Settled
 from osago.storage._settling import plan_answers
 from osago.storage._wakeup import Flag
 

@@ -23,7 +23,6 @@ from osago.models import (
     CalculationView,
     Exchange,
     Job,
-    KnownExchange,
     NewCalculation,
     OutboxMessage,
     OutboxTrace,
@@ -31,7 +30,6 @@ from osago.models import (
     OutcomeKind,
     Push,
     RawJSON,
-    Settled,
     Step,
     Trail,
 )
@@ -47,6 +45,7 @@ from osago.storage._pg_server import SETTINGS_READ, server_warnings
 from osago.storage._pg_session import SESSION_SETTINGS, init_connection, keep_session
 from osago.storage._pg_settle import settle_answers
 from osago.storage._port import CALCULATIONS_CHANNEL, OUTBOX_CHANNEL
+from osago.storage._results import KnownExchange, Settled
 from osago.storage._wakeup import Flag
 
 __all__ = ["PostgresStore", "open_postgres_store"]

@@ -14,8 +14,8 @@ from functools import partial
 
 import trio
 
-from osago.models import KnownExchange, Outcome, OutcomeKind
-from osago.storage import Store
+from osago.models import Outcome, OutcomeKind
+from osago.storage import KnownExchange, Store
 from tests.factories import new_calculation
 
 Q, T = "/queue/jobs", "/topic/results"

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from osago.models import KnownExchange, Outcome, OutcomeKind
+from osago.models import Outcome, OutcomeKind
+from osago.storage import KnownExchange
 from osago.storage.postgres import PostgresStore, open_postgres_store
 from tests.factories import new_calculation
 

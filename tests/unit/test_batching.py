@@ -125,9 +125,11 @@ async def test_a_deferred_says_how_long_its_oldest_unwritten_item_has_waited(
         nursery.cancel_scope.cancel()
 
 
-async def test_a_busy_linger_waits_for_company_only_while_calls_come_faster_than_it(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+async def _busy_linger_run(
+    calls: list[tuple[int, float]],
+) -> tuple[list[tuple[float, list[int]]], dict[int, float]]:
+    """Each call ``(n, at)`` made at Trio time ``at`` of a Batcher with a 10 ms busy linger:
+    its batches (when, what) and when each call was answered."""
     batches: list[tuple[float, list[int]]] = []
 
     async def many(items: Sequence[int]) -> dict[int, int]:
@@ -142,21 +144,28 @@ async def test_a_busy_linger_waits_for_company_only_while_calls_come_faster_than
         assert await batcher(n) == n
         answered[n] = trio.current_time()
 
-    start = trio.current_time()
     async with trio.open_nursery() as nursery:
         await nursery.start(batcher.run)
-        # Idle: a call every 100 ms, each answered at once, alone.
-        idle = [start + 0.1 * k for k in range(5)]
-        # Busy: a call every 2 ms from 1 s on.
-        busy = [start + 1.0 + 0.002 * k for k in range(60)]
-        # Idle again after a pause.
-        late = [start + 2.0, start + 2.5]
-        async with trio.open_nursery() as calls:
-            for n, at in enumerate(idle + busy + late):
-                calls.start_soon(call, n, at)
+        async with trio.open_nursery() as callers:
+            for n, at in calls:
+                callers.start_soon(call, n, at)
         nursery.cancel_scope.cancel()
+    return batches, answered
 
+
+async def test_a_busy_linger_waits_for_company_only_while_calls_come_faster_than_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    start = trio.current_time()
+    # Idle: a call every 100 ms, each answered at once, alone.
+    idle = [start + 0.1 * k for k in range(5)]
+    # Busy: a call every 2 ms from 1 s on.
+    busy = [start + 1.0 + 0.002 * k for k in range(60)]
+    # Idle again after a pause.
+    late = [start + 2.0, start + 2.5]
     at = idle + busy + late
+    batches, answered = await _busy_linger_run(list(enumerate(at)))
+
     for n in range(5):
         assert answered[n] == at[n]  # no wait while idle
     # Once the gaps' average is under the linger (about ten calls in), ~5 calls a batch.
@@ -173,30 +182,11 @@ async def test_calls_that_come_together_are_one_arrival_for_the_busy_linger(
 ) -> None:
     """A worker's message brings ten jobs at once: bursts 100 ms apart are idle (each burst
     one batch at once), bursts 2 ms apart are busy (the linger gathers several)."""
-    batches: list[tuple[float, list[int]]] = []
-
-    async def many(items: Sequence[int]) -> dict[int, int]:
-        batches.append((trio.current_time(), list(items)))
-        return {n: n for n in items}
-
-    batcher: Batcher[int, int | None] = Batcher(many, default=None, busy_linger=0.01)
-    answered: dict[int, float] = {}
-
-    async def call(n: int, at: float) -> None:
-        await trio.sleep_until(at)
-        assert await batcher(n) == n
-        answered[n] = trio.current_time()
-
     start = trio.current_time()
     idle = [start + 0.1 * k for k in range(10)]
     busy = [start + 2.0 + 0.002 * k for k in range(40)]
-    async with trio.open_nursery() as nursery:
-        await nursery.start(batcher.run)
-        async with trio.open_nursery() as calls:
-            for k, at in enumerate(idle + busy):
-                for j in range(10):
-                    calls.start_soon(call, 10 * k + j, at)
-        nursery.cancel_scope.cancel()
+    calls = [(10 * k + j, at) for k, at in enumerate(idle + busy) for j in range(10)]
+    batches, answered = await _busy_linger_run(calls)
 
     for k, at in enumerate(idle):
         assert [answered[10 * k + j] for j in range(10)] == [at] * 10  # no wait while idle

@@ -17,12 +17,12 @@ from trio.testing import MockClock
 from osago.config import Settings
 from osago.errors import CallbackRefused
 from osago.insurers.callbacks import SIGNATURE_HEADER, ReplayGuard, insurer_secret, sign, verify
-from osago.models import KnownExchange, Outcome, OutcomeKind
+from osago.models import Outcome, OutcomeKind
 from osago.roles import worker
-from osago.storage import MemoryStore
+from osago.storage import KnownExchange, MemoryStore
 from tests.factories import MINIMAL_BODY, api_app
 from tests.unit import test_flow
-from tests.unit.test_flow import EPOCH, EVERY_QUARTER, Harness, harness
+from tests.unit.test_flow import EPOCH, EVERY_QUARTER, Harness, harness, kinds
 
 MASTER = "callback-master-secret-of-32-bytes-or-more"
 SETTINGS = Settings(
@@ -313,3 +313,43 @@ async def test_safety_polls_of_a_slow_answer_end_with_one_just_before_the_deadli
 def view_poll_timeout(h: Harness) -> float:
     (aurora,) = [c for c in h.worker_deps().insurers if c.code == "aurora"]
     return aurora.poll_timeout
+
+
+async def test_an_answer_that_lost_the_race_to_settle_stands_aside(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aurora's exchange is settled elsewhere (its callback, another copy of its job) just
+    before the worker's own settle: the first outcome stands, the user sees it once, and the
+    worker does not count an outcome of its own."""
+    async with harness({"aurora": 0.5, "borealis": 1.0}, workers=0) as h:
+        store = h.store
+        settle = store.settle_exchanges
+        first = Outcome(OutcomeKind.OFFER, received_at=EPOCH, premium=1234.0)
+
+        async def raced(answers: Any, **kw: Any) -> Any:
+            for cid, _ in answers:
+                if (
+                    store.exchanges[cid].insurer == "aurora"
+                    and store.exchanges[cid].outcome is None
+                ):
+                    await settle([(cid, first)], **{**kw, "lease": 0.0})  # the relay's
+            return await settle(answers, **kw)
+
+        monkeypatch.setattr(store, "settle_exchanges", raced)
+        deps = h.worker_deps()
+        await h.nursery.start(worker.run, deps)
+        calc = await h.submit()
+        await trio.sleep(10)
+    view = await h.store.get_calculation(calc.id)
+    assert view is not None
+    aurora = next(x for x in view.exchanges if x.insurer == "aurora")
+    assert aurora.outcome is not None
+    assert aurora.outcome.premium == 1234.0
+    assert [k for _, k, who in kinds(h) if who == "aurora"] == ["offer"]
+    counted = deps.metrics.registry.get_sample_value
+    assert (
+        counted("osago_exchange_outcomes_total", {"insurer": "aurora", "outcome": "offer"}) is None
+    )
+    assert (
+        counted("osago_exchange_outcomes_total", {"insurer": "borealis", "outcome": "offer"}) == 1
+    )

@@ -269,46 +269,6 @@ async def test_refusal_is_shown_with_its_message(autojump_clock: MockClock) -> N
     }
 
 
-async def test_an_answer_that_lost_the_race_to_settle_stands_aside(
-    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """aurora's exchange is settled elsewhere (its callback, another copy of its job) just
-    before the worker's own settle: the first outcome stands, the user sees it once, and the
-    worker does not count an outcome of its own."""
-    async with harness({"aurora": 0.5, "borealis": 1.0}, workers=0) as h:
-        store = h.store
-        settle = store.settle_exchanges
-        first = Outcome(OutcomeKind.OFFER, received_at=EPOCH, premium=1234.0)
-
-        async def raced(answers: Any, **kw: Any) -> Any:
-            for cid, _ in answers:
-                if (
-                    store.exchanges[cid].insurer == "aurora"
-                    and store.exchanges[cid].outcome is None
-                ):
-                    await settle([(cid, first)], **{**kw, "lease": 0.0})  # the relay's
-            return await settle(answers, **kw)
-
-        monkeypatch.setattr(store, "settle_exchanges", raced)
-        deps = h.worker_deps()
-        await h.nursery.start(worker.run, deps)
-        calc = await h.submit()
-        await trio.sleep(10)
-    view = await h.store.get_calculation(calc.id)
-    assert view is not None
-    aurora = next(x for x in view.exchanges if x.insurer == "aurora")
-    assert aurora.outcome is not None
-    assert aurora.outcome.premium == 1234.0
-    assert [k for _, k, who in kinds(h) if who == "aurora"] == ["offer"]
-    counted = deps.metrics.registry.get_sample_value
-    assert (
-        counted("osago_exchange_outcomes_total", {"insurer": "aurora", "outcome": "offer"}) is None
-    )
-    assert (
-        counted("osago_exchange_outcomes_total", {"insurer": "borealis", "outcome": "offer"}) == 1
-    )
-
-
 @pytest.mark.parametrize("fail", ["settle_exchanges", "mark_sent"])
 async def test_a_crash_between_storing_and_publishing_loses_no_event(
     autojump_clock: MockClock, fail: str
