@@ -31,8 +31,8 @@ Settle = tuple[Answer, tuple[Step, ...]]
 class Answers:
     """``await answers.load(correlation_id)`` (None: no such exchange) and
     ``await answers.settle(((correlation_id, outcome), steps))`` (whether it was stored and
-    the events this caller publishes, see :meth:`osago.storage.Store.settle_exchanges`;
-    None: no such exchange)."""
+    the events to publish for it, already handed to ``publish`` when :meth:`of` was given
+    one; see :meth:`osago.storage.Store.settle_exchanges`; None: no such exchange)."""
 
     load: Batcher[UUID, Exchange | None]
     settle: Batcher[Settle, Settled | None]
