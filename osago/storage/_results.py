@@ -16,9 +16,9 @@ class Settled:
     """What settling one answer did (:meth:`osago.storage.Store.settle_exchanges`).
 
     ``stored``: its outcome was kept; False when its exchange had one already or its
-    calculation was closed, and nothing of it changed. ``events``: the leased events to publish for
-    it, possibly other answers' of the same calculation (a repeat's too: a batch's events of
-    one calculation are published once, with its last answer's)."""
+    calculation was closed, and nothing of it changed. ``events``: the leased events to
+    publish for it, possibly other answers' of the same calculation (a repeat's too: a
+    batch's events of one calculation are published once, with its last answer's)."""
 
     stored: bool
     events: list[OutboxMessage]
