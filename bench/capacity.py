@@ -31,7 +31,8 @@ holds has come (a late one arrives after `completed`), then prints one line per 
   and the worker's receipt (commit -> picked up), the worker's start (-> first submitted);
 - refused: POSTs answered 503 ``overloaded`` (too many jobs waiting for a worker, the
   api's publishing of jobs behind, or a worker starting jobs late), with the api's reasons;
-- stubs and late offers (with ``calm`` every one of them is caused by load);
+- stubs and late offers (with ``calm`` every one of them is caused by load; with
+  ``realistic``, those whose answer the insurer had ready only past the deadline are its own);
 - CPU ms per calculation of each process, from /proc (utime + stime over the step): api,
   workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend); and the
   cores all of them kept busy over the step (posting and drain): near the box's core count,
@@ -210,7 +211,8 @@ async def run_step(
         repeats += key in seen
         seen.add(key)
     offers = {(e["calculation_id"], e["insurer"]): (t, e) for t, e in mine if e["type"] == "offer"}
-    created = {a["calculation_id"]: ts(a["deadline_at"]) - DEADLINE for a in accepted}
+    deadline_of = {a["calculation_id"]: ts(a["deadline_at"]) for a in accepted}
+    created = {k: d - DEADLINE for k, d in deadline_of.items()}
     stages = await db_stages(db_url, sorted(ids))
     settled, pushed = await db_after_answer(db_url, sorted(ids))
     completed = [e for _, e in mine if e["type"] == "completed"]
@@ -256,6 +258,15 @@ async def run_step(
         "stubs": sum(1 for e in completed if e["stub"]),
         "completed": len({e["calculation_id"] for e in completed}),
         "late": sum(1 for _, e in offers.values() if e.get("late")),
+        # Late because the insurer itself answered past the deadline (the realistic profile's
+        # tail past a minute), not because of us: its answer was ready after `completed` was due.
+        "late_insurer": sum(
+            1
+            for _, e in offers.values()
+            if e.get("late")
+            and e.get("ready_at")
+            and ts(e["ready_at"]) >= deadline_of[e["calculation_id"]]
+        ),
         "cpu_ms": {g: 1000 * s / n for g, s in cpu.items()},
         # group -> generation -> (ms paused per calculation, collections, those of 25 ms+)
         "gc": {
