@@ -268,9 +268,13 @@ async def run_step(
             and ts(e["ready_at"]) >= deadline_of[e["calculation_id"]]
         ),
         "cpu_ms": {g: 1000 * s / n for g, s in cpu.items()},
-        # group -> generation -> (ms paused per calculation, collections, those of 25 ms+)
+        # group -> generation -> (ms paused per calculation, collections, those of 25 ms+,
+        # CPU ms per calculation)
         "gc": {
-            g: {gen: (1000 * sec / n, k, long) for gen, (sec, k, long) in gens.items()}
+            g: {
+                gen: (1000 * sec / n, k, long, 1000 * cpu / n)
+                for gen, (sec, k, long, cpu) in gens.items()
+            }
             for g, gens in gc_paused.items()
         },
         # Every process's CPU over the step's wall time (posting, then the drain): how

@@ -18,8 +18,9 @@ from tests.cluster import Cluster
 
 __all__ = ["LONG", "GcReading", "gc_delta", "gc_reading"]
 
-# group -> generation -> (seconds paused, collections, collections of LONG or more)
-GcReading = dict[str, dict[str, tuple[float, int, int]]]
+# group -> generation -> (seconds paused, collections, collections of LONG or more, CPU
+# seconds: a pause is wall time, and on this loaded host part of it is waiting for a core)
+GcReading = dict[str, dict[str, tuple[float, int, int, float]]]
 LONG = 0.025  # a pause this long shows in an offer's overhead p99 (a bucket's bound)
 
 
@@ -28,6 +29,7 @@ async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
     seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     short: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # under LONG
+    cpu: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for name, proc in cluster.procs.items():
         url = proc.urls.get("metrics")
         if url is None:
@@ -35,6 +37,10 @@ async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
         group = group_of(name)
         text = (await http.get(url)).text
         for family in text_string_to_metric_families(text):
+            if family.name == "osago_gc_cpu_seconds":
+                for s in family.samples:
+                    cpu[group][s.labels["generation"]] += s.value
+                continue
             if family.name != "osago_gc_pause_seconds":
                 continue
             for s in family.samples:
@@ -47,7 +53,7 @@ async def gc_reading(http: httpx.AsyncClient, cluster: Cluster) -> GcReading:
                     short[group][generation] += int(s.value)
     return {
         g: {
-            gen: (seconds[g][gen], counts[g][gen], counts[g][gen] - short[g][gen])
+            gen: (seconds[g][gen], counts[g][gen], counts[g][gen] - short[g][gen], cpu[g][gen])
             for gen in seconds[g]
         }
         for g in seconds
@@ -59,7 +65,7 @@ def gc_delta(before: GcReading, after: GcReading) -> GcReading:
     out: GcReading = {}
     for group, gens in after.items():
         out[group] = {}
-        for gen, (sec, n, long) in gens.items():
-            sec0, n0, long0 = before.get(group, {}).get(gen, (0.0, 0, 0))
-            out[group][gen] = (sec - sec0, n - n0, long - long0)
+        for gen, (sec, n, long, cpu) in gens.items():
+            sec0, n0, long0, cpu0 = before.get(group, {}).get(gen, (0.0, 0, 0, 0.0))
+            out[group][gen] = (sec - sec0, n - n0, long - long0, cpu - cpu0)
     return out

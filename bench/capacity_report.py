@@ -78,18 +78,20 @@ def stages_line(title: str, stages: dict[str, list[float]], digits: int) -> str:
 
 
 def gc_line(r: dict[str, Any]) -> str:
-    """The garbage collector's pauses per calculation, per group: their share of the group's
-    CPU, and per generation how many, how long on average, and how many of 25 ms or more
-    (those show in the overhead's p99)."""
+    """The garbage collector's pauses per calculation, per group: the CPU they took and its
+    share of the group's CPU (a pause is wall time, a core waited for included), and per
+    generation how many, how long on average, and how many of 25 ms or more (those show in
+    the overhead's p99)."""
     parts = []
     for group, gens in sorted(r.get("gc", {}).items()):
-        paused = sum(ms for ms, _, _ in gens.values())
+        paused = sum(g[0] for g in gens.values())
+        spent = sum(g[3] for g in gens.values())
         cpu = r["cpu_ms"].get(group, 0.0)
-        share = f"{100 * paused / cpu:.1f} % of its CPU" if cpu > 0 else "no CPU"
+        share = f"CPU {spent:.2f} ms, {100 * spent / cpu:.1f} % of its CPU" if cpu > 0 else "no CPU"
         each = ", ".join(
             f"gen {gen}: {k} x {ms * r['calculations'] / k:.1f} ms"
             + (f" ({long} of 25 ms or more)" if long else "")
-            for gen, (ms, k, long) in sorted(gens.items())
+            for gen, (ms, k, long, _) in sorted(gens.items())
             if k
         )
         parts.append(f"{group} {paused:.2f} ms ({share}; {each or 'none'})")

@@ -163,8 +163,8 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
     # Each collection stands the worker still: the young ones walk what is new, a full one
     # (OSAGO_GC_INTERVAL, --gc-interval) every exchange held.
     pauses = ", ".join(
-        f"gen {gen}: {n} x {1000 * sec / n:.1f} ms"
-        for gen, (sec, n, _) in sorted(paused.items())
+        f"gen {gen}: {n} x {1000 * sec / n:.1f} ms ({1000 * cpu / n:.1f} ms CPU)"
+        for gen, (sec, n, _, cpu) in sorted(paused.items())
         if n
     )
     print(f"worker's collector while holding them (10 s): {pauses or 'no collection'}")

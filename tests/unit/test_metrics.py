@@ -105,3 +105,6 @@ def test_the_collectors_pauses_are_counted_by_generation_while_installed() -> No
     inf = got[("osago_gc_pause_seconds_bucket", (("generation", "0"), ("le", "+Inf")))]
     assert inf == 2
     assert got[("osago_gc_pause_seconds_sum", (("generation", "2"),))] > 0
+    cpu = got[("osago_gc_cpu_seconds_total", (("generation", "2"),))]
+    assert 0 < cpu <= got[("osago_gc_pause_seconds_sum", (("generation", "2"),))] + 1e-3
+    assert got[("osago_gc_cpu_seconds_total", (("generation", "1"),))] == 0
