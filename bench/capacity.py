@@ -32,7 +32,8 @@ holds has come (a late one arrives after `completed`), then prints one line per 
 - refused: POSTs answered 503 ``overloaded`` (too many jobs waiting for a worker, the
   api's publishing of jobs behind, or a worker starting jobs late), with the api's reasons;
 - stubs and late offers (with ``calm`` every one of them is caused by load; with
-  ``realistic``, those whose answer the insurer had ready only past the deadline are its own);
+  ``realistic``, those whose answer the insurer had ready only past the deadline, and those
+  whose exchange met one of its faults, are its own);
 - CPU ms per calculation of each process, from /proc (utime + stime over the step): api,
   workers, notifier, simulator, ActiveMQ (its JVM) and PostgreSQL (every backend); and the
   cores all of them kept busy over the step (posting and drain): near the box's core count,
@@ -64,8 +65,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.capacity_chart import chart
 from bench.capacity_cpu import Groups, cpu_delta, reference_ms
 from bench.capacity_db import (
-    Event,
     db_after_answer,
     db_exchanges_of,
     db_offers,
@@ -87,6 +85,7 @@ from bench.capacity_db import (
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
 from bench.capacity_gc import gc_delta, gc_reading
 from bench.capacity_load import Frames, delivered_offers, listen, post_at_rate
+from bench.capacity_offers import after_answer, late_offers, ts
 from bench.capacity_report import line
 from bench.capacity_sim import (
     callback_split,
@@ -106,28 +105,6 @@ DEADLINE = 60.0
 LATE_WAIT = 20  # seconds a step waits, after every calculation completed, for late offers
 # How each insurer is asked (the bundled insurers file): callback, long-poll or poll.
 MODES = {c.code: c.mode for c in load_insurers(None, default_base="")}
-
-
-def ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def after_answer(
-    offers: Iterable[tuple[float, dict[str, Any]]],
-    settled: dict[Event, float],
-    pushed: dict[Event, float],
-) -> dict[str, list[float]]:
-    """The overhead of each offer in three stages: its settle waiting (the worker's linger, a
-    batch before it, the loop; a callback's in the api), the settle to the notifier's push
-    (the statement, the commit, ActiveMQ, the notifier), and the push to the bench's frame."""
-    out: dict[str, list[float]] = {"settle wait": [], "settle -> push": [], "push -> frame": []}
-    for t, e in offers:
-        key = (e["calculation_id"], e["seq"])
-        if key in settled and key in pushed:
-            out["settle wait"].append(settled[key] - ts(e["received_at"]))
-            out["settle -> push"].append(pushed[key] - settled[key])
-            out["push -> frame"].append(t - pushed[key])
-    return out
 
 
 async def run_step(
@@ -213,6 +190,7 @@ async def run_step(
     offers = {(e["calculation_id"], e["insurer"]): (t, e) for t, e in mine if e["type"] == "offer"}
     deadline_of = {a["calculation_id"]: ts(a["deadline_at"]) for a in accepted}
     created = {k: d - DEADLINE for k, d in deadline_of.items()}
+    late, late_insurer, late_faulted = late_offers(offers, deadline_of, faulted)
     stages = await db_stages(db_url, sorted(ids))
     settled, pushed = await db_after_answer(db_url, sorted(ids))
     completed = [e for _, e in mine if e["type"] == "completed"]
@@ -257,16 +235,10 @@ async def run_step(
         "after_answer": after_answer(offers.values(), settled, pushed),
         "stubs": sum(1 for e in completed if e["stub"]),
         "completed": len({e["calculation_id"] for e in completed}),
-        "late": sum(1 for _, e in offers.values() if e.get("late")),
-        # Late because the insurer itself answered past the deadline (the realistic profile's
-        # tail past a minute), not because of us: its answer was ready after `completed` was due.
-        "late_insurer": sum(
-            1
-            for _, e in offers.values()
-            if e.get("late")
-            and e.get("ready_at")
-            and ts(e["ready_at"]) >= deadline_of[e["calculation_id"]]
-        ),
+        # and of them: the insurer had it ready only past the deadline; its exchange met a fault
+        "late": late,
+        "late_insurer": late_insurer,
+        "late_faulted": late_faulted,
         "cpu_ms": {g: 1000 * s / n for g, s in cpu.items()},
         # group -> generation -> (ms paused per calculation, collections, those of 25 ms+,
         # CPU ms per calculation)

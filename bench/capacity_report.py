@@ -28,7 +28,8 @@ def line(r: dict[str, Any]) -> str:
         f"overhead p50/p99 {ms(r['overhead'], 50):.1f}/{ms(r['overhead'], 99):.1f} ms  "
         f"wait p50/p99 {ms(r['wait'], 50):.0f}/{ms(r['wait'], 99):.0f} ms  "
         f"no_offer {r['no_offer']} ({fmt_counts(r['no_offer_by'])})  "
-        f"stubs {r['stubs']}  late {r['late']} ({r['late_insurer']} ready past the deadline)  "
+        f"stubs {r['stubs']}  late {r['late']} ({r['late_insurer']} ready past the deadline,"
+        f" {r['late_faulted']} met a fault)  "
         f"polls/exchange {r['polls_per_exchange']:.2f}\n"
         + (
             f"      added (202 -> frame, less the insurer's fixed time) p50/p99 "
