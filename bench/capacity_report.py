@@ -85,8 +85,8 @@ def gc_line(r: dict[str, Any]) -> str:
     the overhead's p99)."""
     parts = []
     for group, gens in sorted(r.get("gc", {}).items()):
-        paused = sum(g[0] for g in gens.values())
-        spent = sum(g[3] for g in gens.values())
+        paused = sum(ms for ms, *_ in gens.values())
+        spent = sum(cpu_ms for *_, cpu_ms in gens.values())
         cpu = r["cpu_ms"].get(group, 0.0)
         share = f"CPU {spent:.2f} ms, {100 * spent / cpu:.1f} % of its CPU" if cpu > 0 else "no CPU"
         each = ", ".join(
