@@ -34,30 +34,30 @@ async def test_list_purge_one_replay_the_rest_and_the_user_gets_the_offers(
         broker_url=STOMP_URL,
         suffix=unique,
         deadline=40.0,
-        insurers="aurora,borealis",
-        delays="aurora=0.2,borealis=0.2",
+        insurers="delta,ember",  # both polled: no wait for a callback's safety check
+        delays="delta=0.2,ember=0.2",
         workers=0,
         notifiers=1,
     ) as cluster:
-        # A worker that does not know borealis: its jobs are poison there, and dead-lettered.
-        await cluster.start("worker1", "worker", OSAGO_INSURERS="aurora")
+        # A worker that does not know ember: its jobs are poison there, and dead-lettered.
+        await cluster.start("worker1", "worker", OSAGO_INSURERS="delta")
         calcs = [
             (await cluster.post({**MINIMAL_BODY, "user_id": "dana"}))["calculation_id"]
             for _ in range(3)
         ]
         lines: list[str] = []
-        # Three attempts ~1.1 s apart, then the DLQ. Each waits for aurora's job in the same
-        # message, which aurora (callback mode) ends at its first safety check, 10 s in.
+        # Three attempts ~1.1 s apart, then the DLQ. Each waits for delta's job in the same
+        # message, which its first poll ends (a second in).
         for _ in range(80):
             await trio.sleep(0.5)
             if len(lines := await dlq(cluster, "list")) == 3:
                 break
         rows = [line.split("\t") for line in lines]
         assert {r[1] for r in rows} == set(calcs)
-        # Each dead letter is its calculation's message, both jobs (aurora's was answered,
-        # so a replay runs only borealis's).
-        assert {r[2] for r in rows} == {"aurora,borealis"}
-        assert all("insurer borealis is not configured" in r[3] for r in rows)
+        # Each dead letter is its calculation's message, both jobs (delta's was answered,
+        # so a replay runs only ember's).
+        assert {r[2] for r in rows} == {"delta,ember"}
+        assert all("insurer ember is not configured" in r[3] for r in rows)
 
         purged = rows[0]
         assert await dlq(cluster, "purge", purged[0]) == ["purged 1"]
@@ -76,6 +76,6 @@ async def test_list_purge_one_replay_the_rest_and_the_user_gets_the_offers(
             with trio.fail_after(20):
                 while got != replayed:
                     event = json.loads(await ws.get_message())
-                    if event["type"] == "offer" and event["insurer"] == "borealis":
+                    if event["type"] == "offer" and event["insurer"] == "ember":
                         got.add(event["calculation_id"])
             assert purged[1] not in got
