@@ -41,6 +41,8 @@ holds has come (a late one arrives after `completed`), then prints one line per 
 - the garbage collector's pauses per calculation of each role (``osago_gc_pause_seconds``
   from its metrics port, which every role opens here): their share of the role's CPU, and
   per generation how many and how long on average;
+- how late each role's loop woke its timers (``osago_loop_lag_seconds``), p50/p99: a role
+  short of CPU shows there first;
 - polls per exchange (simulator's count of status GETs / exchanges);
 - no_offer by outcome: ``refused`` is the insurer's own answer; ``unavailable``, ``failed``
   and ``timed_out`` are offers the user did not get.
@@ -84,6 +86,7 @@ from bench.capacity_db import (
 )
 from bench.capacity_faults import OUTS, insurer_out, stall_insurers
 from bench.capacity_gc import gc_delta, gc_reading
+from bench.capacity_lag import lag_delta, lag_quantiles, lag_reading
 from bench.capacity_load import Frames, delivered_offers, listen, post_at_rate
 from bench.capacity_offers import after_answer, late_offers, ts
 from bench.capacity_report import line
@@ -129,6 +132,7 @@ async def run_step(
         polls0 = await simulator_polls(http, sim)
         before = groups.snapshot()
         gc_before = await gc_reading(http, cluster)
+        lag_before = await lag_reading(http, cluster)
         t0 = time.time()
         async with insurer_out(http, sim, *out), trio.open_nursery() as nursery:
 
@@ -165,6 +169,7 @@ async def run_step(
             nursery.cancel_scope.cancel()
         after = groups.snapshot()
         gc_paused = gc_delta(gc_before, await gc_reading(http, cluster))
+        lag = lag_delta(lag_before, await lag_reading(http, cluster))
         elapsed = time.time() - t0
         polls = await simulator_polls(http, sim) - polls0
         faulted = set((await db_exchanges_of(db_url, await simulator_faulted(http, sim))).values())
@@ -249,6 +254,8 @@ async def run_step(
             }
             for g, gens in gc_paused.items()
         },
+        # group -> how late its loop woke (p50, p99 as bucket bounds, seconds)
+        "lag": {g: q for g, b in lag.items() if (q := lag_quantiles(b, (0.5, 0.99)))},
         # Every process's CPU over the step's wall time (posting, then the drain): how
         # many of the box's cores the step kept busy, the simulator's included.
         "cores": sum(cpu.values()) / max(elapsed, 1e-9),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.capacity_chart import pct
+from bench.capacity_lag import lag_line
 
 __all__ = ["line"]
 
@@ -61,6 +62,7 @@ def line(r: dict[str, Any]) -> str:
             *r["reference_ms"]
         )
         + gc_line(r)
+        + lag_line(r)
     )
 
 

@@ -29,6 +29,7 @@ from osago.metrics import (
     Metrics,
     refresh_backlog,
     serve_metrics,
+    watch_loop_lag,
 )
 from osago.roles import api, notifier, worker
 from osago.roles._deps import ApiDeps, NotifierDeps, WorkerDeps
@@ -93,8 +94,10 @@ async def _metrics_until(
     *,
     task_status: trio.TaskStatus[int],
 ) -> None:
-    """/metrics, /healthz, /readyz until ``stop``: served while the roles drain."""
+    """/metrics, /healthz, /readyz until ``stop``: served while the roles drain; and the
+    loop's lag watched (``osago_loop_lag_seconds``)."""
     async with trio.open_nursery() as nursery:
+        await nursery.start(watch_loop_lag, metrics.loop_lag.observe)
         port = await nursery.start(serve_metrics, metrics, bind.host, bind.port, checks)
         task_status.started(port)
         await stop.wait()

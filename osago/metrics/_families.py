@@ -12,6 +12,8 @@ __all__ = ["Metrics"]
 _WAIT = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _CALL = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
 _LATE = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+# Seconds: a loop with a core to spare runs its timers within a millisecond.
+_LAG = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 class Metrics:
@@ -55,6 +57,13 @@ class Metrics:
             "osago_workers_pickup_wait_seconds",
             "The highest median wait, commit to started, a worker reported in the last"
             " seconds (0 when none did).",
+            registry=r,
+        )
+        # every role: how late its loop runs what is due (osago/metrics/_lag.py)
+        self.loop_lag = Histogram(
+            "osago_loop_lag_seconds",
+            "How late this process's event loop woke a timer: a role short of CPU shows here.",
+            buckets=_LAG,
             registry=r,
         )
         # api, worker: the broker's own statistics

@@ -19,6 +19,7 @@ REQUIRED_ALERTS = {
     "OsagoDeadLetters",
     "OsagoBreakerOpenLong",
     "OsagoStubRateHigh",
+    "OsagoLoopLagHigh",
 }
 
 
