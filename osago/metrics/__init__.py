@@ -4,14 +4,13 @@ from osago.metrics._families import Metrics
 from osago.metrics._gc import GcPauses
 from osago.metrics._hooks import metrics_hook
 from osago.metrics._insurers import BreakerStates, MeteredClient
-from osago.metrics._lag import LAG_INTERVAL, watch_loop_lag
+from osago.metrics._lag import watch_loop_lag
 from osago.metrics._lifecycle import observe_completed
 from osago.metrics._refresh import queue_label, refresh_backlog
 from osago.metrics._server import Check, serve_metrics
 from osago.metrics._snapshot import snapshot
 
 __all__ = [
-    "LAG_INTERVAL",
     "BreakerStates",
     "Check",
     "GcPauses",

@@ -9,7 +9,9 @@ Its jobs then waited in the broker for their frames to be read (p50 0.1 to 0.5 s
 this is that probe, kept.
 
 The watcher sleeps ``interval`` at a time and observes how far past its due time each
-wake-up came: ten wake-ups a second cost a few hundred microseconds of CPU a second.
+wake-up came. A wake-up of an otherwise idle loop cost 150 us of CPU on this box in its slow
+phase, so four a second cost about 0.6 ms a second, and give 1 200 observations for a
+5-minute p99.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import trio
 
 __all__ = ["LAG_INTERVAL", "watch_loop_lag"]
 
-LAG_INTERVAL = 0.1  # seconds between wake-ups
+LAG_INTERVAL = 0.25  # seconds between wake-ups
 
 
 async def watch_loop_lag(

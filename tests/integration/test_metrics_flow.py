@@ -91,7 +91,7 @@ async def test_the_queue_grows_without_workers_and_a_worker_drains_it(
         assert ("osago_ws_sessions", ()) in notifier
         for role in (api, worker, notifier):  # each role counts its collector's pauses
             assert ("osago_gc_pause_seconds_count", (("generation", "0"),)) in role
-            # and watches its loop's lag, ten wake-ups a second since it started
+            # and watches its loop's lag, four wake-ups a second since it started
             assert role[("osago_loop_lag_seconds_count", ())] > 0
         async with httpx.AsyncClient() as http:
             ready = await http.get(cluster.url("worker1", "metrics").replace("/metrics", "/readyz"))
