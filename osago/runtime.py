@@ -86,6 +86,18 @@ async def _database_ready(store: Store) -> str | None:
     return None
 
 
+async def _lag_until(
+    metrics: Metrics, stop: trio.Event, *, task_status: trio.TaskStatus[None]
+) -> None:
+    """The loop's lag (``osago_loop_lag_seconds``) watched until ``stop``: on /metrics where
+    it is served, and on the operations page."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch_loop_lag, metrics.loop_lag.observe)
+        task_status.started()
+        await stop.wait()
+        nursery.cancel_scope.cancel()
+
+
 async def _metrics_until(
     metrics: Metrics,
     bind: Bind,
@@ -94,10 +106,8 @@ async def _metrics_until(
     *,
     task_status: trio.TaskStatus[int],
 ) -> None:
-    """/metrics, /healthz, /readyz until ``stop``: served while the roles drain; and the
-    loop's lag watched (``osago_loop_lag_seconds``)."""
+    """/metrics, /healthz, /readyz until ``stop``: served while the roles drain."""
     async with trio.open_nursery() as nursery:
-        await nursery.start(watch_loop_lag, metrics.loop_lag.observe)
         port = await nursery.start(serve_metrics, metrics, bind.host, bind.port, checks)
         task_status.started(port)
         await stop.wait()
@@ -186,6 +196,7 @@ async def run_role(
         drains = await stack.enter_async_context(trio.open_nursery())
         stack.callback(drains.cancel_scope.cancel)
         async with trio.open_nursery() as nursery:
+            await nursery.start(_lag_until, metrics, stop)
             if settings.metrics_bind is not None:
                 checks: dict[str, Check] = {}
                 if role != "insurers":

@@ -25,7 +25,8 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
 
 
 def snapshot(metrics: Metrics) -> dict[str, Any]:
-    """Queues, outbox, job wait, each insurer's breaker / in flight / outcomes, recent stubs."""
+    """Queues, outbox, job wait, the loop's lag, each insurer's breaker / in flight /
+    outcomes, recent stubs."""
     values: dict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
     for family in metrics.registry.collect():
         for s in family.samples:
@@ -50,6 +51,9 @@ def snapshot(metrics: Metrics) -> dict[str, Any]:
         (float(labels["le"]), v) for labels, v in values.get("osago_job_wait_seconds_bucket", [])
     )
     count = one("osago_job_wait_seconds_count")
+    lags = sorted(
+        (float(labels["le"]), v) for labels, v in values.get("osago_loop_lag_seconds_bucket", [])
+    )
     return {
         "queues": queues,
         "outbox": {
@@ -61,6 +65,9 @@ def snapshot(metrics: Metrics) -> dict[str, Any]:
             "mean_seconds": one("osago_job_wait_seconds_sum") / count if count else None,
             "p99_at_most_seconds": _quantile(waits, 0.99),
         },
+        # How late this process's loop woke its timers since it started: high means the
+        # process is short of CPU (osago/metrics/_lag.py).
+        "loop_lag": {"p99_at_most_seconds": _quantile(lags, 0.99)},
         "insurers": dict(sorted(insurers.items())),
         "recent_stubs": [
             {"calculation_id": c, "at": iso(at)} for c, at in reversed(metrics.recent_stubs)

@@ -137,5 +137,7 @@ async def test_the_operations_page_shows_queues_breakers_and_recent_stubs(
     # counts those in the queue's size too).
     assert sorted(rows) == [[c, "closed", "1"] for c in ("aurora", "borealis", "cedar")]
     assert await p.js("document.querySelector('#depth').textContent") == "1"
+    # The process's loop lag since its start: a figure (ms or s), not the empty dash.
+    assert (await p.js("document.querySelector('#lag').textContent")).endswith("s")
     stub = await p.js("document.querySelector('.stub').textContent")
     assert cluster.procs["all"].grep(stub.split(" · ")[1])  # the calculation the page names

@@ -67,10 +67,13 @@ def test_the_operations_snapshot_reads_the_registry() -> None:
     metrics.in_flight.labels("aurora").inc()
     metrics.outcomes.labels("aurora", "offer").inc(4)
     metrics.recent_stubs.append(("c-1", 1_790_000_000.0))
+    for seconds in [0.0005] * 98 + [0.02, 0.3]:
+        metrics.loop_lag.observe(seconds)
     state = snapshot(metrics)
     assert state["queues"]["osago.calculations"] == {"messages": 7, "consumers": 2}
     assert state["job_wait"]["jobs"] == 3
     assert state["job_wait"]["p99_at_most_seconds"] == 5  # the bucket that holds it
+    assert state["loop_lag"] == {"p99_at_most_seconds": 0.025}  # the 99th wake-up's bucket
     assert state["insurers"]["aurora"] == {"outcomes": {"offer": 4}, "in_flight": 1}
     assert state["recent_stubs"][0]["calculation_id"] == "c-1"
 
