@@ -57,15 +57,16 @@ def lag_quantiles(buckets: dict[float, float], qs: tuple[float, ...]) -> list[fl
     return [next(le for le in bounds if buckets[le] >= q * total) for q in qs]
 
 
+def _bound(s: float) -> str:
+    return "over 2.5 s" if math.isinf(s) else f"<= {1000 * s:g}"
+
+
 def lag_line(r: dict[str, Any]) -> str:
     """The detail line: each group's loop lag p50/p99, as the histogram's bucket bounds."""
-    parts = []
-    for group, (p50, p99) in sorted(r.get("lag", {}).items()):
-
-        def bound(s: float) -> str:
-            return "over 2.5 s" if math.isinf(s) else f"<= {1000 * s:g}"
-
-        parts.append(f"{group} {bound(p50)}/{bound(p99)}")
+    parts = [
+        f"{group} {_bound(p50)}/{_bound(p99)}"
+        for group, (p50, p99) in sorted(r.get("lag", {}).items())
+    ]
     if not parts:
         return ""
     return "\n      loop lag p50/p99 (ms, bucket bounds): " + ", ".join(parts)

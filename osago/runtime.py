@@ -86,18 +86,6 @@ async def _database_ready(store: Store) -> str | None:
     return None
 
 
-async def _lag_until(
-    metrics: Metrics, stop: trio.Event, *, task_status: trio.TaskStatus[None]
-) -> None:
-    """The loop's lag (``osago_loop_lag_seconds``) watched until ``stop``: on /metrics where
-    it is served, and on the operations page."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(watch_loop_lag, metrics.loop_lag.observe)
-        task_status.started()
-        await stop.wait()
-        nursery.cancel_scope.cancel()
-
-
 async def _metrics_until(
     metrics: Metrics,
     bind: Bind,
@@ -191,12 +179,14 @@ async def run_role(
         metrics = Metrics()
         # The garbage collector's pauses stand this role's loop still: counted while it runs.
         metrics.registry.register(stack.enter_context(GcPauses().installed()))
-        # Where the insurers' pools drain cancelled calls' connections: opened before the
-        # roles' nursery and stopped (by the callback, first) after it, as the stack unwinds.
-        drains = await stack.enter_async_context(trio.open_nursery())
-        stack.callback(drains.cancel_scope.cancel)
+        # What outlives the roles: the loop-lag watcher (on /metrics where it is served, and
+        # on the operations page), and where the insurers' pools drain cancelled calls'
+        # connections. Opened before the roles' nursery and stopped (by the callback, first)
+        # after it, as the stack unwinds.
+        background = await stack.enter_async_context(trio.open_nursery())
+        stack.callback(background.cancel_scope.cancel)
+        await background.start(watch_loop_lag, metrics.loop_lag.observe)
         async with trio.open_nursery() as nursery:
-            await nursery.start(_lag_until, metrics, stop)
             if settings.metrics_bind is not None:
                 checks: dict[str, Check] = {}
                 if role != "insurers":
@@ -240,7 +230,7 @@ async def run_role(
             # Loaded once, when the simulator's address is known; api and worker share it.
             catalog = insurers_for(settings) if role in ("api", "worker", "all") else ()
             if role in ("worker", "all"):  # closed by the stack, after every role drained
-                client = await stack.enter_async_context(open_http(catalog, drains))
+                client = await stack.enter_async_context(open_http(catalog, background))
             if role in ("notifier", "all"):
                 port = await nursery.start(
                     notifier.run,
