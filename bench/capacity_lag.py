@@ -16,6 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.capacity_cpu import group_of
+from osago.metrics import bucket_quantile
 from tests.cluster import Cluster
 
 __all__ = ["LagReading", "lag_delta", "lag_line", "lag_quantiles", "lag_reading"]
@@ -50,11 +51,9 @@ def lag_delta(before: LagReading, after: LagReading) -> LagReading:
 def lag_quantiles(buckets: dict[float, float], qs: tuple[float, ...]) -> list[float] | None:
     """For each quantile, the bound of the first bucket that holds it (inf: past the last
     bound); None when there was no wake-up."""
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]] if bounds else 0.0
-    if total <= 0:
-        return None
-    return [next(le for le in bounds if buckets[le] >= q * total) for q in qs]
+    pairs = sorted(buckets.items())
+    found = [le for q in qs if (le := bucket_quantile(pairs, q)) is not None]
+    return found if len(found) == len(qs) else None
 
 
 def _bound(s: float) -> str:

@@ -8,20 +8,17 @@ from collections import defaultdict
 from typing import Any
 
 from osago.metrics._families import Metrics
+from osago.metrics._quantile import bucket_quantile
 from osago.models import iso
 
 __all__ = ["snapshot"]
 
 
 def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
-    """The upper bound of the bucket holding quantile ``q`` (cumulative (le, count) pairs)."""
-    if not buckets or buckets[-1][1] == 0:
-        return None
-    target = q * buckets[-1][1]
-    for le, count in buckets:
-        if count >= target:
-            return None if math.isinf(le) else le
-    return None
+    """The upper bound of the bucket holding quantile ``q`` (cumulative (le, count) pairs);
+    None past the last finite bound, or with nothing observed."""
+    le = bucket_quantile(buckets, q)
+    return None if le is None or math.isinf(le) else le
 
 
 def snapshot(metrics: Metrics) -> dict[str, Any]:
